@@ -1,0 +1,86 @@
+//! One typed configuration for the whole hub, built from CLI flags and the
+//! environment by `main`, or directly by tests.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the database is.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// An existing server (`DATABASE_URL`).
+    Url(String),
+    /// A private cluster the hub starts itself, kept in this folder.
+    Private(PathBuf),
+}
+
+/// Limits and timings of the session hub; defaults are the protocol's.
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    /// An actor with no listeners stops after this long.
+    pub idle_timeout: Duration,
+    /// Maximum queue entries per session (`too_large` past it).
+    pub queue_cap: usize,
+    /// Sustained ops per second per connection.
+    pub ops_per_sec: f64,
+    /// Burst size of the per-connection token bucket.
+    pub ops_burst: f64,
+    /// Refused ops (rate limited) in a row before closing with 4029.
+    pub rate_strikes: u32,
+    /// Concurrent WebSocket connections; the next one is refused with 503.
+    pub max_connections: usize,
+    /// A listener more than this many frames behind is closed with 4008.
+    pub outbound_frames: usize,
+    /// A listener more than this many bytes behind is closed with 4008.
+    pub outbound_bytes: usize,
+    /// WebSocket ping interval; a peer silent for 1.5× this is dropped.
+    pub ping_interval: Duration,
+    /// A connection that has not joined within this is closed with 4009.
+    pub join_timeout: Duration,
+    /// Largest inbound message (after reassembly).
+    pub max_message_bytes: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            idle_timeout: Duration::from_secs(60),
+            queue_cap: 10_000,
+            ops_per_sec: 20.0,
+            ops_burst: 40.0,
+            rate_strikes: 20,
+            max_connections: 100_000,
+            outbound_frames: 1024,
+            outbound_bytes: 1 << 20,
+            ping_interval: Duration::from_secs(20),
+            join_timeout: Duration::from_secs(10),
+            max_message_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Everything `App::build` needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database: Database,
+    /// Postgres connections in the pool.
+    pub pool_size: u32,
+    /// Directory of the web client's static files; `None` serves the copy
+    /// embedded in the binary.
+    pub web_dir: Option<PathBuf>,
+    pub hub: HubConfig,
+}
+
+impl Config {
+    /// A config for `url` on an ephemeral loopback port (tests, tools).
+    pub fn for_database_url(url: impl Into<String>) -> Config {
+        Config {
+            bind: ([127, 0, 0, 1], 0).into(),
+            database: Database::Url(url.into()),
+            pool_size: 10,
+            web_dir: None,
+            hub: HubConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Postgres access: the pool, the embedded migrations, the private cluster,
+//! and one module per aggregate holding its SQL (bound parameters only).
+//! Tables are Prisma's quoted PascalCase names with camelCase columns, plus
+//! the hub's own `hub_*` tables.
+
+pub mod cluster;
+pub mod sessions;
+pub mod tokens;
+pub mod tracks;
+pub mod updates;
+pub mod users;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+pub use cluster::{Cluster, ClusterError};
+
+/// The migrations in `migrations/`, compiled into the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A pool to `url`. Connections are checked out briefly by REST handlers and
+/// the session actors' commits, so a small pool serves many sessions.
+pub async fn connect(url: &str, size: u32) -> anyhow::Result<PgPool> {
+    let opts: PgConnectOptions = url.parse()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(size)
+        .min_connections(1.min(size))
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(opts)
+        .await?;
+    Ok(pool)
+}
+
+/// Bring the schema up to date. On a database the Prisma app already made,
+/// this adopts its tables and only adds the hub's own.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Is `e` a unique violation of the constraint/index named `name`?
+pub(crate) fn is_unique_violation(e: &sqlx::Error, name: &str) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if db.code().as_deref() == Some("23505") && db.constraint() == Some(name))
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,222 @@
+//! `"GroupSession"`, its `"Playlist"` (whose creator is the host), its members
+//! (`"_GroupSessionToUser"`), and the hub's per-session state: the version
+//! (`hub_session`) and the ordered queue (`hub_queue_entry`).
+
+use chrono::NaiveDateTime;
+use sqlx::{PgExecutor, PgPool};
+
+use super::new_id;
+use super::tracks::{TrackRow, TRACK_COLUMNS};
+use crate::error::Result;
+use crate::model::{now_ms, utc, Playlist, Session, Track};
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    s_id: String,
+    s_name: String,
+    s_active: bool,
+    s_created: NaiveDateTime,
+    s_updated: NaiveDateTime,
+    p_id: Option<String>,
+    p_name: Option<String>,
+    p_description: Option<String>,
+    p_spotify_id: Option<String>,
+    p_creator: Option<String>,
+}
+
+impl SessionRow {
+    fn session(&self) -> Session {
+        Session {
+            id: self.s_id.clone(),
+            name: self.s_name.clone(),
+            active: self.s_active,
+            created_at: utc(self.s_created),
+            updated_at: utc(self.s_updated),
+            host_id: self.p_creator.clone(),
+        }
+    }
+
+    fn playlist(&self) -> Option<Playlist> {
+        Some(Playlist {
+            id: self.p_id.clone()?,
+            name: self.p_name.clone()?,
+            description: self.p_description.clone(),
+            spotify_id: self.p_spotify_id.clone(),
+            creator_id: self.p_creator.clone()?,
+            session_id: Some(self.s_id.clone()),
+        })
+    }
+}
+
+const SESSION_SELECT: &str = r#"SELECT s."id" AS s_id, s."name" AS s_name, s."active" AS s_active,
+    s."createdAt" AS s_created, s."updatedAt" AS s_updated, p."id" AS p_id, p."name" AS p_name,
+    p."description" AS p_description, p."spotifyId" AS p_spotify_id, p."creatorId" AS p_creator
+    FROM "GroupSession" s LEFT JOIN "Playlist" p ON p."sessionId" = s."id""#;
+
+/// Create a session, its playlist (the caller is its creator, hence host),
+/// the caller's membership and the hub's version row, in one transaction.
+pub async fn create(
+    pool: &PgPool,
+    host_id: &str,
+    name: &str,
+    description: Option<&str>,
+) -> Result<(Session, Playlist)> {
+    let now = now_ms();
+    let (sid, pid) = (new_id(), new_id());
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        r#"INSERT INTO "GroupSession" ("id", "name", "createdAt", "updatedAt", "active") VALUES ($1, $2, $3, $3, true)"#,
+    )
+    .bind(&sid)
+    .bind(name)
+    .bind(now.naive_utc())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        r#"INSERT INTO "Playlist" ("id", "name", "description", "createdAt", "updatedAt", "creatorId", "sessionId")
+           VALUES ($1, $2, $3, $4, $4, $5, $6)"#,
+    )
+    .bind(&pid)
+    .bind(name)
+    .bind(description)
+    .bind(now.naive_utc())
+    .bind(host_id)
+    .bind(&sid)
+    .execute(&mut *tx)
+    .await?;
+    add_member(&mut *tx, &sid, host_id).await?;
+    sqlx::query("INSERT INTO hub_session (session_id, version) VALUES ($1, 0)")
+        .bind(&sid)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let session = Session {
+        id: sid.clone(),
+        name: name.to_owned(),
+        active: true,
+        created_at: now,
+        updated_at: now,
+        host_id: Some(host_id.to_owned()),
+    };
+    let playlist = Playlist {
+        id: pid,
+        name: name.to_owned(),
+        description: description.map(str::to_owned),
+        spotify_id: None,
+        creator_id: host_id.to_owned(),
+        session_id: Some(sid),
+    };
+    Ok((session, playlist))
+}
+
+/// Sessions, newest activity first, optionally only (in)active ones.
+pub async fn list(pool: &PgPool, active: Option<bool>, limit: i64) -> Result<Vec<Session>> {
+    let rows: Vec<SessionRow> = sqlx::query_as(&format!(
+        r#"{SESSION_SELECT} WHERE ($1::boolean IS NULL OR s."active" = $1)
+           ORDER BY s."updatedAt" DESC, s."id" LIMIT $2"#
+    ))
+    .bind(active)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(SessionRow::session).collect())
+}
+
+/// A session and its playlist (`None` for a session the old app made
+/// without one).
+pub async fn get(db: impl PgExecutor<'_>, id: &str) -> Result<Option<(Session, Option<Playlist>)>> {
+    let row: Option<SessionRow> = sqlx::query_as(&format!(r#"{SESSION_SELECT} WHERE s."id" = $1"#))
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.map(|r| (r.session(), r.playlist())))
+}
+
+/// Mark the session ended. Returns false when it does not exist.
+pub async fn end(pool: &PgPool, id: &str) -> Result<bool> {
+    let done = sqlx::query(
+        r#"UPDATE "GroupSession" SET "active" = false, "updatedAt" = $2 WHERE "id" = $1"#,
+    )
+    .bind(id)
+    .bind(now_ms().naive_utc())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Make `user_id` a member (idempotent).
+pub async fn add_member(db: impl PgExecutor<'_>, session_id: &str, user_id: &str) -> Result<()> {
+    sqlx::query(
+        r#"INSERT INTO "_GroupSessionToUser" ("A", "B") VALUES ($1, $2) ON CONFLICT DO NOTHING"#,
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A member as stored: id, name, avatar.
+pub type MemberRow = (String, String, Option<String>);
+
+pub async fn members(db: impl PgExecutor<'_>, session_id: &str) -> Result<Vec<MemberRow>> {
+    Ok(sqlx::query_as(
+        r#"SELECT u."id", u."name", u."avatar" FROM "_GroupSessionToUser" m
+           JOIN "User" u ON u."id" = m."B" WHERE m."A" = $1 ORDER BY u."name", u."id""#,
+    )
+    .bind(session_id)
+    .fetch_all(db)
+    .await?)
+}
+
+/// The session's version; creates the row at 0 for sessions the hub has not
+/// seen yet (made by the old app).
+pub async fn version(db: impl PgExecutor<'_>, session_id: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        r#"INSERT INTO hub_session (session_id, version) VALUES ($1, 0)
+           ON CONFLICT (session_id) DO UPDATE SET version = hub_session.version
+           RETURNING version"#,
+    )
+    .bind(session_id)
+    .fetch_one(db)
+    .await?)
+}
+
+/// A stored queue entry with its track, in no particular order.
+pub struct StoredEntry {
+    pub entry_id: String,
+    pub position: String,
+    pub added_by: String,
+    pub added_at: chrono::DateTime<chrono::Utc>,
+    pub track: Track,
+}
+
+pub async fn queue(db: impl PgExecutor<'_>, session_id: &str) -> Result<Vec<StoredEntry>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        entry_id: String,
+        position: String,
+        added_by: String,
+        added_at: NaiveDateTime,
+        #[sqlx(flatten)]
+        track: TrackRow,
+    }
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        r#"SELECT q.entry_id, q.position, q.added_by, q.added_at, {TRACK_COLUMNS}
+           FROM hub_queue_entry q JOIN "Track" ON "Track"."id" = q.track_id
+           WHERE q.session_id = $1 ORDER BY q.position"#
+    ))
+    .bind(session_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| StoredEntry {
+            entry_id: r.entry_id,
+            position: r.position,
+            added_by: r.added_by,
+            added_at: utc(r.added_at),
+            track: r.track.into(),
+        })
+        .collect())
+}

@@ -1,0 +1,137 @@
+//! Group sessions over REST: create (caller becomes host), list, read the
+//! snapshot, end (host only), and page the PlaylistUpdate log.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::extract::{ApiJson, ApiQuery, AuthUser};
+use super::AppState;
+use crate::db::{sessions, updates};
+use crate::error::{Error, Result};
+use crate::validate;
+
+#[derive(Deserialize)]
+pub struct CreateBody {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// `POST /v1/sessions` → 201 {session, playlist}
+pub async fn create(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiJson(b): ApiJson<CreateBody>,
+) -> Result<(StatusCode, Json<Value>)> {
+    let name = validate::text("name", &b.name, validate::NAME_MAX)?;
+    let description = validate::optional_text(
+        "description",
+        b.description.as_deref(),
+        validate::DESCRIPTION_MAX,
+    )?;
+    let (session, playlist) =
+        sessions::create(&st.db, &user.id, &name, description.as_deref()).await?;
+    tracing::info!(session_id = %session.id, host = %user.id, "session created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "session": session, "playlist": playlist })),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    active: Option<bool>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// `GET /v1/sessions?active=&limit=` → {sessions}
+pub async fn list(
+    State(st): State<AppState>,
+    AuthUser(_): AuthUser,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Value>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(Error::invalid("limit", "must be 1 to 500"));
+    }
+    let found = sessions::list(&st.db, q.active, limit).await?;
+    Ok(Json(json!({ "sessions": found })))
+}
+
+/// `GET /v1/sessions/{id}` → the snapshot body.
+pub async fn get(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let snap = st.hub.snapshot(&id, &user.id).await?;
+    Ok(Json(
+        serde_json::to_value(snap).map_err(|e| Error::Internal(e.into()))?,
+    ))
+}
+
+/// `POST /v1/sessions/{id}/end` (host only) → {session}. Ending an ended
+/// session is a no-op. A live session's listeners get `ended` and close 4010.
+pub async fn end(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let (session, _) = sessions::get(&st.db, &id)
+        .await?
+        .ok_or(Error::NotFound("session"))?;
+    if session.host_id.as_deref() != Some(user.id.as_str()) {
+        return Err(Error::Forbidden(
+            "only the host may end this session".into(),
+        ));
+    }
+    if session.active {
+        st.hub.end(&id).await?;
+    }
+    let (session, _) = sessions::get(&st.db, &id)
+        .await?
+        .ok_or(Error::NotFound("session"))?;
+    Ok(Json(json!({ "session": session })))
+}
+
+#[derive(Deserialize)]
+pub struct UpdatesQuery {
+    #[serde(default)]
+    after: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// `GET /v1/sessions/{id}/updates?after=&limit=` → {updates, next}; `next`
+/// is the `after` of the following page, or null on the last one.
+pub async fn updates(
+    State(st): State<AppState>,
+    AuthUser(_): AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<UpdatesQuery>,
+) -> Result<Json<Value>> {
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(Error::invalid("after", "must be 0 or more"));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Error::invalid("limit", "must be 1 to 1000"));
+    }
+    let (_, playlist) = sessions::get(&st.db, &id)
+        .await?
+        .ok_or(Error::NotFound("session"))?;
+    let Some(playlist) = playlist else {
+        return Ok(Json(json!({ "updates": [], "next": null })));
+    };
+    let page = updates::page(&st.db, &playlist.id, after, limit).await?;
+    let next = (page.len() as i64 == limit)
+        .then(|| page.last().map(|u| u.version))
+        .flatten();
+    Ok(Json(json!({ "updates": page, "next": next })))
+}

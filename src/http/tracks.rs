@@ -1,0 +1,128 @@
+//! The catalog over REST: upsert a track (with optional audio features) and
+//! search by name, artist or album.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::extract::{ApiJson, ApiQuery, AuthUser};
+use super::AppState;
+use crate::db::tracks::{self, TrackInput};
+use crate::error::{Error, Result};
+use crate::model::TrackFeatures;
+use crate::validate;
+
+/// Track metadata as clients send it (REST body and the protocol's `add.track`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackBody {
+    pub spotify_id: String,
+    pub name: String,
+    pub artists: Vec<String>,
+    pub album: String,
+    #[serde(default)]
+    pub popularity: Option<i32>,
+}
+
+impl TrackBody {
+    /// Check every field against the protocol's limits.
+    pub fn validate(&self) -> Result<TrackInput> {
+        Ok(TrackInput {
+            spotify_id: validate::spotify_id(&self.spotify_id)?,
+            name: validate::text("name", &self.name, validate::TRACK_NAME_MAX)?,
+            artists: validate::artists(&self.artists)?,
+            album: validate::text("album", &self.album, validate::TRACK_NAME_MAX)?,
+            popularity: self.popularity.map(validate::popularity).transpose()?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+pub struct UpsertBody {
+    #[serde(flatten)]
+    track: TrackBody,
+    #[serde(default)]
+    features: Option<TrackFeatures>,
+}
+
+fn check_features(f: &TrackFeatures) -> Result<()> {
+    let unit = [
+        ("features.danceability", f.danceability),
+        ("features.energy", f.energy),
+        ("features.speechiness", f.speechiness),
+        ("features.acousticness", f.acousticness),
+        ("features.instrumentalness", f.instrumentalness),
+        ("features.liveness", f.liveness),
+        ("features.valence", f.valence),
+    ];
+    for (field, v) in unit {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(Error::invalid(field, "must be 0.0 to 1.0"));
+        }
+    }
+    if !(-1..=11).contains(&f.key) {
+        return Err(Error::invalid("features.key", "must be -1 to 11"));
+    }
+    if !(0..=1).contains(&f.mode) {
+        return Err(Error::invalid("features.mode", "must be 0 or 1"));
+    }
+    if !(-100.0..=10.0).contains(&f.loudness) {
+        return Err(Error::invalid("features.loudness", "must be -100 to 10 dB"));
+    }
+    if !(0.0..=400.0).contains(&f.tempo) {
+        return Err(Error::invalid("features.tempo", "must be 0 to 400 BPM"));
+    }
+    Ok(())
+}
+
+/// `POST /v1/tracks` → 201 (new) or 200 (updated) {track, features}
+pub async fn upsert(
+    State(st): State<AppState>,
+    AuthUser(_): AuthUser,
+    ApiJson(b): ApiJson<UpsertBody>,
+) -> Result<(StatusCode, Json<Value>)> {
+    let input = b.track.validate()?;
+    if let Some(f) = &b.features {
+        check_features(f)?;
+    }
+    let mut tx = st.db.begin().await?;
+    let (track, inserted) = tracks::upsert(&mut *tx, &input).await?;
+    if let Some(f) = &b.features {
+        tracks::set_features(&mut *tx, &track.id, f).await?;
+    }
+    tx.commit().await?;
+    let features = tracks::features(&st.db, &track.id).await?;
+    let status = if inserted {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({ "track": track, "features": features })),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    q: String,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// `GET /v1/tracks?q=&limit=` → {tracks}
+pub async fn search(
+    State(st): State<AppState>,
+    AuthUser(_): AuthUser,
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> Result<Json<Value>> {
+    let text = validate::text("q", &q.q, validate::NAME_MAX)?;
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(Error::invalid("limit", "must be 1 to 100"));
+    }
+    let found = tracks::search(&st.db, &text, limit).await?;
+    Ok(Json(json!({ "tracks": found })))
+}

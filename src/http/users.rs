@@ -1,0 +1,111 @@
+//! Accounts: register, log in (token), the caller's profile and preferences.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::extract::{ApiJson, AuthUser};
+use super::AppState;
+use crate::db::{tokens, users};
+use crate::error::{Error, Result};
+use crate::{auth, validate};
+
+#[derive(Deserialize)]
+pub struct Register {
+    email: String,
+    name: String,
+    password: String,
+}
+
+/// `POST /v1/users` → 201 {user, token}
+pub async fn register(
+    State(st): State<AppState>,
+    ApiJson(b): ApiJson<Register>,
+) -> Result<(StatusCode, Json<Value>)> {
+    let email = validate::email(&b.email)?;
+    let name = validate::text("name", &b.name, validate::NAME_MAX)?;
+    validate::password(&b.password)?;
+    let hash = auth::hash_password(b.password).await?;
+    let user = users::create(&st.db, &email, &name, &hash).await?;
+    let token = tokens::issue(&st.db, &user.id).await?;
+    tracing::info!(user_id = %user.id, "registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "user": user, "token": token })),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct Login {
+    email: String,
+    password: String,
+}
+
+/// A valid argon2id hash of a random password: verifying against it when the
+/// email is unknown makes both failures take the same time.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0X6cE7Y0w1mVY2cYbNQm0b2z9dZ2lJ2Kx2m7y0l7nqk";
+
+/// `POST /v1/auth/token` → {token, user}
+pub async fn login(State(st): State<AppState>, ApiJson(b): ApiJson<Login>) -> Result<Json<Value>> {
+    let email = validate::email(&b.email)?;
+    let found = users::credentials(&st.db, &email).await?;
+    let (user_id, stored) = match found {
+        Some((id, Some(hash))) => (Some(id), hash),
+        _ => (None, DUMMY_HASH.to_owned()),
+    };
+    let ok = auth::verify_password(b.password, stored).await?;
+    let user_id = user_id.filter(|_| ok).ok_or(Error::Unauthorized)?;
+    let user = users::get(&st.db, &user_id)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let token = tokens::issue(&st.db, &user.id).await?;
+    Ok(Json(json!({ "token": token, "user": user })))
+}
+
+/// `GET /v1/me` → {user, preferences}
+pub async fn me(State(st): State<AppState>, AuthUser(user): AuthUser) -> Result<Json<Value>> {
+    let prefs = users::preferences(&st.db, &user.id).await?;
+    Ok(Json(json!({ "user": user, "preferences": prefs })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreferencesBody {
+    #[serde(default)]
+    top_tracks: Vec<String>,
+    #[serde(default)]
+    top_artists: Vec<String>,
+    #[serde(default)]
+    genres: Vec<String>,
+    #[serde(default)]
+    features: Option<Value>,
+}
+
+/// `PUT /v1/me/preferences` → {preferences}
+pub async fn put_preferences(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiJson(b): ApiJson<PreferencesBody>,
+) -> Result<Json<Value>> {
+    let top_tracks = validate::string_list("topTracks", &b.top_tracks)?;
+    let top_artists = validate::string_list("topArtists", &b.top_artists)?;
+    let genres = validate::string_list("genres", &b.genres)?;
+    let features = match b.features {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) if v.to_string().len() <= 16 * 1024 => Some(v),
+        Some(Value::Object(_)) => return Err(Error::invalid("features", "must be at most 16 KiB")),
+        Some(_) => return Err(Error::invalid("features", "must be an object or null")),
+    };
+    let prefs = users::set_preferences(
+        &st.db,
+        &user.id,
+        &top_tracks,
+        &top_artists,
+        &genres,
+        features.as_ref(),
+    )
+    .await?;
+    Ok(Json(json!({ "preferences": prefs })))
+}

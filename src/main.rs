@@ -1,0 +1,121 @@
+//! `audotics-hub`: parse flags, then hand over to the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use audotics_hub::config::{Config, Database, HubConfig};
+use audotics_hub::{app, db, telemetry, App};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "audotics-hub",
+    version,
+    about = "Real-time session hub for Audotics group listening"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve REST, WebSocket and the web client. Without a database URL, runs a
+    /// private Postgres under <data-dir>/postgres.
+    Serve(ServeArgs),
+    /// Create or update the database schema (adopts an existing Prisma database).
+    Migrate(DbArgs),
+}
+
+#[derive(Args)]
+struct DbArgs {
+    /// Postgres URL; omit to use the private cluster.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Where the private cluster lives (when no URL is given).
+    #[arg(long, env = "AUDOTICS_DATA_DIR", default_value = ".audotics")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "AUDOTICS_BIND", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Postgres connections in the pool.
+    #[arg(long, env = "AUDOTICS_POOL_SIZE", default_value_t = 16)]
+    pool_size: u32,
+    /// Seconds an idle session actor (no listeners) lives on.
+    #[arg(long, env = "AUDOTICS_IDLE_SECS", default_value_t = 60)]
+    idle_secs: u64,
+    /// Maximum concurrent WebSocket connections.
+    #[arg(long, env = "AUDOTICS_MAX_CONNECTIONS", default_value_t = 100_000)]
+    max_connections: usize,
+}
+
+impl DbArgs {
+    fn database(&self) -> Database {
+        match &self.database_url {
+            Some(url) => Database::Url(url.clone()),
+            None => Database::Private(self.data_dir.join("postgres")),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => migrate(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let hub = HubConfig {
+        idle_timeout: std::time::Duration::from_secs(args.idle_secs),
+        max_connections: args.max_connections,
+        ..HubConfig::default()
+    };
+    let config = Config {
+        bind: args.bind,
+        database: args.db.database(),
+        pool_size: args.pool_size,
+        web_dir: None,
+        hub,
+    };
+    let app = App::build(config).await?;
+    app.run(app::shutdown_signal()).await
+}
+
+async fn migrate(args: DbArgs) -> anyhow::Result<()> {
+    let config = Config {
+        database: args.database(),
+        ..Config::for_database_url(String::new())
+    };
+    let (url, mut cluster) = app::database(&config).await?;
+    let result = async {
+        let pool = db::connect(&url, 2).await?;
+        db::migrate(&pool).await?;
+        pool.close().await;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Some(c) = cluster.as_mut() {
+        c.stop();
+    }
+    result?;
+    eprintln!("migrations applied");
+    Ok(())
+}

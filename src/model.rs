@@ -1,0 +1,171 @@
+//! The shapes the hub shows to clients (REST bodies and protocol payloads):
+//! one definition each, so a user or a session looks the same everywhere.
+//! None of them has a field for a secret (password hash, tokens, Spotify
+//! tokens), so no response can carry one.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Prisma stores `DateTime` as `TIMESTAMP(3)` in UTC.
+pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+/// Now, truncated to the millisecond precision the database keeps, so what
+/// we send equals what we store.
+pub fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub avatar: Option<String>,
+    pub spotify_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Preferences {
+    pub top_tracks: Vec<String>,
+    pub top_artists: Vec<String>,
+    pub genres: Vec<String>,
+    pub features: Option<serde_json::Value>,
+    pub last_updated: DateTime<Utc>,
+}
+
+/// A GroupSession as REST shows it; `hostId` is its playlist's creator.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub id: String,
+    pub name: String,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub host_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Playlist {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub spotify_id: Option<String>,
+    pub creator_id: String,
+    pub session_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Track {
+    pub id: String,
+    pub spotify_id: String,
+    pub name: String,
+    pub artists: Vec<String>,
+    pub album: String,
+    pub popularity: i32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackFeatures {
+    pub danceability: f64,
+    pub energy: f64,
+    pub key: i32,
+    pub loudness: f64,
+    pub mode: i32,
+    pub speechiness: f64,
+    pub acousticness: f64,
+    pub instrumentalness: f64,
+    pub liveness: f64,
+    pub valence: f64,
+    pub tempo: f64,
+}
+
+/// One entry of a session's queue.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueEntry {
+    pub entry_id: String,
+    pub track: Track,
+    pub added_by: String,
+    pub added_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub user_id: String,
+    pub name: String,
+    pub avatar: Option<String>,
+    pub online: bool,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    Host,
+    Member,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct You {
+    pub user_id: String,
+    pub role: Role,
+}
+
+/// A session's whole state at one version: the `snapshot` frame's body and
+/// `GET /v1/sessions/{id}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub version: i64,
+    pub session: SessionRef,
+    pub playlist: PlaylistRef,
+    pub queue: Vec<QueueEntry>,
+    pub members: Vec<Member>,
+    pub you: You,
+}
+
+/// The session as the snapshot shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRef {
+    pub id: String,
+    pub name: String,
+    pub active: bool,
+    pub host_id: String,
+}
+
+/// The playlist as the snapshot shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaylistRef {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub spotify_id: Option<String>,
+}
+
+/// One row of the PlaylistUpdate log as `GET …/updates` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateRecord {
+    pub version: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub entry_id: Option<String>,
+    pub track_id: String,
+    pub user_id: String,
+    pub from_index: Option<i32>,
+    pub to_index: Option<i32>,
+    pub timestamp: DateTime<Utc>,
+}

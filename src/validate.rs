@@ -1,0 +1,165 @@
+//! Field rules shared by REST and the WebSocket protocol, so both refuse the
+//! same input with the same words. Each check names the field it guards.
+
+use crate::error::{Error, Result};
+
+pub const REQ_MAX: usize = 64;
+pub const TRACK_NAME_MAX: usize = 500;
+pub const ARTIST_MAX: usize = 200;
+pub const ARTISTS_MAX: usize = 50;
+pub const SPOTIFY_ID_MAX: usize = 64;
+pub const NAME_MAX: usize = 200;
+pub const DESCRIPTION_MAX: usize = 2000;
+pub const EMAIL_MAX: usize = 320;
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 1024;
+pub const LIST_MAX: usize = 500;
+
+/// A trimmed, non-empty string of at most `max` characters.
+pub fn text(field: &str, value: &str, max: usize) -> Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if v.chars().count() > max {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if v.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(v.to_owned())
+}
+
+pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) => text(field, v, max).map(Some),
+    }
+}
+
+pub fn email(value: &str) -> Result<String> {
+    let v = text("email", value, EMAIL_MAX)?.to_lowercase();
+    let ok = match v.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !v.contains(' ')
+        }
+        None => false,
+    };
+    if !ok {
+        return Err(Error::invalid("email", "must be an email address"));
+    }
+    Ok(v)
+}
+
+pub fn password(value: &str) -> Result<()> {
+    let n = value.chars().count();
+    if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&n) {
+        return Err(Error::invalid(
+            "password",
+            format!("must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The client's request id: 1–64 characters.
+pub fn req(value: &str) -> Result<()> {
+    if value.is_empty() || value.chars().count() > REQ_MAX {
+        return Err(Error::invalid(
+            "req",
+            format!("must be 1 to {REQ_MAX} characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn spotify_id(value: &str) -> Result<String> {
+    let v = text("spotifyId", value, SPOTIFY_ID_MAX)?;
+    if !v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':')
+    {
+        return Err(Error::invalid(
+            "spotifyId",
+            "must be letters, digits, '_', '-' or ':'",
+        ));
+    }
+    Ok(v)
+}
+
+pub fn artists(values: &[String]) -> Result<Vec<String>> {
+    if values.is_empty() || values.len() > ARTISTS_MAX {
+        return Err(Error::invalid(
+            "artists",
+            format!("must list 1 to {ARTISTS_MAX} names"),
+        ));
+    }
+    values
+        .iter()
+        .map(|a| text("artists", a, ARTIST_MAX))
+        .collect()
+}
+
+pub fn popularity(value: i32) -> Result<i32> {
+    if !(0..=100).contains(&value) {
+        return Err(Error::invalid("popularity", "must be 0 to 100"));
+    }
+    Ok(value)
+}
+
+/// A list of short strings (preferences), each 1–200 characters.
+pub fn string_list(field: &str, values: &[String]) -> Result<Vec<String>> {
+    if values.len() > LIST_MAX {
+        return Err(Error::invalid(
+            field,
+            format!("must have at most {LIST_MAX} items"),
+        ));
+    }
+    values.iter().map(|v| text(field, v, NAME_MAX)).collect()
+}
+
+pub fn uuid(field: &str, value: &str) -> Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(value).map_err(|_| Error::invalid(field, "must be a UUID"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_rules() {
+        assert_eq!(text("name", "  a b ", 10).unwrap(), "a b");
+        assert!(text("name", "   ", 10).is_err());
+        assert!(text("name", &"x".repeat(11), 10).is_err());
+        assert!(text("name", "a\u{0}b", 10).is_err());
+        let e = text("name", "", 3).unwrap_err();
+        assert!(matches!(e, Error::Invalid { ref field, .. } if field == "name"));
+    }
+
+    #[test]
+    fn email_rules() {
+        assert_eq!(email(" Ann@Example.COM ").unwrap(), "ann@example.com");
+        for bad in ["", "ann", "@x", "ann@", "a@b@c", "a b@c"] {
+            assert!(email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn req_and_artists_rules() {
+        assert!(req("r1").is_ok());
+        assert!(req("").is_err());
+        assert!(req(&"r".repeat(65)).is_err());
+        assert!(req(&"r".repeat(64)).is_ok());
+        assert!(artists(&[]).is_err());
+        assert!(artists(&vec!["a".into(); 51]).is_err());
+        assert!(artists(&["a".repeat(201)]).is_err());
+        assert_eq!(artists(&[" A ".into()]).unwrap(), vec!["A"]);
+        assert!(spotify_id("4uLU6hMCjMI75M1A2tKUQC").is_ok());
+        assert!(spotify_id("bad id").is_err());
+        assert!(popularity(101).is_err());
+    }
+}
