@@ -1,0 +1,205 @@
+//! Test harness: one throwaway Postgres cluster per test process (started the
+//! same way `serve` starts its private one), a fresh database per test, and
+//! the real hub served on an ephemeral loopback port.
+
+use std::net::SocketAddr;
+use std::sync::{Mutex, OnceLock};
+
+use audotics_hub::config::Config;
+use audotics_hub::db::Cluster;
+use audotics_hub::App;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+static CLUSTER: Mutex<Option<Cluster>> = Mutex::new(None);
+static CLUSTER_ROOT: OnceLock<std::path::PathBuf> = OnceLock::new();
+
+extern "C" fn stop_cluster() {
+    if let Ok(mut guard) = CLUSTER.lock() {
+        if let Some(mut c) = guard.take() {
+            c.stop();
+        }
+    }
+    if let Some(root) = CLUSTER_ROOT.get() {
+        let _ = std::fs::remove_dir_all(root);
+    }
+}
+
+/// URL of database `db` in this process's cluster, starting it on first use.
+pub fn cluster_url(db: &str) -> String {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The postmaster is told to stop when the thread that spawned it
+        // exits, so spawn it from a thread that lives as long as the process.
+        std::thread::spawn(move || {
+            let root = std::env::temp_dir().join(format!("audotics-test-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            let _ = CLUSTER_ROOT.set(root.clone());
+            match Cluster::start_ephemeral(&root) {
+                Ok(c) => {
+                    *CLUSTER.lock().unwrap() = Some(c);
+                    // SAFETY: registering a plain extern "C" fn.
+                    unsafe { libc::atexit(stop_cluster) };
+                    tx.send(Ok(())).unwrap();
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(e) => tx.send(Err(e.to_string())).unwrap(),
+            }
+        });
+        rx.recv().unwrap()
+    });
+    if let Err(e) = ready {
+        panic!("cannot start the test Postgres cluster: {e}");
+    }
+    CLUSTER
+        .lock()
+        .unwrap()
+        .as_ref()
+        .expect("cluster running")
+        .url(db)
+}
+
+/// A new, empty database; returns its URL.
+pub async fn fresh_database() -> String {
+    let admin = cluster_url("audotics");
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("connect to the test cluster");
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create test database");
+    cluster_url(&name)
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub db_url: String,
+    pub db: PgPool,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The real hub on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let db_url = fresh_database().await;
+    spawn_app_on(db_url, tweak).await
+}
+
+/// The real hub on an existing database (e.g. to restart on the same data).
+pub async fn spawn_app_on(db_url: String, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::for_database_url(db_url.clone());
+    config.pool_size = 5;
+    tweak(&mut config);
+    let app = App::build(config).await.expect("build app");
+    let addr = app.local_addr();
+    let db = app.db().clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        db_url,
+        db,
+        http: reqwest::Client::new(),
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// A registered user.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub password: String,
+    pub token: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn register(&self, name: &str) -> TestUser {
+        let email = format!(
+            "{}-{}@example.test",
+            name.to_lowercase(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let password = "correct horse battery".to_owned();
+        let res = self
+            .http
+            .post(self.url("/v1/users"))
+            .json(&json!({ "email": email, "name": name, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "register {name}");
+        let body: Value = res.json().await.unwrap();
+        TestUser {
+            id: body["user"]["id"].as_str().unwrap().to_owned(),
+            email,
+            name: name.to_owned(),
+            password,
+            token: body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Create a session hosted by `host`; returns (session id, playlist id).
+    pub async fn create_session(&self, host: &TestUser, name: &str) -> (String, String) {
+        let res = self
+            .http
+            .post(self.url("/v1/sessions"))
+            .bearer_auth(&host.token)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        (
+            body["session"]["id"].as_str().unwrap().to_owned(),
+            body["playlist"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Upsert a track through REST; returns its id.
+    pub async fn track(&self, user: &TestUser, spotify_id: &str, name: &str) -> String {
+        let res = self
+            .http
+            .post(self.url("/v1/tracks"))
+            .bearer_auth(&user.token)
+            .json(&json!({ "spotifyId": spotify_id, "name": name, "artists": ["Artist"], "album": "Album", "popularity": 50 }))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "track upsert: {}", res.status());
+        let body: Value = res.json().await.unwrap();
+        body["track"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Graceful stop (like SIGTERM), waiting for the drain.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("app task").expect("app run");
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests: the real hub over real sockets against a real Postgres.
+
+mod helpers;
+mod migrations;
+mod rest;
