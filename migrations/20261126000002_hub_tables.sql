@@ -12,7 +12,10 @@ CREATE INDEX hub_auth_token_user_idx ON hub_auth_token (user_id);
 -- Per-session protocol version: the number of the last applied queue change.
 CREATE TABLE hub_session (
     session_id TEXT PRIMARY KEY REFERENCES "GroupSession"("id") ON DELETE CASCADE ON UPDATE CASCADE,
-    version BIGINT NOT NULL DEFAULT 0 CHECK (version >= 0)
+    version BIGINT NOT NULL DEFAULT 0 CHECK (version >= 0),
+    -- Group commits so far: lets the hub learn whether a COMMIT whose reply
+    -- was lost happened.
+    commits BIGINT NOT NULL DEFAULT 0
 );
 
 -- The live queue. `position` is a fractional-index key (byte order = queue
@@ -24,7 +27,8 @@ CREATE TABLE hub_queue_entry (
     added_by TEXT NOT NULL REFERENCES "User"("id") ON DELETE RESTRICT ON UPDATE CASCADE,
     added_at TIMESTAMP(3) NOT NULL,
     position TEXT COLLATE "C" NOT NULL,
-    UNIQUE (session_id, position)
+    -- Deferred: one commit may hand a key freed by one entry to another.
+    CONSTRAINT hub_queue_entry_position_key UNIQUE (session_id, position) DEFERRABLE INITIALLY DEFERRED
 );
 CREATE INDEX hub_queue_entry_track_idx ON hub_queue_entry (session_id, track_id);
 

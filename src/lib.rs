@@ -23,6 +23,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod model;
+pub mod protocol;
 pub mod telemetry;
 pub mod validate;
 

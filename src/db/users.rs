@@ -37,25 +37,34 @@ pub(crate) const USER_COLUMNS: &str = r#""User"."id", "User"."email", "User"."na
 
 pub async fn create(pool: &PgPool, email: &str, name: &str, password_hash: &str) -> Result<User> {
     let now = now_ms().naive_utc();
-    let row: UserRow = sqlx::query_as(&format!(
+    // The hub stores emails lower-cased, but the old app may have stored one
+    // with capitals: that is the same account, so compare case-insensitively
+    // (the unique index alone only catches an exact match).
+    let row: Option<UserRow> = sqlx::query_as(&format!(
         r#"INSERT INTO "User" ("id", "email", "name", "password", "createdAt", "updatedAt")
-           VALUES ($1, $2, $3, $4, $5, $5) RETURNING {USER_COLUMNS}"#
+           SELECT $1, $2, $3, $4, $5, $5
+           WHERE NOT EXISTS (SELECT 1 FROM "User" WHERE lower("email") = lower($2))
+           RETURNING {USER_COLUMNS}"#
     ))
     .bind(new_id())
     .bind(email)
     .bind(name)
     .bind(password_hash)
     .bind(now)
-    .fetch_one(pool)
+    .fetch_optional(pool)
     .await
     .map_err(|e| {
         if is_unique_violation(&e, "User_email_key") {
-            Error::Conflict("an account with this email already exists".into())
+            duplicate_email()
         } else {
             e.into()
         }
     })?;
-    Ok(row.into())
+    row.map(Into::into).ok_or_else(duplicate_email)
+}
+
+fn duplicate_email() -> Error {
+    Error::Conflict("an account with this email already exists".into())
 }
 
 /// The user id and stored password hash for `email`, to log in.

@@ -35,12 +35,26 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
             Error::Malformed(format!("malformed JSON: {inner}"))
-        } else if path == "." {
-            Error::invalid("body", inner.to_string())
         } else {
-            Error::invalid(path, inner.to_string())
+            let message = inner.to_string();
+            Error::invalid(field_name(&path, &message, "body"), message)
         }
     })
+}
+
+/// The field a deserialization error is about: its path, or for a missing
+/// field (reported at the enclosing object) the missing field's own path.
+fn field_name(path: &str, message: &str, whole: &str) -> String {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    match (path, missing) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => whole.to_owned(),
+        (p, Some(name)) => format!("{p}.{name}"),
+        (p, None) => p.to_owned(),
+    }
 }
 
 /// Query parameters; a bad one → 422 naming it.
@@ -56,10 +70,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .map(ApiQuery)
             .map_err(|e| {
                 let path = e.path().to_string();
-                Error::invalid(
-                    if path == "." { "query".into() } else { path },
-                    e.into_inner().to_string(),
-                )
+                let message = e.into_inner().to_string();
+                Error::invalid(field_name(&path, &message, "query"), message)
             })
     }
 }

@@ -7,6 +7,7 @@ pub mod ops;
 pub mod sessions;
 pub mod tracks;
 pub mod users;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,7 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions", post(sessions::create).get(sessions::list))
         .route("/sessions/{id}", get(sessions::get))
         .route("/sessions/{id}/end", post(sessions::end))
-        .route("/sessions/{id}/updates", get(sessions::updates));
+        .route("/sessions/{id}/updates", get(sessions::updates))
+        .route("/ws", get(ws::upgrade));
     Router::new()
         .nest("/v1", api)
         .route("/healthz", get(ops::healthz))

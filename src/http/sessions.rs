@@ -129,9 +129,11 @@ pub async fn updates(
     let Some(playlist) = playlist else {
         return Ok(Json(json!({ "updates": [], "next": null })));
     };
-    let page = updates::page(&st.db, &playlist.id, after, limit).await?;
-    let next = (page.len() as i64 == limit)
-        .then(|| page.last().map(|u| u.version))
-        .flatten();
+    // One row more than asked tells whether another page follows, so the
+    // last page (even a full one) says `next: null`.
+    let mut page = updates::page(&st.db, &playlist.id, after, limit + 1).await?;
+    let more = page.len() as i64 > limit;
+    page.truncate(limit as usize);
+    let next = more.then(|| page.last().map(|u| u.version)).flatten();
     Ok(Json(json!({ "updates": page, "next": next })))
 }

@@ -15,7 +15,7 @@ use crate::model::TrackFeatures;
 use crate::validate;
 
 /// Track metadata as clients send it (REST body and the protocol's `add.track`).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TrackBody {
     pub spotify_id: String,
@@ -39,12 +39,32 @@ impl TrackBody {
     }
 }
 
+/// The REST body: a `TrackBody` plus optional features. Spelled out rather
+/// than `#[serde(flatten)]`, which buffers the fields and so loses the path
+/// of a wrongly typed one (the 422 could not name it).
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UpsertBody {
-    #[serde(flatten)]
-    track: TrackBody,
+    spotify_id: String,
+    name: String,
+    artists: Vec<String>,
+    album: String,
+    #[serde(default)]
+    popularity: Option<i32>,
     #[serde(default)]
     features: Option<TrackFeatures>,
+}
+
+impl UpsertBody {
+    fn track(&self) -> TrackBody {
+        TrackBody {
+            spotify_id: self.spotify_id.clone(),
+            name: self.name.clone(),
+            artists: self.artists.clone(),
+            album: self.album.clone(),
+            popularity: self.popularity,
+        }
+    }
 }
 
 fn check_features(f: &TrackFeatures) -> Result<()> {
@@ -83,7 +103,7 @@ pub async fn upsert(
     AuthUser(_): AuthUser,
     ApiJson(b): ApiJson<UpsertBody>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    let input = b.track.validate()?;
+    let input = b.track().validate()?;
     if let Some(f) = &b.features {
         check_features(f)?;
     }

@@ -1,20 +1,35 @@
 //! The session hub: one actor per active GroupSession, reached through a
 //! registry of handles. `queue` is the pure queue model the actors apply.
 
+pub mod outbox;
+pub mod persist;
 pub mod queue;
+pub mod registry;
+pub mod session;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::HubConfig;
 use crate::db::sessions;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::model::{Member, PlaylistRef, QueueEntry, Role, SessionRef, Snapshot, You};
+use crate::model::{Member, PlaylistRef, QueueEntry, Role, SessionRef, Snapshot, User, You};
+use outbox::Outbox;
+use registry::Registry;
+use session::{Command, JoinRefusal, ListenerId, Op, SessionActor};
 
-/// The hub's entry point, cheap to clone.
+/// Commands waiting for one session actor at most; a connection sending
+/// more waits (backpressure on that connection only).
+const ACTOR_INBOX: usize = 4096;
+
+/// The hub's entry point, cheap to clone: finds or starts session actors and
+/// hides them behind [`SessionHandle`]s.
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<HubInner>,
@@ -22,34 +37,182 @@ pub struct Hub {
 
 struct HubInner {
     db: PgPool,
-    #[allow(dead_code)]
     metrics: Arc<Metrics>,
-    #[allow(dead_code)]
     config: HubConfig,
+    registry: Registry,
+    connections: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// A joined listener's link to its session actor.
+#[derive(Clone)]
+pub struct SessionHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl SessionHandle {
+    pub fn same_actor(&self, other: &SessionHandle) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
+
+    /// Hand an op to the actor; its answer arrives on the listener's outbox.
+    pub async fn op(&self, listener: ListenerId, user_id: &str, req: String, op: Op) -> bool {
+        self.tx
+            .send(Command::Op {
+                listener,
+                user_id: user_id.to_owned(),
+                req,
+                op,
+            })
+            .await
+            .is_ok()
+    }
+
+    /// Stop listening (the user stays a member).
+    pub async fn leave(&self, listener: ListenerId) {
+        let _ = self.tx.send(Command::Leave { listener }).await;
+    }
 }
 
 impl Hub {
     pub fn new(db: PgPool, metrics: Arc<Metrics>, config: HubConfig) -> Hub {
+        let connections = Arc::new(Semaphore::new(config.max_connections));
         Hub {
             inner: Arc::new(HubInner {
                 db,
                 metrics,
                 config,
+                registry: Registry::default(),
+                connections,
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
             }),
         }
     }
 
-    /// The session as `viewer` would see it on join.
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn db(&self) -> &PgPool {
+        &self.inner.db
+    }
+
+    /// Cancelled when the hub shuts down: connections close with 1001.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    /// A slot for one more WebSocket connection, if under the cap.
+    pub fn connection_permit(&self) -> Option<OwnedSemaphorePermit> {
+        self.inner.connections.clone().try_acquire_owned().ok()
+    }
+
+    /// The running actor for `session_id`, started if there is none.
+    fn handle(&self, session_id: &str) -> SessionHandle {
+        self.inner.registry.get_or_start(session_id, || {
+            let (tx, rx) = mpsc::channel(ACTOR_INBOX);
+            let handle = SessionHandle { tx };
+            let actor = SessionActor::new(
+                session_id.to_owned(),
+                self.inner.db.clone(),
+                self.inner.metrics.clone(),
+                self.inner.config.clone(),
+                rx,
+                self.inner.shutdown.clone(),
+            );
+            let hub = self.clone();
+            let (id, mine) = (session_id.to_owned(), handle.clone());
+            self.inner
+                .tasks
+                .spawn(actor.run(move || hub.inner.registry.remove(&id, &mine)));
+            handle
+        })
+    }
+
+    /// Join `user` to a session as a listener whose frames go to `outbox`.
+    pub async fn join(
+        &self,
+        session_id: &str,
+        user: User,
+        since: Option<i64>,
+        outbox: Outbox,
+    ) -> Result<(SessionHandle, ListenerId), JoinRefusal> {
+        for _ in 0..5 {
+            if self.inner.shutdown.is_cancelled() {
+                return Err(JoinRefusal::Unavailable);
+            }
+            let handle = self.handle(session_id);
+            let (reply, rx) = oneshot::channel();
+            let cmd = Command::Join {
+                user: user.clone(),
+                since,
+                outbox: outbox.clone(),
+                reply,
+            };
+            if handle.tx.send(cmd).await.is_err() {
+                self.inner.registry.remove(session_id, &handle);
+                continue;
+            }
+            match rx.await {
+                Ok(Ok(listener)) => return Ok((handle, listener)),
+                Ok(Err(JoinRefusal::Retry)) | Err(_) => {
+                    self.inner.registry.remove(session_id, &handle);
+                    continue;
+                }
+                Ok(Err(refusal)) => return Err(refusal),
+            }
+        }
+        Err(JoinRefusal::Unavailable)
+    }
+
+    /// The session as `viewer` sees it: from the live actor when there is one
+    /// (so `online` is true), else from the database.
     pub async fn snapshot(&self, session_id: &str, viewer: &str) -> Result<Snapshot> {
+        if let Some(handle) = self.inner.registry.get(session_id) {
+            let (reply, rx) = oneshot::channel();
+            let cmd = Command::Snapshot {
+                viewer: viewer.to_owned(),
+                reply,
+            };
+            if handle.tx.send(cmd).await.is_ok() {
+                if let Ok(r) = rx.await {
+                    return r;
+                }
+            }
+        }
         load_snapshot(&self.inner.db, session_id, viewer, &HashSet::new()).await
     }
 
-    /// End a session: mark it inactive.
+    /// End a session through its actor, so every listener gets `ended` and
+    /// close 4010 in order after the updates it already had.
     pub async fn end(&self, session_id: &str) -> Result<()> {
-        if !sessions::end(&self.inner.db, session_id).await? {
-            return Err(Error::NotFound("session"));
+        for _ in 0..5 {
+            let handle = self.handle(session_id);
+            let (reply, rx) = oneshot::channel();
+            if handle.tx.send(Command::End { reply }).await.is_err() {
+                self.inner.registry.remove(session_id, &handle);
+                continue;
+            }
+            match rx.await {
+                Ok(r) => return r,
+                Err(_) => self.inner.registry.remove(session_id, &handle),
+            }
         }
-        Ok(())
+        Err(Error::Unavailable)
+    }
+
+    /// Stop every session actor after its commit in flight, and close every
+    /// connection with 1001.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
     }
 }
 
@@ -133,9 +296,4 @@ pub fn assemble_snapshot(
             })
             .collect(),
     }
-}
-
-impl Hub {
-    /// Stop every session actor after it has finished its commit in flight.
-    pub async fn shutdown(&self) {}
 }

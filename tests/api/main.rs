@@ -1,5 +1,7 @@
 //! Integration tests: the real hub over real sockets against a real Postgres.
 
+mod client;
 mod helpers;
+mod hub;
 mod migrations;
 mod rest;

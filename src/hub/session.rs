@@ -1,0 +1,1104 @@
+//! The session actor: owns one GroupSession's queue, version, listeners and
+//! exactly-once memory, and serializes every change. It only orchestrates —
+//! queue rules live in `queue`, SQL in `persist` — in this order: take every
+//! command waiting (group commit), apply ops to the live queue, write them in
+//! one transaction, and only after COMMIT ack and broadcast. If the commit
+//! fails, every applied op is undone and answered `unavailable`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::outbox::Outbox;
+use super::persist::{self, BatchWrite, LoggedChange, LoggedInteraction};
+use super::queue::{Applied, Entry, Queue, QueueError};
+use crate::config::HubConfig;
+use crate::db::sessions::{self, MemberRow};
+use crate::db::tracks::{self, TrackInput};
+use crate::error::{is_connection_error, Error, Result};
+use crate::metrics::{CodeLabels, Metrics, OpLabels};
+use crate::model::{now_ms, PlaylistRef, QueueEntry, SessionRef, Snapshot, Track, User};
+use crate::protocol::{close, Change, OpKind, ServerMsg};
+
+/// Ops taken into one group commit at most.
+const MAX_BATCH: usize = 512;
+/// Updates kept in memory to serve `since` resumes without the database.
+const RECENT_UPDATES: usize = 1024;
+/// A resume missing more than this many updates gets a snapshot instead.
+const MAX_REPLAY: i64 = 5000;
+
+pub type ListenerId = u64;
+
+/// Where a queued track comes from.
+#[derive(Debug)]
+pub enum TrackRef {
+    Id(String),
+    Meta(TrackInput),
+}
+
+/// A client op, validated for shape by the connection.
+#[derive(Debug)]
+pub enum Op {
+    Add {
+        track: TrackRef,
+        index: Option<usize>,
+    },
+    Remove {
+        entry_id: Option<Uuid>,
+    },
+    Reorder {
+        entry_id: Option<Uuid>,
+        to_index: usize,
+        base_version: Option<i64>,
+    },
+    Interaction {
+        track_id: String,
+        kind: String,
+    },
+}
+
+impl Op {
+    fn label(&self) -> &'static str {
+        match self {
+            Op::Add { .. } => "add",
+            Op::Remove { .. } => "remove",
+            Op::Reorder { .. } => "reorder",
+            Op::Interaction { .. } => "interaction",
+        }
+    }
+}
+
+/// Why a join was refused.
+#[derive(Debug)]
+pub enum JoinRefusal {
+    NotFound,
+    Ended,
+    Unavailable,
+    /// This actor is stopping: look the session up again.
+    Retry,
+}
+
+pub enum Command {
+    Join {
+        user: User,
+        since: Option<i64>,
+        outbox: Outbox,
+        reply: oneshot::Sender<Result<ListenerId, JoinRefusal>>,
+    },
+    Op {
+        listener: ListenerId,
+        user_id: String,
+        req: String,
+        op: Op,
+    },
+    Leave {
+        listener: ListenerId,
+    },
+    Snapshot {
+        viewer: String,
+        reply: oneshot::Sender<Result<Snapshot>>,
+    },
+    End {
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// A queue entry's payload.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub track: Arc<Track>,
+    pub added_by: String,
+    pub added_at: DateTime<Utc>,
+}
+
+struct Listener {
+    user_id: String,
+    name: String,
+    outbox: Outbox,
+}
+
+/// An op waiting in the current batch.
+struct Pending {
+    listener: ListenerId,
+    user_id: String,
+    req: String,
+    op: Op,
+}
+
+/// What an applied op will tell everyone once committed.
+enum Outcome {
+    Change {
+        version: i64,
+        change: Change,
+    },
+    Interaction {
+        user_id: String,
+        track_id: String,
+        kind: String,
+    },
+}
+
+struct Done {
+    listener: ListenerId,
+    key: (String, String),
+    ack_version: i64,
+    outcome: Outcome,
+    /// Re-sends of the same req in this batch, answered with the same ack.
+    waiters: Vec<ListenerId>,
+}
+
+pub struct SessionActor {
+    id: String,
+    db: PgPool,
+    metrics: Arc<Metrics>,
+    config: HubConfig,
+    rx: mpsc::Receiver<Command>,
+    shutdown: CancellationToken,
+    state: Option<Loaded>,
+    listeners: HashMap<ListenerId, Listener>,
+    next_listener: ListenerId,
+}
+
+/// A session's state once loaded.
+struct Loaded {
+    session: SessionRef,
+    playlist: PlaylistRef,
+    version: i64,
+    commits: i64,
+    queue: Queue<Item>,
+    members: Vec<MemberRow>,
+    remembered: HashMap<(String, String), i64>,
+    recent: VecDeque<(i64, Utf8Bytes)>,
+}
+
+impl SessionActor {
+    pub fn new(
+        id: String,
+        db: PgPool,
+        metrics: Arc<Metrics>,
+        config: HubConfig,
+        rx: mpsc::Receiver<Command>,
+        shutdown: CancellationToken,
+    ) -> SessionActor {
+        SessionActor {
+            id,
+            db,
+            metrics,
+            config,
+            rx,
+            shutdown,
+            state: None,
+            listeners: HashMap::new(),
+            next_listener: 1,
+        }
+    }
+
+    /// Run until ended, idle, or shut down; `on_stop` unregisters the handle.
+    pub async fn run(mut self, on_stop: impl FnOnce()) {
+        match self.load().await {
+            Ok(loaded) => self.state = Some(loaded),
+            Err(e) => {
+                let refusal = match e {
+                    Error::NotFound(_) => JoinRefusal::NotFound,
+                    _ => JoinRefusal::Unavailable,
+                };
+                on_stop();
+                self.refuse_all(refusal).await;
+                return;
+            }
+        }
+        self.metrics.live_sessions.inc();
+        let mut idle_since = Some(Instant::now());
+        loop {
+            let idle_deadline = idle_since.map(|t| t + self.config.idle_timeout);
+            let first = tokio::select! {
+                cmd = self.rx.recv() => match cmd { Some(c) => c, None => break },
+                _ = sleep_until(idle_deadline) => {
+                    if self.listeners.is_empty() { break }
+                    idle_since = None;
+                    continue;
+                }
+                _ = self.shutdown.cancelled() => break,
+            };
+            let mut cmds = vec![first];
+            while cmds.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(c) => cmds.push(c),
+                    Err(_) => break,
+                }
+            }
+            let mut batch = Vec::new();
+            let mut ended = false;
+            for cmd in cmds {
+                match cmd {
+                    Command::Op {
+                        listener,
+                        user_id,
+                        req,
+                        op,
+                    } => batch.push(Pending {
+                        listener,
+                        user_id,
+                        req,
+                        op,
+                    }),
+                    Command::Leave { listener } => self.remove_listener(listener),
+                    other => {
+                        // Joins, snapshots and ending need the committed state.
+                        self.commit(std::mem::take(&mut batch)).await;
+                        if self.handle(other).await {
+                            ended = true;
+                        }
+                    }
+                }
+            }
+            self.commit(batch).await;
+            if ended {
+                break;
+            }
+            idle_since = match (self.listeners.is_empty(), idle_since) {
+                (true, None) => Some(Instant::now()),
+                (true, since) => since,
+                (false, _) => None,
+            };
+        }
+        on_stop();
+        self.metrics.live_sessions.dec();
+        let going_away = self.shutdown.is_cancelled();
+        for (_, l) in self.listeners.drain() {
+            self.metrics.listeners.dec();
+            if going_away {
+                l.outbox.close(close::GOING_AWAY, "hub shutting down");
+            }
+        }
+        self.refuse_all(JoinRefusal::Retry).await;
+    }
+
+    /// Answer whatever is still queued once this actor will not serve it.
+    async fn refuse_all(&mut self, refusal: JoinRefusal) {
+        self.rx.close();
+        while let Some(cmd) = self.rx.recv().await {
+            match cmd {
+                Command::Join { reply, .. } => {
+                    let r = match refusal {
+                        JoinRefusal::NotFound => JoinRefusal::NotFound,
+                        JoinRefusal::Ended => JoinRefusal::Ended,
+                        JoinRefusal::Unavailable => JoinRefusal::Unavailable,
+                        JoinRefusal::Retry => JoinRefusal::Retry,
+                    };
+                    let _ = reply.send(Err(r));
+                }
+                Command::Snapshot { reply, .. } => {
+                    let _ = reply.send(Err(match refusal {
+                        JoinRefusal::NotFound => Error::NotFound("session"),
+                        _ => Error::Unavailable,
+                    }));
+                }
+                Command::End { reply } => {
+                    let _ = reply.send(Err(match refusal {
+                        JoinRefusal::NotFound => Error::NotFound("session"),
+                        _ => Error::Unavailable,
+                    }));
+                }
+                Command::Op { .. } | Command::Leave { .. } => {}
+            }
+        }
+    }
+
+    async fn load(&self) -> Result<Loaded> {
+        let (session, playlist) = sessions::get(&self.db, &self.id)
+            .await?
+            .ok_or(Error::NotFound("session"))?;
+        // A session the old app made without a playlist has no host and no
+        // log to write to: it cannot be joined.
+        let playlist = playlist.ok_or(Error::NotFound("session"))?;
+        let (version, commits) = persist::load_counters(&self.db, &self.id).await?;
+        let stored = sessions::queue(&self.db, &self.id).await?;
+        let mut entries = Vec::with_capacity(stored.len());
+        for e in stored {
+            let id = Uuid::parse_str(&e.entry_id).map_err(|e| Error::Internal(e.into()))?;
+            let position = super::queue::Position::parse(&e.position)
+                .map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
+            entries.push(Entry {
+                id,
+                position,
+                item: Item {
+                    track: Arc::new(e.track),
+                    added_by: e.added_by,
+                    added_at: e.added_at,
+                },
+            });
+        }
+        // A queue stored under a larger cap still loads; it just takes no adds.
+        let cap = self.config.queue_cap.max(entries.len()).max(1);
+        let queue = Queue::from_entries(entries, cap)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("stored queue: {e}")))?;
+        let members = sessions::members(&self.db, &self.id).await?;
+        let remembered = persist::remembered_reqs(&self.db, &self.id, &playlist.id).await?;
+        Ok(Loaded {
+            session: SessionRef {
+                id: session.id,
+                name: session.name,
+                active: session.active,
+                host_id: playlist.creator_id.clone(),
+            },
+            playlist: PlaylistRef {
+                id: playlist.id,
+                name: playlist.name,
+                description: playlist.description,
+                spotify_id: playlist.spotify_id,
+            },
+            version,
+            commits,
+            queue,
+            members,
+            remembered,
+            recent: VecDeque::new(),
+        })
+    }
+
+    fn st(&self) -> &Loaded {
+        self.state.as_ref().expect("loaded before serving")
+    }
+
+    fn st_mut(&mut self) -> &mut Loaded {
+        self.state.as_mut().expect("loaded before serving")
+    }
+
+    /// Handle a non-op command; true when the session has ended.
+    async fn handle(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Join {
+                user,
+                since,
+                outbox,
+                reply,
+            } => {
+                let r = self.join(user, since, outbox).await;
+                let _ = reply.send(r);
+                false
+            }
+            Command::Snapshot { viewer, reply } => {
+                let _ = reply.send(Ok(self.snapshot(&viewer)));
+                false
+            }
+            Command::End { reply } => {
+                let r = self.end().await;
+                let ended = r.is_ok();
+                let _ = reply.send(r);
+                ended
+            }
+            Command::Op { .. } | Command::Leave { .. } => unreachable!("handled in the loop"),
+        }
+    }
+
+    fn online(&self) -> HashSet<String> {
+        self.listeners.values().map(|l| l.user_id.clone()).collect()
+    }
+
+    fn snapshot(&self, viewer: &str) -> Snapshot {
+        let st = self.st();
+        let queue = st
+            .queue
+            .entries()
+            .iter()
+            .map(|e| QueueEntry {
+                entry_id: e.id.to_string(),
+                track: (*e.item.track).clone(),
+                added_by: e.item.added_by.clone(),
+                added_at: e.item.added_at,
+            })
+            .collect();
+        super::assemble_snapshot(
+            st.version,
+            st.session.clone(),
+            st.playlist.clone(),
+            queue,
+            st.members.clone(),
+            &self.online(),
+            viewer,
+        )
+    }
+
+    async fn join(
+        &mut self,
+        user: User,
+        since: Option<i64>,
+        outbox: Outbox,
+    ) -> Result<ListenerId, JoinRefusal> {
+        if !self.st().session.active {
+            return Err(JoinRefusal::Ended);
+        }
+        if !self.st().members.iter().any(|m| m.0 == user.id) {
+            sessions::add_member(&self.db, &self.id, &user.id)
+                .await
+                .map_err(|_| JoinRefusal::Unavailable)?;
+            let members = &mut self.st_mut().members;
+            members.push((user.id.clone(), user.name.clone(), user.avatar.clone()));
+            members.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        }
+        let id = self.next_listener;
+        self.next_listener += 1;
+        let was_online = self.listeners.values().any(|l| l.user_id == user.id);
+        self.listeners.insert(
+            id,
+            Listener {
+                user_id: user.id.clone(),
+                name: user.name.clone(),
+                outbox: outbox.clone(),
+            },
+        );
+        self.metrics.listeners.inc();
+        let version = self.st().version;
+        let frames = match since {
+            Some(s) if s == version => Some(vec![frame(&ServerMsg::Resumed { version })]),
+            Some(s) if s < version && version - s <= MAX_REPLAY => match self.replay(s).await {
+                Some(updates) => {
+                    let mut f = vec![frame(&ServerMsg::Resumed { version })];
+                    f.extend(updates);
+                    Some(f)
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        let frames =
+            frames.unwrap_or_else(|| vec![frame(&ServerMsg::Snapshot(self.snapshot(&user.id)))]);
+        for f in frames {
+            if outbox.push(f).is_err() {
+                self.remove_listener(id);
+                return Ok(id);
+            }
+        }
+        if !was_online || self.listeners.len() > 1 {
+            self.broadcast_presence(&user.id, &user.name, Some(id));
+        }
+        Ok(id)
+    }
+
+    /// The `update` frames after `since`, from memory or the log.
+    async fn replay(&self, since: i64) -> Option<Vec<Utf8Bytes>> {
+        let st = self.st();
+        if let Some((first, _)) = st.recent.front() {
+            if *first <= since + 1 {
+                return Some(
+                    st.recent
+                        .iter()
+                        .filter(|(v, _)| *v > since)
+                        .map(|(_, f)| f.clone())
+                        .collect(),
+                );
+            }
+        }
+        let rows = persist::changes_after(&self.db, &st.playlist.id, since)
+            .await
+            .ok()?;
+        let expected = (st.version - since) as usize;
+        if rows.len() != expected {
+            tracing::warn!(session_id = %self.id, since, "log replay incomplete; sending a snapshot");
+            return None;
+        }
+        Some(
+            rows.into_iter()
+                .map(|(version, change, at)| {
+                    frame(&ServerMsg::Update {
+                        version,
+                        change,
+                        at,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn remove_listener(&mut self, id: ListenerId) {
+        if let Some(l) = self.listeners.remove(&id) {
+            self.metrics.listeners.dec();
+            self.broadcast_presence(&l.user_id, &l.name, None);
+        }
+    }
+
+    fn broadcast_presence(&mut self, user_id: &str, name: &str, except: Option<ListenerId>) {
+        let online = self.listeners.values().any(|l| l.user_id == user_id);
+        let msg = frame(&ServerMsg::Presence {
+            user_id: user_id.to_owned(),
+            name: name.to_owned(),
+            online,
+            listeners: self.listeners.len(),
+        });
+        self.broadcast(msg, except);
+    }
+
+    /// Send one shared frame to every listener (but `except`); cut off the
+    /// ones that are too far behind.
+    fn broadcast(&mut self, msg: Utf8Bytes, except: Option<ListenerId>) {
+        let mut slow = Vec::new();
+        for (id, l) in &self.listeners {
+            if Some(*id) == except {
+                continue;
+            }
+            if l.outbox.push(msg.clone()).is_err() {
+                slow.push(*id);
+            } else {
+                self.metrics.frames_sent.inc();
+            }
+        }
+        for id in slow {
+            self.metrics.slow_listener_disconnects.inc();
+            tracing::debug!(session_id = %self.id, listener = id, "listener too slow: closing with 4008");
+            self.remove_listener(id);
+        }
+    }
+
+    fn send_to(&mut self, id: ListenerId, msg: Utf8Bytes) {
+        let slow = match self.listeners.get(&id) {
+            Some(l) => l.outbox.push(msg).is_err(),
+            None => false,
+        };
+        if slow {
+            self.metrics.slow_listener_disconnects.inc();
+            self.remove_listener(id);
+        }
+    }
+
+    fn refuse(&mut self, listener: ListenerId, req: &str, e: Error) {
+        self.metrics
+            .ops_refused
+            .get_or_create(&CodeLabels {
+                code: e.code().as_str(),
+            })
+            .inc();
+        self.send_to(listener, frame(&ServerMsg::error(Some(req.to_owned()), &e)));
+    }
+
+    async fn end(&mut self) -> Result<()> {
+        sessions::end(&self.db, &self.id).await?;
+        self.st_mut().session.active = false;
+        let msg = frame(&ServerMsg::Ended { at: now_ms() });
+        for (_, l) in self.listeners.drain() {
+            self.metrics.listeners.dec();
+            let _ = l.outbox.push(msg.clone());
+            l.outbox.close(close::ENDED, "session ended");
+        }
+        tracing::info!(session_id = %self.id, "session ended");
+        Ok(())
+    }
+
+    /// Apply, persist and publish one batch of ops (group commit).
+    async fn commit(&mut self, batch: Vec<Pending>) {
+        if batch.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        // Exactly once: a remembered req gets its original ack; a req
+        // repeated within this batch waits for the first one's outcome.
+        let mut fresh: Vec<Pending> = Vec::with_capacity(batch.len());
+        let mut repeats: HashMap<(String, String), Vec<ListenerId>> = HashMap::new();
+        for p in batch {
+            let key = (p.user_id.clone(), p.req.clone());
+            if let Some(&version) = self.st().remembered.get(&key) {
+                self.send_to(
+                    p.listener,
+                    frame(&ServerMsg::Ack {
+                        req: p.req,
+                        version,
+                    }),
+                );
+            } else if fresh.iter().any(|f| f.user_id == key.0 && f.req == key.1) {
+                repeats.entry(key).or_default().push(p.listener);
+            } else {
+                fresh.push(p);
+            }
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let at = now_ms();
+        let mut tx = match self.db.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::warn!(session_id = %self.id, error = %e, "cannot begin commit");
+                for p in fresh {
+                    self.refuse(p.listener, &p.req, Error::Unavailable);
+                }
+                return;
+            }
+        };
+        let mut applied: Vec<Applied<Item>> = Vec::new();
+        let mut done: Vec<Done> = Vec::new();
+        let mut write = BatchWrite::default();
+        let mut version = self.st().version;
+        let mut failed: Option<Error> = None;
+        for p in fresh {
+            let key = (p.user_id.clone(), p.req.clone());
+            let label = p.op.label();
+            match self
+                .apply(&mut tx, &p, version, at, &mut write, &mut applied)
+                .await
+            {
+                Ok(outcome) => {
+                    if let Outcome::Change { version: v, .. } = &outcome {
+                        version = *v;
+                    }
+                    self.metrics
+                        .ops_applied
+                        .get_or_create(&OpLabels { op: label })
+                        .inc();
+                    let waiters = repeats.remove(&key).unwrap_or_default();
+                    done.push(Done {
+                        listener: p.listener,
+                        key,
+                        ack_version: version,
+                        outcome,
+                        waiters,
+                    });
+                }
+                Err(ApplyError::Refused(e)) => {
+                    self.refuse(p.listener, &p.req, e);
+                    // Re-sends of a refused op are judged afresh next time.
+                    for w in repeats.remove(&key).unwrap_or_default() {
+                        self.refuse(
+                            w,
+                            &p.req,
+                            Error::Conflict("the first copy of this req was refused".into()),
+                        );
+                    }
+                }
+                Err(ApplyError::Db(e)) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if done.is_empty() && failed.is_none() {
+            let _ = tx.rollback().await;
+            return;
+        }
+        let commits = self.st().commits + 1;
+        let result = match failed {
+            Some(e) => Err(CommitError::Failed(e)),
+            None => {
+                self.write_and_commit(tx, version, commits, at, &write)
+                    .await
+            }
+        };
+        let committed = match result {
+            Ok(()) => true,
+            Err(CommitError::Failed(e)) => {
+                tracing::warn!(session_id = %self.id, error = ?e, "commit failed; ops answered unavailable");
+                false
+            }
+            Err(CommitError::Unknown(e)) => {
+                tracing::warn!(session_id = %self.id, error = %e, "commit outcome unknown; asking the database");
+                self.learn_outcome(commits).await
+            }
+        };
+        self.metrics
+            .commit_latency
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.commit_batch_size.observe(done.len() as f64);
+        if !committed {
+            self.metrics.commit_failures.inc();
+            while let Some(a) = applied.pop() {
+                self.st_mut().queue.undo(a);
+            }
+            for d in done {
+                for l in std::iter::once(d.listener).chain(d.waiters) {
+                    self.refuse(l, &d.key.1, Error::Unavailable);
+                }
+            }
+            return;
+        }
+        let st = self.st_mut();
+        st.version = version;
+        st.commits = commits;
+        for d in done {
+            let msg = match d.outcome {
+                Outcome::Change { version, change } => {
+                    let f = frame(&ServerMsg::Update {
+                        version,
+                        change,
+                        at,
+                    });
+                    let st = self.st_mut();
+                    st.recent.push_back((version, f.clone()));
+                    if st.recent.len() > RECENT_UPDATES {
+                        st.recent.pop_front();
+                    }
+                    f
+                }
+                Outcome::Interaction {
+                    user_id,
+                    track_id,
+                    kind,
+                } => frame(&ServerMsg::Interaction {
+                    user_id,
+                    track_id,
+                    kind,
+                    at,
+                }),
+            };
+            self.broadcast(msg, None);
+            let ack = frame(&ServerMsg::Ack {
+                req: d.key.1.clone(),
+                version: d.ack_version,
+            });
+            for l in std::iter::once(d.listener).chain(d.waiters) {
+                self.send_to(l, ack.clone());
+            }
+            self.st_mut().remembered.insert(d.key, d.ack_version);
+        }
+    }
+
+    async fn write_and_commit(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        version: i64,
+        commits: i64,
+        at: DateTime<Utc>,
+        write: &BatchWrite,
+    ) -> Result<(), CommitError> {
+        let st = self.st();
+        persist::write_batch(
+            &mut tx,
+            &self.id,
+            &st.playlist.id,
+            version,
+            commits,
+            at,
+            write,
+        )
+        .await
+        .map_err(CommitError::Failed)?;
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            Err(e) if is_connection_error(&e) => Err(CommitError::Unknown(e)),
+            Err(e) => Err(CommitError::Failed(Error::Internal(e.into()))),
+        }
+    }
+
+    /// The connection broke during COMMIT: ask the database (retrying until
+    /// it answers) whether our commit counter moved.
+    async fn learn_outcome(&self, commits: i64) -> bool {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match persist::commits(&self.db, &self.id).await {
+                Ok(n) => return n >= commits,
+                Err(_) if !self.shutdown.is_cancelled() => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                // Shutting down: say nothing (treated as not applied here;
+                // the client re-sends with the same req and exactly-once
+                // resolves it against the database after restart).
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Apply one op to the live queue (undone later if the commit fails) and
+    /// add its rows to the batch.
+    async fn apply(
+        &mut self,
+        tx: &mut sqlx::PgConnection,
+        p: &Pending,
+        version: i64,
+        at: DateTime<Utc>,
+        write: &mut BatchWrite,
+        applied: &mut Vec<Applied<Item>>,
+    ) -> Result<Outcome, ApplyError> {
+        let host = self.st().session.host_id == p.user_id;
+        match &p.op {
+            Op::Add { track, index } => {
+                let track = match track {
+                    TrackRef::Meta(input) => {
+                        let (t, _) = tracks::upsert(&mut *tx, input).await.map_err(db_err)?;
+                        Arc::new(t)
+                    }
+                    TrackRef::Id(id) => match self.known_track(id) {
+                        Some(t) => t,
+                        None => Arc::new(
+                            tracks::get(&mut *tx, id)
+                                .await
+                                .map_err(db_err)?
+                                .ok_or(ApplyError::Refused(Error::NotFound("track")))?,
+                        ),
+                    },
+                };
+                let entry_id = Uuid::new_v4();
+                let item = Item {
+                    track: track.clone(),
+                    added_by: p.user_id.clone(),
+                    added_at: at,
+                };
+                let a = self
+                    .st_mut()
+                    .queue
+                    .insert(entry_id, *index, item)
+                    .map_err(queue_err)?;
+                let (landed, position) = match &a {
+                    Applied::Inserted { index, entry } => {
+                        (*index, entry.position.as_str().to_owned())
+                    }
+                    _ => unreachable!("insert reports Inserted"),
+                };
+                applied.push(a);
+                let v = version + 1;
+                write.inserts.push((
+                    entry_id.to_string(),
+                    track.id.clone(),
+                    p.user_id.clone(),
+                    at,
+                    position,
+                ));
+                write.unlink_tracks.retain(|t| *t != track.id);
+                write.link_tracks.push(track.id.clone());
+                write.changes.push(LoggedChange {
+                    version: v,
+                    kind: OpKind::Add,
+                    entry_id: entry_id.to_string(),
+                    track_id: track.id.clone(),
+                    user_id: p.user_id.clone(),
+                    from_index: None,
+                    to_index: Some(landed),
+                    req: p.req.clone(),
+                });
+                Ok(Outcome::Change {
+                    version: v,
+                    change: Change {
+                        op: OpKind::Add,
+                        entry_id: entry_id.to_string(),
+                        track: Some((*track).clone()),
+                        index: Some(landed),
+                        from_index: None,
+                        to_index: None,
+                        by: p.user_id.clone(),
+                    },
+                })
+            }
+            Op::Remove { entry_id } => {
+                let id = entry_id.ok_or(ApplyError::Refused(Error::NotFound("entry")))?;
+                let (_, e) = self
+                    .st()
+                    .queue
+                    .get(id)
+                    .ok_or(ApplyError::Refused(Error::NotFound("entry")))?;
+                if !host && e.item.added_by != p.user_id {
+                    return Err(ApplyError::Refused(Error::Forbidden(
+                        "only the host or the member who added it may remove an entry".into(),
+                    )));
+                }
+                let a = self.st_mut().queue.remove(id).map_err(queue_err)?;
+                let (from, track_id) = match &a {
+                    Applied::Removed { index, entry } => (*index, entry.item.track.id.clone()),
+                    _ => unreachable!("remove reports Removed"),
+                };
+                applied.push(a);
+                let added_here = write.inserts.iter().position(|i| i.0 == id.to_string());
+                match added_here {
+                    Some(i) => {
+                        write.inserts.remove(i);
+                    }
+                    None => {
+                        write.moves.retain(|m| m.0 != id.to_string());
+                        write.deletes.push(id.to_string());
+                    }
+                }
+                if !self
+                    .st()
+                    .queue
+                    .entries()
+                    .iter()
+                    .any(|e| e.item.track.id == track_id)
+                {
+                    write.link_tracks.retain(|t| *t != track_id);
+                    write.unlink_tracks.push(track_id.clone());
+                }
+                let v = version + 1;
+                write.changes.push(LoggedChange {
+                    version: v,
+                    kind: OpKind::Remove,
+                    entry_id: id.to_string(),
+                    track_id,
+                    user_id: p.user_id.clone(),
+                    from_index: Some(from),
+                    to_index: None,
+                    req: p.req.clone(),
+                });
+                Ok(Outcome::Change {
+                    version: v,
+                    change: Change {
+                        op: OpKind::Remove,
+                        entry_id: id.to_string(),
+                        track: None,
+                        index: Some(from),
+                        from_index: None,
+                        to_index: None,
+                        by: p.user_id.clone(),
+                    },
+                })
+            }
+            Op::Reorder {
+                entry_id,
+                to_index,
+                base_version,
+            } => {
+                if !host {
+                    return Err(ApplyError::Refused(Error::Forbidden(
+                        "only the host may reorder the queue".into(),
+                    )));
+                }
+                if let Some(b) = base_version {
+                    if *b != version {
+                        return Err(ApplyError::Refused(Error::Conflict(format!(
+                            "baseVersion {b} is not the current version {version}"
+                        ))));
+                    }
+                }
+                let id = entry_id.ok_or(ApplyError::Refused(Error::NotFound("entry")))?;
+                let a = self
+                    .st_mut()
+                    .queue
+                    .move_to(id, *to_index)
+                    .map_err(|e| match e {
+                        QueueError::IndexOutOfRange { index, len } => {
+                            ApplyError::Refused(Error::invalid(
+                                "toIndex",
+                                format!("toIndex {index} is outside 0..{}", len.saturating_sub(1)),
+                            ))
+                        }
+                        e => queue_err(e),
+                    })?;
+                let (from, to, position) = match &a {
+                    Applied::Moved {
+                        from,
+                        to,
+                        new_position,
+                        ..
+                    } => (*from, *to, new_position.as_str().to_owned()),
+                    _ => unreachable!("move reports Moved"),
+                };
+                applied.push(a);
+                let track_id = self
+                    .st()
+                    .queue
+                    .get(id)
+                    .map(|(_, e)| e.item.track.id.clone())
+                    .unwrap_or_default();
+                let sid = id.to_string();
+                if let Some(ins) = write.inserts.iter_mut().find(|i| i.0 == sid) {
+                    ins.4 = position;
+                } else if let Some(m) = write.moves.iter_mut().find(|m| m.0 == sid) {
+                    m.1 = position;
+                } else {
+                    write.moves.push((sid.clone(), position));
+                }
+                let v = version + 1;
+                write.changes.push(LoggedChange {
+                    version: v,
+                    kind: OpKind::Reorder,
+                    entry_id: sid.clone(),
+                    track_id,
+                    user_id: p.user_id.clone(),
+                    from_index: Some(from),
+                    to_index: Some(to),
+                    req: p.req.clone(),
+                });
+                Ok(Outcome::Change {
+                    version: v,
+                    change: Change {
+                        op: OpKind::Reorder,
+                        entry_id: sid,
+                        track: None,
+                        index: None,
+                        from_index: Some(from),
+                        to_index: Some(to),
+                        by: p.user_id.clone(),
+                    },
+                })
+            }
+            Op::Interaction { track_id, kind } => {
+                if self.known_track(track_id).is_none()
+                    && tracks::get(&mut *tx, track_id)
+                        .await
+                        .map_err(db_err)?
+                        .is_none()
+                {
+                    return Err(ApplyError::Refused(Error::NotFound("track")));
+                }
+                write.interactions.push(LoggedInteraction {
+                    user_id: p.user_id.clone(),
+                    track_id: track_id.clone(),
+                    kind: kind.clone(),
+                    req: p.req.clone(),
+                    version,
+                });
+                Ok(Outcome::Interaction {
+                    user_id: p.user_id.clone(),
+                    track_id: track_id.clone(),
+                    kind: kind.clone(),
+                })
+            }
+        }
+    }
+
+    fn known_track(&self, id: &str) -> Option<Arc<Track>> {
+        self.st()
+            .queue
+            .entries()
+            .iter()
+            .find(|e| e.item.track.id == id)
+            .map(|e| e.item.track.clone())
+    }
+}
+
+enum ApplyError {
+    /// The op breaks a rule: answer it, the batch goes on.
+    Refused(Error),
+    /// The database failed mid-transaction: the whole batch fails.
+    Db(Error),
+}
+
+enum CommitError {
+    /// Certainly not committed.
+    Failed(Error),
+    /// The connection broke during COMMIT: it may or may not have happened.
+    Unknown(sqlx::Error),
+}
+
+fn db_err(e: Error) -> ApplyError {
+    ApplyError::Db(e)
+}
+
+fn queue_err(e: QueueError) -> ApplyError {
+    ApplyError::Refused(match e {
+        QueueError::IndexOutOfRange { index, len } => Error::invalid(
+            "index",
+            format!("index {index} is outside the queue of {len} entries"),
+        ),
+        QueueError::NotFound(_) => Error::NotFound("entry"),
+        QueueError::Full { cap } => Error::TooLarge(format!("the queue is full ({cap} entries)")),
+        QueueError::DuplicateEntry(_) | QueueError::BadPosition(_) => {
+            Error::Internal(anyhow::anyhow!("queue invariant: {e}"))
+        }
+    })
+}
+
+/// Serialize a server message once into shareable frame bytes.
+pub fn frame(msg: &ServerMsg) -> Utf8Bytes {
+    Utf8Bytes::from(msg.to_json())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

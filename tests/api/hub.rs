@@ -1,0 +1,616 @@
+//! The session hub over real sockets: one test per protocol guarantee.
+
+use std::collections::HashMap;
+
+use audotics_hub::protocol::{OpKind, ServerMsg};
+use serde_json::json;
+
+use crate::client::{Client, Closed};
+use crate::helpers::*;
+
+/// Host, session and a few tracks.
+struct Party {
+    app: TestApp,
+    host: TestUser,
+    guest: TestUser,
+    session: String,
+    playlist: String,
+    tracks: Vec<String>,
+}
+
+async fn party() -> Party {
+    party_with(|_| {}).await
+}
+
+async fn party_with(tweak: impl FnOnce(&mut audotics_hub::Config)) -> Party {
+    let app = spawn_app_with(tweak).await;
+    let host = app.register("Hana").await;
+    let guest = app.register("Gus").await;
+    let (session, playlist) = app.create_session(&host, "Friday").await;
+    let mut tracks = Vec::new();
+    for i in 0..5 {
+        tracks.push(
+            app.track(&host, &format!("sp{i}"), &format!("Song {i}"))
+                .await,
+        );
+    }
+    Party {
+        app,
+        host,
+        guest,
+        session,
+        playlist,
+        tracks,
+    }
+}
+
+async fn count(app: &TestApp, sql: &str, arg: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .bind(arg)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+/// The queue order as stored, entry ids by position.
+async fn stored_queue(app: &TestApp, session: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT entry_id FROM hub_queue_entry WHERE session_id = $1 ORDER BY position",
+    )
+    .bind(session)
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn join_add_update_then_ack_and_rows_written() {
+    let p = party().await;
+    let (mut host, snap) = Client::join(&p.app, &p.host, &p.session).await;
+    assert_eq!(snap.version, 0);
+    assert_eq!(snap.you.role, audotics_hub::model::Role::Host);
+    let (mut guest, snap) = Client::join(&p.app, &p.guest, &p.session).await;
+    assert_eq!(snap.you.role, audotics_hub::model::Role::Member);
+    assert!(snap
+        .members
+        .iter()
+        .any(|m| m.user_id == p.host.id && m.online));
+    // The host learns that the guest came online.
+    match host.recv().await {
+        ServerMsg::Presence {
+            user_id,
+            online,
+            listeners,
+            ..
+        } => {
+            assert_eq!(
+                (user_id.as_str(), online, listeners),
+                (p.guest.id.as_str(), true, 2)
+            );
+        }
+        other => panic!("expected presence, got {other:?}"),
+    }
+    let (v, entry) = guest.add("g1", &p.tracks[0]).await;
+    assert_eq!(v, 1);
+    match host.recv_np().await {
+        ServerMsg::Update {
+            version, change, ..
+        } => {
+            assert_eq!(version, 1);
+            assert_eq!(change.op, OpKind::Add);
+            assert_eq!(change.entry_id, entry);
+            assert_eq!(change.index, Some(0));
+            assert_eq!(change.by, p.guest.id);
+            assert_eq!(change.track.unwrap().id, p.tracks[0]);
+        }
+        other => panic!("expected update, got {other:?}"),
+    }
+    // Joining made the guest a member; the rows the old app reads are there.
+    let members = count(
+        &p.app,
+        r#"SELECT count(*) FROM "_GroupSessionToUser" WHERE "A" = $1"#,
+        &p.session,
+    )
+    .await;
+    assert_eq!(members, 2);
+    let row: (String, String, String, Option<i64>, Option<String>, Option<String>) = sqlx::query_as(
+        r#"SELECT "type", "trackId", "userId", "hubVersion", "hubReq", "hubEntryId" FROM "PlaylistUpdate" WHERE "playlistId" = $1"#,
+    )
+    .bind(&p.playlist)
+    .fetch_one(&p.app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        row,
+        (
+            "add".into(),
+            p.tracks[0].clone(),
+            p.guest.id.clone(),
+            Some(1),
+            Some("g1".into()),
+            Some(entry.clone())
+        )
+    );
+    let linked = count(
+        &p.app,
+        r#"SELECT count(*) FROM "_PlaylistToTrack" WHERE "A" = $1"#,
+        &p.playlist,
+    )
+    .await;
+    assert_eq!(linked, 1);
+    // Removing the only entry of that track unlinks it for the old app.
+    guest
+        .send(json!({"type": "remove", "req": "g2", "entryId": entry}))
+        .await;
+    assert!(matches!(
+        guest.recv_np().await,
+        ServerMsg::Update { version: 2, .. }
+    ));
+    assert!(matches!(
+        guest.recv_np().await,
+        ServerMsg::Ack { version: 2, .. }
+    ));
+    let linked = count(
+        &p.app,
+        r#"SELECT count(*) FROM "_PlaylistToTrack" WHERE "A" = $1"#,
+        &p.playlist,
+    )
+    .await;
+    assert_eq!(linked, 0);
+    let version: i64 = sqlx::query_scalar("SELECT version FROM hub_session WHERE session_id = $1")
+        .bind(&p.session)
+        .fetch_one(&p.app.db)
+        .await
+        .unwrap();
+    assert_eq!(version, 2);
+    p.app.stop().await;
+}
+
+#[tokio::test]
+async fn total_order_and_convergence_under_concurrent_writers() {
+    let p = party_with(|c| {
+        c.hub.ops_per_sec = 1000.0;
+        c.hub.ops_burst = 1000.0;
+    })
+    .await;
+    let (mut watcher, _) = Client::join(&p.app, &p.host, &p.session).await;
+    let mut writers = Vec::new();
+    let mut users = vec![p.host.clone(), p.guest.clone()];
+    users.push(p.app.register("Third").await);
+    const PER_WRITER: usize = 25;
+    for (w, user) in users.iter().enumerate() {
+        let (c, _) = Client::join(&p.app, user, &p.session).await;
+        let tracks = p.tracks.clone();
+        let is_host = w == 0;
+        let me = user.id.clone();
+        writers.push(tokio::spawn(async move {
+            let mut c = c;
+            let mut entries: Vec<String> = Vec::new();
+            for i in 0..PER_WRITER {
+                let req = format!("w{w}-{i}");
+                // The host mixes in reorders; everyone removes some of their own.
+                let frame = if is_host && i % 3 == 2 && !entries.is_empty() {
+                    json!({"type": "reorder", "req": req, "entryId": entries[0], "toIndex": 0})
+                } else if i % 7 == 6 && !entries.is_empty() {
+                    let e = entries.remove(0);
+                    json!({"type": "remove", "req": req, "entryId": e})
+                } else {
+                    json!({"type": "add", "req": req, "trackId": tracks[i % tracks.len()], "index": 0})
+                };
+                c.send(frame).await;
+                loop {
+                    match c.recv().await {
+                        ServerMsg::Update { change, .. } if change.by == me && change.op == OpKind::Add => {
+                            entries.push(change.entry_id);
+                        }
+                        ServerMsg::Ack { req: r, .. } if r == req => break,
+                        ServerMsg::Error { req: Some(r), code, message } if r == req => {
+                            panic!("op {r} refused: {code:?} {message}");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let total = (PER_WRITER * users.len()) as i64;
+    // Every listener saw versions 1..=total in order, and the same changes.
+    let mut seen = Vec::new();
+    while (seen.len() as i64) < total {
+        if let ServerMsg::Update {
+            version, change, ..
+        } = watcher.recv().await
+        {
+            assert_eq!(version, seen.len() as i64 + 1, "gap or reorder in versions");
+            seen.push((version, change));
+        }
+    }
+    let mut late = Client::connect(&p.app).await;
+    late.send(json!({"type": "join", "sessionId": p.session, "token": p.guest.token, "since": 0}))
+        .await;
+    assert!(matches!(late.recv_np().await, ServerMsg::Resumed { version } if version == total));
+    for (v, change) in &seen {
+        match late.recv_np().await {
+            ServerMsg::Update {
+                version, change: c, ..
+            } => {
+                assert_eq!(version, *v);
+                assert_eq!(&c, change);
+            }
+            other => panic!("expected replayed update, got {other:?}"),
+        }
+    }
+    // Applying the updates to a plain Vec gives the hub's final queue.
+    let mut model: Vec<String> = Vec::new();
+    for (_, c) in &seen {
+        match c.op {
+            OpKind::Add => model.insert(c.index.unwrap(), c.entry_id.clone()),
+            OpKind::Remove => {
+                assert_eq!(model.remove(c.index.unwrap()), c.entry_id);
+            }
+            OpKind::Reorder => {
+                let e = model.remove(c.from_index.unwrap());
+                assert_eq!(e, c.entry_id);
+                model.insert(c.to_index.unwrap(), e);
+            }
+        }
+    }
+    assert_eq!(stored_queue(&p.app, &p.session).await, model);
+    let snap: serde_json::Value = p
+        .app
+        .http
+        .get(p.app.url(&format!("/v1/sessions/{}", p.session)))
+        .bearer_auth(&p.host.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(snap["version"], total);
+    let ids: Vec<String> = snap["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entryId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, model);
+    p.app.stop().await;
+}
+
+/// Make every commit that writes a PlaylistUpdate or TrackInteraction fail
+/// at COMMIT time while `hub_test_fail` has a row.
+async fn install_commit_failure(app: &TestApp) {
+    for sql in [
+        "CREATE TABLE hub_test_fail (on_ boolean)",
+        r#"CREATE FUNCTION hub_test_fail_fn() RETURNS trigger AS $$
+           BEGIN IF EXISTS (SELECT 1 FROM hub_test_fail) THEN RAISE EXCEPTION 'injected commit failure'; END IF; RETURN NULL; END $$ LANGUAGE plpgsql"#,
+        r#"CREATE CONSTRAINT TRIGGER hub_test_fail_pu AFTER INSERT ON "PlaylistUpdate" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hub_test_fail_fn()"#,
+        r#"CREATE CONSTRAINT TRIGGER hub_test_fail_ti AFTER INSERT ON "TrackInteraction" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hub_test_fail_fn()"#,
+    ] {
+        sqlx::query(sql).execute(&app.db).await.unwrap();
+    }
+}
+
+async fn set_commit_failure(app: &TestApp, on: bool) {
+    let sql = if on {
+        "INSERT INTO hub_test_fail VALUES (true)"
+    } else {
+        "DELETE FROM hub_test_fail"
+    };
+    sqlx::query(sql).execute(&app.db).await.unwrap();
+}
+
+#[tokio::test]
+async fn durable_before_visible_a_failed_commit_leaves_no_trace() {
+    let p = party().await;
+    install_commit_failure(&p.app).await;
+    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
+    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (_, kept) = host.add("h1", &p.tracks[0]).await;
+    assert!(matches!(
+        guest.recv_np().await,
+        ServerMsg::Update { version: 1, .. }
+    ));
+    set_commit_failure(&p.app, true).await;
+    guest
+        .send(json!({"type": "add", "req": "g1", "trackId": p.tracks[1]}))
+        .await;
+    guest.expect_error(Some("g1"), "unavailable").await;
+    host.send(json!({"type": "remove", "req": "h2", "entryId": kept}))
+        .await;
+    host.expect_error(Some("h2"), "unavailable").await;
+    host.send(json!({"type": "interaction", "req": "h3", "trackId": p.tracks[0], "kind": "like"}))
+        .await;
+    host.expect_error(Some("h3"), "unavailable").await;
+    // Nothing of the failed ops is stored, and the live state is unchanged.
+    assert_eq!(
+        count(
+            &p.app,
+            r#"SELECT count(*) FROM "PlaylistUpdate" WHERE "playlistId" = $1"#,
+            &p.playlist
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &p.app,
+            r#"SELECT count(*) FROM "TrackInteraction" WHERE "hubSessionId" = $1"#,
+            &p.session
+        )
+        .await,
+        0
+    );
+    assert_eq!(stored_queue(&p.app, &p.session).await, vec![kept.clone()]);
+    let (_, snap) = Client::join(&p.app, &p.guest, &p.session).await;
+    assert_eq!(snap.version, 1);
+    assert_eq!(
+        snap.queue
+            .iter()
+            .map(|e| e.entry_id.clone())
+            .collect::<Vec<_>>(),
+        vec![kept.clone()]
+    );
+    // No update was broadcast for the failed ops: the host's next frame is
+    // the update of the retry, with the very next version.
+    set_commit_failure(&p.app, false).await;
+    guest
+        .send(json!({"type": "add", "req": "g1", "trackId": p.tracks[1]}))
+        .await;
+    match host.recv_np().await {
+        ServerMsg::Update {
+            version, change, ..
+        } => {
+            assert_eq!(version, 2);
+            assert_eq!(change.by, p.guest.id);
+        }
+        other => panic!("expected the retried update, got {other:?}"),
+    }
+    assert!(matches!(
+        guest.recv_np().await,
+        ServerMsg::Update { version: 2, .. }
+    ));
+    assert!(matches!(
+        guest.recv_np().await,
+        ServerMsg::Ack { version: 2, .. }
+    ));
+    p.app.stop().await;
+}
+
+#[tokio::test]
+async fn exactly_once_across_reconnect_and_restart() {
+    let p = party().await;
+    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (v1, _) = guest.add("once", &p.tracks[0]).await;
+    // The same req on a new connection: the original ack, nothing applied.
+    drop(guest);
+    let (mut guest, snap) = Client::join(&p.app, &p.guest, &p.session).await;
+    assert_eq!(snap.version, 1);
+    guest
+        .send(json!({"type": "add", "req": "once", "trackId": p.tracks[1]}))
+        .await;
+    assert!(
+        matches!(guest.recv_np().await, ServerMsg::Ack { version, ref req } if version == v1 && req == "once")
+    );
+    // Two copies in flight at once: one applied, both acked alike.
+    guest
+        .send(json!({"type": "add", "req": "twin", "trackId": p.tracks[2]}))
+        .await;
+    guest
+        .send(json!({"type": "add", "req": "twin", "trackId": p.tracks[2]}))
+        .await;
+    let mut acks = Vec::new();
+    let mut updates = 0;
+    while acks.len() < 2 {
+        match guest.recv_np().await {
+            ServerMsg::Ack { version, .. } => acks.push(version),
+            ServerMsg::Update { .. } => updates += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(acks, vec![2, 2]);
+    assert_eq!(updates, 1);
+    drop(guest);
+    // After a restart the memory comes back from the database.
+    let db_url = p.app.db_url.clone();
+    p.app.stop().await;
+    let app = spawn_app_on(db_url, |_| {}).await;
+    let (mut guest, snap) = Client::join(&app, &p.guest, &p.session).await;
+    assert_eq!(snap.version, 2);
+    guest
+        .send(json!({"type": "add", "req": "once", "trackId": p.tracks[3]}))
+        .await;
+    assert!(matches!(
+        guest.recv_np().await,
+        ServerMsg::Ack { version: 1, .. }
+    ));
+    guest
+        .send(json!({"type": "add", "req": "twin", "trackId": p.tracks[3]}))
+        .await;
+    assert!(matches!(
+        guest.recv_np().await,
+        ServerMsg::Ack { version: 2, .. }
+    ));
+    assert_eq!(
+        count(
+            &app,
+            r#"SELECT count(*) FROM "PlaylistUpdate" WHERE "playlistId" = $1"#,
+            &p.playlist
+        )
+        .await,
+        2
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn resume_with_since_gets_exactly_the_missed_updates() {
+    let p = party().await;
+    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
+    host.add("a1", &p.tracks[0]).await;
+    host.add("a2", &p.tracks[1]).await;
+    let (mut guest, snap) = Client::join(&p.app, &p.guest, &p.session).await;
+    assert_eq!(snap.version, 2);
+    drop(guest);
+    let mut missed = HashMap::new();
+    for i in 0..3 {
+        let (v, e) = host.add(&format!("b{i}"), &p.tracks[2]).await;
+        missed.insert(v, e);
+    }
+    guest = Client::connect(&p.app).await;
+    guest
+        .send(json!({"type": "join", "sessionId": p.session, "token": p.guest.token, "since": 2}))
+        .await;
+    assert!(matches!(
+        guest.recv_np().await,
+        ServerMsg::Resumed { version: 5 }
+    ));
+    for v in 3..=5 {
+        match guest.recv_np().await {
+            ServerMsg::Update {
+                version, change, ..
+            } => {
+                assert_eq!(version, v);
+                assert_eq!(change.entry_id, missed[&v]);
+            }
+            other => panic!("expected update {v}, got {other:?}"),
+        }
+    }
+    // since = current: resumed and nothing else (the next frame is a new update).
+    let mut again = Client::connect(&p.app).await;
+    again
+        .send(json!({"type": "join", "sessionId": p.session, "token": p.guest.token, "since": 5}))
+        .await;
+    assert!(matches!(
+        again.recv_np().await,
+        ServerMsg::Resumed { version: 5 }
+    ));
+    host.add("c1", &p.tracks[3]).await;
+    assert!(matches!(
+        again.recv_np().await,
+        ServerMsg::Update { version: 6, .. }
+    ));
+    // since beyond the current version: a fresh snapshot.
+    let mut ahead = Client::connect(&p.app).await;
+    ahead
+        .send(json!({"type": "join", "sessionId": p.session, "token": p.guest.token, "since": 99}))
+        .await;
+    assert!(matches!(ahead.recv_np().await, ServerMsg::Snapshot(s) if s.version == 6));
+    // After a restart the log serves the resume.
+    let db_url = p.app.db_url.clone();
+    drop((host, guest, again, ahead));
+    p.app.stop().await;
+    let app = spawn_app_on(db_url, |_| {}).await;
+    let mut c = Client::connect(&app).await;
+    c.send(json!({"type": "join", "sessionId": p.session, "token": p.guest.token, "since": 4}))
+        .await;
+    assert!(matches!(
+        c.recv_np().await,
+        ServerMsg::Resumed { version: 6 }
+    ));
+    assert!(
+        matches!(c.recv_np().await, ServerMsg::Update { version: 5, ref change, .. } if change.entry_id == missed[&5])
+    );
+    assert!(matches!(
+        c.recv_np().await,
+        ServerMsg::Update { version: 6, .. }
+    ));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn authorization_matrix() {
+    let p = party().await;
+    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
+    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (_, host_entry) = host.add("h1", &p.tracks[0]).await;
+    let _ = guest.recv_np().await; // host's update
+    let (_, guest_entry) = guest.add("g1", &p.tracks[1]).await;
+    // A member may not reorder, nor remove someone else's entry.
+    guest
+        .send(json!({"type": "reorder", "req": "g2", "entryId": guest_entry, "toIndex": 0}))
+        .await;
+    guest.expect_error(Some("g2"), "forbidden").await;
+    guest
+        .send(json!({"type": "remove", "req": "g3", "entryId": host_entry}))
+        .await;
+    guest.expect_error(Some("g3"), "forbidden").await;
+    // The host may reorder and remove anyone's entry; a member its own.
+    host.recv_np().await; // guest's add
+    host.send(json!({"type": "reorder", "req": "h2", "entryId": guest_entry, "toIndex": 0, "baseVersion": 2})).await;
+    assert!(matches!(
+        host.recv_np().await,
+        ServerMsg::Update { version: 3, .. }
+    ));
+    assert!(matches!(
+        host.recv_np().await,
+        ServerMsg::Ack { version: 3, .. }
+    ));
+    host.send(json!({"type": "reorder", "req": "h3", "entryId": guest_entry, "toIndex": 1, "baseVersion": 2})).await;
+    host.expect_error(Some("h3"), "conflict").await;
+    guest.recv_np().await; // the reorder
+    guest
+        .send(json!({"type": "remove", "req": "g4", "entryId": guest_entry}))
+        .await;
+    assert!(matches!(
+        guest.recv_np().await,
+        ServerMsg::Update { version: 4, .. }
+    ));
+    assert!(matches!(
+        guest.recv_np().await,
+        ServerMsg::Ack { version: 4, .. }
+    ));
+    host.recv_np().await;
+    host.send(json!({"type": "remove", "req": "h4", "entryId": host_entry}))
+        .await;
+    assert!(matches!(
+        host.recv_np().await,
+        ServerMsg::Update { version: 5, .. }
+    ));
+    // A bad token: error unauthorized, then close 4001.
+    let mut c = Client::connect(&p.app).await;
+    c.send(json!({"type": "join", "sessionId": p.session, "token": "aht_nope"}))
+        .await;
+    c.expect_error(None, "unauthorized").await;
+    assert_eq!(c.closed().await, Closed::Code(4001));
+    // Unknown session: error not_found, close 4004.
+    let mut c = Client::connect(&p.app).await;
+    c.send(json!({"type": "join", "sessionId": uuid::Uuid::new_v4().to_string(), "token": p.guest.token})).await;
+    c.expect_error(None, "not_found").await;
+    assert_eq!(c.closed().await, Closed::Code(4004));
+    // Only the host ends the session; listeners get `ended` and 4010.
+    let r = p
+        .app
+        .http
+        .post(p.app.url(&format!("/v1/sessions/{}/end", p.session)))
+        .bearer_auth(&p.guest.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = p
+        .app
+        .http
+        .post(p.app.url(&format!("/v1/sessions/{}/end", p.session)))
+        .bearer_auth(&p.host.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(matches!(
+        guest.recv_np().await,
+        ServerMsg::Update { version: 5, .. }
+    ));
+    assert!(matches!(guest.recv_np().await, ServerMsg::Ended { .. }));
+    assert_eq!(guest.closed().await, Closed::Code(4010));
+    // An ended session cannot be joined.
+    let mut c = Client::connect(&p.app).await;
+    c.send(json!({"type": "join", "sessionId": p.session, "token": p.guest.token}))
+        .await;
+    assert_eq!(c.closed().await, Closed::Code(4010));
+    p.app.stop().await;
+}
