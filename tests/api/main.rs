@@ -5,3 +5,5 @@ mod helpers;
 mod hub;
 mod migrations;
 mod rest;
+mod hub_limits;
+mod restart;

@@ -1,0 +1,1 @@
+//! Abuse limits and slow listeners over real sockets.

@@ -1,0 +1,1 @@
+//! Restart safety: the hub process killed with SIGKILL mid-stream.
