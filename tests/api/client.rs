@@ -84,6 +84,17 @@ impl Client {
         }
     }
 
+    /// The next text frame, or `None` once the connection is gone.
+    pub async fn try_recv_value(&mut self) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(t.as_str()).ok(),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
     /// Skip presence/interaction frames until a frame that `want` accepts.
     pub async fn recv_until(&mut self, want: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
         loop {

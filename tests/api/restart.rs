@@ -1,1 +1,348 @@
-//! Restart safety: the hub process killed with SIGKILL mid-stream.
+//! Restart safety: the hub *process* is killed with SIGKILL while writers
+//! stream ops, then started again on the same database. Everything acked
+//! must be there, nothing seen by a listener may be missing, the stored queue
+//! must be exactly the replay of the stored log, and re-sent reqs must get
+//! their original acks.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use audotics_hub::protocol::{OpKind, ServerMsg};
+use serde_json::{json, Value};
+
+use crate::client::Client;
+use crate::helpers::fresh_database;
+
+/// The hub binary, running on `db_url`.
+struct HubProcess {
+    child: Child,
+    base: String,
+    ws: String,
+}
+
+impl HubProcess {
+    fn start(db_url: &str) -> HubProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_audotics-hub"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", db_url])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the hub binary");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line
+                    .split("addr=")
+                    .nth(1)
+                    .filter(|_| line.contains("listening"))
+                {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.trim().to_owned());
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("hub printed its address");
+        HubProcess {
+            child,
+            base: format!("http://{addr}"),
+            ws: format!("ws://{addr}/v1/ws"),
+        }
+    }
+
+    fn kill9(&mut self) {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+
+    fn terminate(&mut self) {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
+    let mut req = http.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    res.json().await.unwrap()
+}
+
+async fn user(http: &reqwest::Client, hub: &HubProcess, name: &str) -> (String, String) {
+    let body = post(
+        http,
+        format!("{}/v1/users", hub.base),
+        None,
+        json!({"email": format!("{name}-{}@example.test", uuid::Uuid::new_v4().simple()), "name": name, "password": "correct horse battery"}),
+    )
+    .await;
+    (
+        body["user"]["id"].as_str().unwrap().to_owned(),
+        body["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// What one writer learned before the kill.
+#[derive(Default)]
+struct Seen {
+    /// req → acked version
+    acked: HashMap<String, i64>,
+    /// version → entry id of every update received
+    updates: HashMap<i64, String>,
+    /// reqs sent but not acked when the hub died
+    sent: Vec<(String, Value)>,
+}
+
+#[tokio::test]
+async fn sigkill_mid_stream_loses_nothing_acked() {
+    let db_url = fresh_database().await;
+    let mut hub = HubProcess::start(&db_url);
+    let http = reqwest::Client::new();
+    let (host_id, host_token) = user(&http, &hub, "Host").await;
+    let session = post(
+        &http,
+        format!("{}/v1/sessions", hub.base),
+        Some(&host_token),
+        json!({"name": "Kill -9"}),
+    )
+    .await;
+    let session_id = session["session"]["id"].as_str().unwrap().to_owned();
+    let mut tracks = Vec::new();
+    for i in 0..4 {
+        let t = post(
+            &http,
+            format!("{}/v1/tracks", hub.base),
+            Some(&host_token),
+            json!({"spotifyId": format!("kill{i}"), "name": format!("T{i}"), "artists": ["A"], "album": "B"}),
+        )
+        .await;
+        tracks.push(t["track"]["id"].as_str().unwrap().to_owned());
+    }
+    let mut users = vec![(host_id, host_token.clone())];
+    for i in 0..2 {
+        users.push(user(&http, &hub, &format!("W{i}")).await);
+    }
+
+    // Writers stream ops (each waits for its ack before the next) until the
+    // hub dies under them.
+    let results: Vec<Arc<Mutex<Seen>>> = users.iter().map(|_| Arc::default()).collect();
+    let mut tasks = Vec::new();
+    for (w, (me, token)) in users.iter().enumerate() {
+        let me = me.clone();
+        let mut c = Client::connect_addr(&hub.ws).await;
+        c.send(json!({"type": "join", "sessionId": session_id, "token": token}))
+            .await;
+        assert!(matches!(c.recv().await, ServerMsg::Snapshot(_)));
+        let seen = results[w].clone();
+        let tracks = tracks.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut own: Vec<String> = Vec::new();
+            for i in 0.. {
+                let req = format!("w{w}-{i}");
+                let frame = if w == 0 && i % 4 == 3 && own.len() > 1 {
+                    json!({"type": "reorder", "req": req, "entryId": own[1], "toIndex": 0})
+                } else if i % 5 == 4 && !own.is_empty() {
+                    json!({"type": "remove", "req": req, "entryId": own.remove(0)})
+                } else {
+                    json!({"type": "add", "req": req, "trackId": tracks[i % tracks.len()]})
+                };
+                seen.lock().unwrap().sent.push((req.clone(), frame.clone()));
+                c.send(frame).await;
+                loop {
+                    let v = match c.try_recv_value().await {
+                        Some(v) => v,
+                        None => return,
+                    };
+                    let Ok(msg) = serde_json::from_value::<ServerMsg>(v) else {
+                        continue;
+                    };
+                    match msg {
+                        ServerMsg::Update {
+                            version, change, ..
+                        } => {
+                            if change.op == OpKind::Add && change.by == me {
+                                own.push(change.entry_id.clone());
+                            }
+                            seen.lock()
+                                .unwrap()
+                                .updates
+                                .insert(version, change.entry_id);
+                        }
+                        ServerMsg::Ack { req: r, version } if r == req => {
+                            let mut s = seen.lock().unwrap();
+                            s.acked.insert(r, version);
+                            s.sent.pop();
+                            break;
+                        }
+                        ServerMsg::Error { req: Some(r), .. } if r == req => {
+                            seen.lock().unwrap().sent.pop();
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }));
+    }
+    // Kill once a good number of ops are acked, i.e. mid-stream.
+    loop {
+        let acked: usize = results.iter().map(|s| s.lock().unwrap().acked.len()).sum();
+        if acked >= 60 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    hub.kill9();
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(20), t)
+            .await
+            .expect("writer ends when the hub dies");
+    }
+
+    let mut hub = HubProcess::start(&db_url);
+    let snap: Value = http
+        .get(format!("{}/v1/sessions/{session_id}", hub.base))
+        .bearer_auth(&host_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let version = snap["version"].as_i64().unwrap();
+    let max_acked = results
+        .iter()
+        .flat_map(|s| {
+            s.lock()
+                .unwrap()
+                .acked
+                .values()
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .max()
+        .unwrap();
+    let max_seen = results
+        .iter()
+        .flat_map(|s| {
+            s.lock()
+                .unwrap()
+                .updates
+                .keys()
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        version >= max_acked,
+        "acked version {max_acked} lost: stored {version}"
+    );
+    assert!(
+        version >= max_seen,
+        "a listener saw version {max_seen} that is not stored ({version})"
+    );
+
+    // The stored log, replayed, is the stored queue and what listeners saw.
+    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+    let log: Vec<(i64, String, String, Option<i32>, Option<i32>)> = sqlx::query_as(
+        r#"SELECT u."hubVersion", u."type", u."hubEntryId", u."hubFromIndex", u."hubToIndex" FROM "PlaylistUpdate" u
+           JOIN "Playlist" p ON p."id" = u."playlistId" WHERE p."sessionId" = $1 ORDER BY u."hubVersion""#,
+    )
+    .bind(&session_id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        log.len() as i64,
+        version,
+        "log has exactly one row per version"
+    );
+    let mut model: Vec<String> = Vec::new();
+    for (i, (v, kind, entry, from, to)) in log.iter().enumerate() {
+        assert_eq!(*v, i as i64 + 1);
+        match kind.as_str() {
+            "add" => model.insert(to.unwrap() as usize, entry.clone()),
+            "remove" => assert_eq!(&model.remove(from.unwrap() as usize), entry),
+            "reorder" => {
+                let e = model.remove(from.unwrap() as usize);
+                assert_eq!(&e, entry);
+                model.insert(to.unwrap() as usize, e);
+            }
+            other => panic!("unexpected type {other}"),
+        }
+        for s in &results {
+            if let Some(seen_entry) = s.lock().unwrap().updates.get(v) {
+                assert_eq!(
+                    seen_entry, entry,
+                    "listener saw a different change at version {v}"
+                );
+            }
+        }
+    }
+    let queue: Vec<String> = snap["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entryId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(queue, model);
+
+    // Exactly once after the restart: acked reqs get their original ack; an
+    // op in flight at the kill is applied at most once when re-sent.
+    for (w, (_, token)) in users.iter().enumerate() {
+        let mut c = Client::connect_addr(&hub.ws).await;
+        c.send(json!({"type": "join", "sessionId": session_id, "token": token, "since": version}))
+            .await;
+        assert!(matches!(c.recv_np().await, ServerMsg::Resumed { .. }));
+        let (acked, sent) = {
+            let s = results[w].lock().unwrap();
+            (s.acked.clone(), s.sent.clone())
+        };
+        for (req, v) in acked.iter().take(10) {
+            c.send(json!({"type": "add", "req": req, "trackId": tracks[0]}))
+                .await;
+            // (Updates from other writers' re-sent in-flight ops may come first.)
+            match c
+                .recv_until(|m| !matches!(m, ServerMsg::Update { .. } | ServerMsg::Presence { .. }))
+                .await
+            {
+                ServerMsg::Ack { req: r, version } => assert_eq!((&r, version), (req, *v)),
+                other => panic!("expected the original ack for {req}, got {other:?}"),
+            }
+        }
+        for (req, frame) in sent {
+            c.send(frame).await;
+            let _ = c.recv_until(|m| matches!(m, ServerMsg::Ack { req: r, .. } | ServerMsg::Error { req: Some(r), .. } if *r == req)).await;
+            let n: i64 =
+                sqlx::query_scalar(r#"SELECT count(*) FROM "PlaylistUpdate" WHERE "hubReq" = $1"#)
+                    .bind(&req)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            assert!(n <= 1, "{req} applied {n} times");
+        }
+    }
+    pool.close().await;
+    hub.terminate();
+}
