@@ -91,11 +91,18 @@ impl App {
         } = self;
         tracing::info!(addr = %listener.local_addr()?, "audotics-hub listening");
         let router = http::router(state.clone());
+        // On the signal, WebSocket listeners are told 1001 at once, while
+        // HTTP requests in flight finish.
+        let hub_stop = state.hub.shutdown_token();
+        let signal = async move {
+            shutdown.await;
+            hub_stop.cancel();
+        };
         let serve = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown);
+        .with_graceful_shutdown(signal);
         let result = serve.await;
         tracing::info!("shutting down: draining");
         let _ = tokio::time::timeout(Duration::from_secs(10), state.hub.shutdown()).await;

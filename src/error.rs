@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol's error words, shared by REST (`code`) and WebSocket frames.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     Unauthorized,
@@ -49,6 +49,9 @@ pub enum Error {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The route exists but not with this HTTP method.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
     #[error("too many requests")]
@@ -76,6 +79,7 @@ impl Error {
             Error::Unauthorized => ErrorCode::Unauthorized,
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::NotFound(_) => ErrorCode::NotFound,
+            Error::MethodNotAllowed => ErrorCode::Invalid,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::RateLimited => ErrorCode::RateLimited,
             Error::TooLarge(_) => ErrorCode::TooLarge,

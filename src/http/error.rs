@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorCode};
 pub fn status_of(code: ErrorCode, e: &Error) -> StatusCode {
     match (code, e) {
         (_, Error::Malformed(_)) => StatusCode::BAD_REQUEST,
+        (_, Error::MethodNotAllowed) => StatusCode::METHOD_NOT_ALLOWED,
         (ErrorCode::Invalid, _) => StatusCode::UNPROCESSABLE_ENTITY,
         (ErrorCode::Unauthorized, _) => StatusCode::UNAUTHORIZED,
         (ErrorCode::Forbidden, _) => StatusCode::FORBIDDEN,

@@ -7,6 +7,7 @@ pub mod ops;
 pub mod sessions;
 pub mod tracks;
 pub mod users;
+pub mod web;
 pub mod ws;
 
 use std::sync::Arc;
@@ -51,7 +52,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .merge(web::routes())
         .fallback(|| async { Error::NotFound("route") })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(256 * 1024))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)

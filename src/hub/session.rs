@@ -76,7 +76,7 @@ impl Op {
 }
 
 /// Why a join was refused.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum JoinRefusal {
     NotFound,
     Ended,
@@ -287,13 +287,7 @@ impl SessionActor {
         while let Some(cmd) = self.rx.recv().await {
             match cmd {
                 Command::Join { reply, .. } => {
-                    let r = match refusal {
-                        JoinRefusal::NotFound => JoinRefusal::NotFound,
-                        JoinRefusal::Ended => JoinRefusal::Ended,
-                        JoinRefusal::Unavailable => JoinRefusal::Unavailable,
-                        JoinRefusal::Retry => JoinRefusal::Retry,
-                    };
-                    let _ = reply.send(Err(r));
+                    let _ = reply.send(Err(refusal));
                 }
                 Command::Snapshot { reply, .. } => {
                     let _ = reply.send(Err(match refusal {
@@ -446,7 +440,6 @@ impl SessionActor {
         }
         let id = self.next_listener;
         self.next_listener += 1;
-        let was_online = self.listeners.values().any(|l| l.user_id == user.id);
         self.listeners.insert(
             id,
             Listener {
@@ -460,12 +453,12 @@ impl SessionActor {
         let frames = match since {
             Some(s) if s == version => Some(vec![frame(&ServerMsg::Resumed { version })]),
             Some(s) if s < version && version - s <= MAX_REPLAY => match self.replay(s).await {
-                Some(updates) => {
+                Some(updates) if self.replay_fits(&updates) => {
                     let mut f = vec![frame(&ServerMsg::Resumed { version })];
                     f.extend(updates);
                     Some(f)
                 }
-                None => None,
+                _ => None,
             },
             _ => None,
         };
@@ -477,10 +470,18 @@ impl SessionActor {
                 return Ok(id);
             }
         }
-        if !was_online || self.listeners.len() > 1 {
-            self.broadcast_presence(&user.id, &user.name, Some(id));
-        }
+        self.broadcast_presence(&user.id, &user.name, Some(id));
         Ok(id)
+    }
+
+    /// Whether a replay can be queued to a new listener and still leave it
+    /// room for live updates: at most half its outbox (frames and bytes).
+    /// A bigger resume would overflow the outbox at once (4008, and the
+    /// client's retry with the same `since` would too): it gets a snapshot.
+    fn replay_fits(&self, updates: &[Utf8Bytes]) -> bool {
+        let bytes: usize = updates.iter().map(|f| f.len()).sum();
+        updates.len() + 1 <= self.config.outbound_frames / 2
+            && bytes <= self.config.outbound_bytes / 2
     }
 
     /// The `update` frames after `since`, from memory or the log.
@@ -697,7 +698,18 @@ impl SessionActor {
             }
             Err(CommitError::Unknown(e)) => {
                 tracing::warn!(session_id = %self.id, error = %e, "commit outcome unknown; asking the database");
-                self.learn_outcome(commits).await
+                match self.learn_outcome(commits).await {
+                    Some(committed) => committed,
+                    None => {
+                        // Shutting down before the database answered: say
+                        // nothing. Clients re-send with the same req and the
+                        // next hub resolves it against the stored log.
+                        while let Some(a) = applied.pop() {
+                            self.st_mut().queue.undo(a);
+                        }
+                        return;
+                    }
+                }
             }
         };
         self.metrics
@@ -786,19 +798,17 @@ impl SessionActor {
 
     /// The connection broke during COMMIT: ask the database (retrying until
     /// it answers) whether our commit counter moved.
-    async fn learn_outcome(&self, commits: i64) -> bool {
+    /// `None` when the hub shuts down before the database answers.
+    async fn learn_outcome(&self, commits: i64) -> Option<bool> {
         let mut delay = Duration::from_millis(50);
         loop {
             match persist::commits(&self.db, &self.id).await {
-                Ok(n) => return n >= commits,
+                Ok(n) => return Some(n >= commits),
                 Err(_) if !self.shutdown.is_cancelled() => {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
-                // Shutting down: say nothing (treated as not applied here;
-                // the client re-sends with the same req and exactly-once
-                // resolves it against the database after restart).
-                Err(_) => return false,
+                Err(_) => return None,
             }
         }
     }

@@ -55,21 +55,48 @@ async fn migrated_database() -> (String, PgPool) {
 /// One schema fact: (kind, table, object name) → description.
 type Facts = BTreeMap<(String, String, String), String>;
 
+/// (table, column, position, type, not null, default, collation)
+type ColumnRow = (
+    String,
+    String,
+    i16,
+    String,
+    bool,
+    Option<String>,
+    Option<String>,
+);
+/// (table, index, access method, unique, primary, columns, predicate, definition)
+type IndexRow = (
+    String,
+    String,
+    String,
+    bool,
+    bool,
+    Vec<String>,
+    Option<String>,
+    String,
+);
+/// (table, constraint, kind, columns, referenced table, referenced columns,
+/// on delete, on update, definition)
+type ConstraintRow = (
+    String,
+    String,
+    String,
+    Vec<String>,
+    Option<String>,
+    Vec<String>,
+    String,
+    String,
+    String,
+);
+
 /// Columns, indexes (all and unique), primary keys, foreign keys and every
 /// other constraint of the Prisma tables, read from the catalogs.
 async fn schema_facts(db: &PgPool) -> Facts {
     let tables: Vec<String> = PRISMA_TABLES.iter().map(|s| s.to_string()).collect();
     let mut facts = Facts::new();
 
-    let cols: Vec<(
-        String,
-        String,
-        i16,
-        String,
-        bool,
-        Option<String>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let cols: Vec<ColumnRow> = sqlx::query_as(
         r#"SELECT c.relname::text, a.attname::text, a.attnum, format_type(a.atttypid, a.atttypmod),
                       a.attnotnull, pg_get_expr(d.adbin, d.adrelid), co.collname::text
                FROM pg_attribute a
@@ -96,7 +123,7 @@ async fn schema_facts(db: &PgPool) -> Facts {
         );
     }
 
-    let idx: Vec<(String, String, String, bool, bool, Vec<String>, Option<String>, String)> =
+    let idx: Vec<IndexRow> =
         sqlx::query_as(
             r#"SELECT t.relname::text, i.relname::text, am.amname::text, ix.indisunique, ix.indisprimary,
                       ARRAY(SELECT pg_get_indexdef(ix.indexrelid, k, true)
@@ -132,7 +159,7 @@ async fn schema_facts(db: &PgPool) -> Facts {
         );
     }
 
-    let cons: Vec<(String, String, String, Vec<String>, Option<String>, Vec<String>, String, String, String)> =
+    let cons: Vec<ConstraintRow> =
         sqlx::query_as(
             r#"SELECT t.relname::text, c.conname::text, c.contype::text,
                       ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(num, ord)

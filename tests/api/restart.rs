@@ -102,6 +102,9 @@ async fn user(http: &reqwest::Client, hub: &HubProcess, name: &str) -> (String, 
     )
 }
 
+/// version, type, entry, fromIndex, toIndex of one stored update.
+type LogRow = (i64, String, String, Option<i32>, Option<i32>);
+
 /// What one writer learned before the kill.
 #[derive(Default)]
 struct Seen {
@@ -265,7 +268,7 @@ async fn sigkill_mid_stream_loses_nothing_acked() {
 
     // The stored log, replayed, is the stored queue and what listeners saw.
     let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
-    let log: Vec<(i64, String, String, Option<i32>, Option<i32>)> = sqlx::query_as(
+    let log: Vec<LogRow> = sqlx::query_as(
         r#"SELECT u."hubVersion", u."type", u."hubEntryId", u."hubFromIndex", u."hubToIndex" FROM "PlaylistUpdate" u
            JOIN "Playlist" p ON p."id" = u."playlistId" WHERE p."sessionId" = $1 ORDER BY u."hubVersion""#,
     )
