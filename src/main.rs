@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use audotics_hub::config::{Config, Database, HubConfig};
-use audotics_hub::{app, db, telemetry, App};
+use audotics_hub::{app, db, demo, telemetry, App};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -26,6 +26,9 @@ enum Command {
     Serve(ServeArgs),
     /// Create or update the database schema (adopts an existing Prisma database).
     Migrate(DbArgs),
+    /// Load the generated demo catalog (3,000 sample tracks, Spotify ids
+    /// starting with `demo`) into the database, then exit. Idempotent.
+    Demo(DbArgs),
 }
 
 #[derive(Args)]
@@ -54,6 +57,12 @@ struct ServeArgs {
     /// Maximum concurrent WebSocket connections.
     #[arg(long, env = "AUDOTICS_MAX_CONNECTIONS", default_value_t = 100_000)]
     max_connections: usize,
+    /// Load the demo catalog (see `demo`) before serving.
+    #[arg(long)]
+    demo: bool,
+    /// Serve the web client from this folder instead of the embedded copy.
+    #[arg(long, env = "AUDOTICS_WEB_DIR")]
+    web_dir: Option<PathBuf>,
 }
 
 impl DbArgs {
@@ -72,6 +81,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => migrate(args).await,
+        Command::Demo(args) => load_demo(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,11 +102,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bind: args.bind,
         database: args.db.database(),
         pool_size: args.pool_size,
-        web_dir: None,
+        web_dir: args.web_dir,
         hub,
     };
     let app = App::build(config).await?;
+    if args.demo {
+        let n = demo::load(app.db()).await?;
+        eprintln!("demo catalog loaded: {n} tracks");
+    }
     app.run(app::shutdown_signal()).await
+}
+
+async fn load_demo(args: DbArgs) -> anyhow::Result<()> {
+    let config = Config {
+        database: args.database(),
+        ..Config::for_database_url(String::new())
+    };
+    let (url, mut cluster) = app::database(&config).await?;
+    let result = async {
+        let pool = db::connect(&url, 2).await?;
+        db::migrate(&pool).await?;
+        let n = demo::load(&pool).await?;
+        pool.close().await;
+        anyhow::Ok(n)
+    }
+    .await;
+    if let Some(c) = cluster.as_mut() {
+        c.stop();
+    }
+    eprintln!("demo catalog loaded: {} tracks", result?);
+    Ok(())
 }
 
 async fn migrate(args: DbArgs) -> anyhow::Result<()> {

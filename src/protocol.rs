@@ -4,6 +4,7 @@
 //! `protocol/` holds the JSON Schemas generated from these types.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorCode};
@@ -27,51 +28,114 @@ pub mod close {
     pub const RATE_LIMITED: u16 = 4029;
 }
 
-/// Client → server.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(
-    tag = "type",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase",
-    deny_unknown_fields
-)]
+/// Client → server: one JSON object per frame, discriminated by `type`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(tag = "type", rename_all = "camelCase")]
 pub enum ClientMsg {
-    Join {
-        session_id: String,
-        token: String,
-        #[serde(default)]
-        since: Option<i64>,
-    },
-    Add {
-        req: String,
-        #[serde(default)]
-        track_id: Option<String>,
-        #[serde(default)]
-        track: Option<TrackBody>,
-        #[serde(default)]
-        index: Option<usize>,
-    },
-    Remove {
-        req: String,
-        entry_id: String,
-    },
-    Reorder {
-        req: String,
-        entry_id: String,
-        to_index: usize,
-        #[serde(default)]
-        base_version: Option<i64>,
-    },
-    Interaction {
-        req: String,
-        track_id: String,
-        kind: String,
-    },
-    Leave,
+    /// The first frame of a connection: become a member and a listener of
+    /// the session. Answered with `snapshot`, or `resumed` + the missed
+    /// `update`s when `since` can be served by replay.
+    Join(Join),
+    /// Queue a track: give exactly one of `trackId` (an existing Track) and
+    /// `track` (metadata, upserted by `spotifyId`).
+    Add(Add),
+    /// Remove a queue entry (host, or the member who added it).
+    Remove(Remove),
+    /// Move a queue entry (host only).
+    Reorder(Reorder),
+    /// A member's reaction to a track; stored and broadcast.
+    Interaction(Interaction),
+    /// Stop listening (the user stays a member); the hub closes with 1000.
+    Leave(Leave),
 }
 
+/// Fields of `join`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Join {
+    /// The GroupSession's id.
+    pub session_id: String,
+    /// A token from `POST /v1/users` or `POST /v1/auth/token`.
+    pub token: String,
+    /// The last version this client saw (resume); omitted or null: a
+    /// fresh `snapshot`.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub since: Option<i64>,
+}
+
+/// Fields of `add`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {"required": ["trackId"], "properties": {"trackId": {"type": "string"}}},
+    {"required": ["track"], "properties": {"track": {"type": "object"}}}
+]))]
+pub struct Add {
+    /// Client-chosen op id, unique per user per session.
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+    /// Track.id of an existing track.
+    #[serde(default)]
+    pub track_id: Option<String>,
+    /// Track metadata; a known `spotifyId` updates that Track.
+    #[serde(default)]
+    pub track: Option<TrackBody>,
+    /// Where to insert, 0..=len; omitted or null: at the end.
+    #[serde(default)]
+    pub index: Option<usize>,
+}
+
+/// Fields of `remove`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Remove {
+    /// Client-chosen op id, unique per user per session.
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+    /// The queue entry to remove.
+    pub entry_id: String,
+}
+
+/// Fields of `reorder`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Reorder {
+    /// Client-chosen op id, unique per user per session.
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+    /// The queue entry to move.
+    pub entry_id: String,
+    /// The entry's index after the move, 0..len-1.
+    pub to_index: usize,
+    /// When given and not the current version: `error` `conflict`,
+    /// nothing applied.
+    #[serde(default)]
+    pub base_version: Option<i64>,
+}
+
+/// Fields of `interaction`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Interaction {
+    /// Client-chosen op id, unique per user per session.
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+    /// Track.id of an existing track.
+    pub track_id: String,
+    /// `play`, `skip`, `like`, `dislike`, … : any word of 1–32 lowercase
+    /// letters or `_`.
+    #[schemars(regex(pattern = r"^[a-z_]{1,32}$"))]
+    pub kind: String,
+}
+
+/// `leave` has no fields.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Leave {}
+
 /// What an `update` changed.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum OpKind {
     Add,
@@ -99,7 +163,7 @@ impl OpKind {
 }
 
 /// The body of an `update`: one applied queue change.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     pub op: OpKind,
@@ -115,46 +179,68 @@ pub struct Change {
 }
 
 /// Server → client.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
 #[serde(
     tag = "type",
     rename_all = "camelCase",
     rename_all_fields = "camelCase"
 )]
 pub enum ServerMsg {
+    /// The session's whole state: the answer to `join` (or to a `since` the
+    /// hub does not serve by replay).
     Snapshot(Snapshot),
+    /// One applied change, to every listener, in version order.
     Update {
+        /// The session's version after this change (previous + 1).
         version: i64,
         change: Change,
+        /// Commit time.
         at: DateTime<Utc>,
     },
+    /// Answer to a `join` whose `since` is served by replay: exactly the
+    /// missed `update`s follow (none when `since` = `version`).
     Resumed {
+        /// The session's current version.
         version: i64,
     },
+    /// To the sender, once its op is durably committed (after its `update`
+    /// or `interaction` frame).
     Ack {
+        /// The op's `req`.
         req: String,
+        /// The op's version (`interaction`: the session's current version).
         version: i64,
     },
+    /// A refused op or bad frame; the connection stays open unless a close
+    /// follows.
     Error {
+        /// The `req` of the op it answers; null otherwise.
         req: Option<String>,
+        /// The WebSocket hub never sends `internal` (it says `unavailable`).
         code: ErrorCode,
+        /// Human-readable; for `invalid`, starts with the offending field
+        /// (or `frame`).
         message: String,
     },
+    /// A listener joined or left (not sent to the joiner itself).
     Presence {
         user_id: String,
         name: String,
+        /// True while the user has at least one listener connection.
         online: bool,
+        /// The session's total number of listener connections.
         listeners: usize,
     },
+    /// A member's reaction, to every listener including the sender.
     Interaction {
         user_id: String,
         track_id: String,
         kind: String,
+        /// Commit time.
         at: DateTime<Utc>,
     },
-    Ended {
-        at: DateTime<Utc>,
-    },
+    /// The host ended the session; the hub then closes with 4010.
+    Ended { at: DateTime<Utc> },
 }
 
 impl ServerMsg {
@@ -178,7 +264,9 @@ impl ServerMsg {
     }
 }
 
-/// Interaction kinds the hub stores (`TrackInteraction.type`).
+/// The interaction kinds clients commonly send (`TrackInteraction.type`).
+/// Not a closed list: the hub accepts any `kind` of 1–32 lowercase letters
+/// or `_` (see `http::ws`).
 pub const INTERACTION_KINDS: &[&str] = &["play", "skip", "like", "dislike", "save", "share"];
 
 /// Parse a client frame. On failure, returns the `req` the frame carried (if
@@ -186,54 +274,253 @@ pub const INTERACTION_KINDS: &[&str] = &["play", "skip", "like", "dislike", "sav
 pub fn parse_client(text: &str) -> Result<ClientMsg, (Option<String>, Error)> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| (None, Error::Malformed(format!("malformed JSON: {e}"))))?;
-    let req = value
-        .get("req")
-        .and_then(|r| r.as_str())
-        .filter(|r| !r.is_empty() && r.chars().count() <= crate::validate::REQ_MAX)
-        .map(str::to_owned);
-    let Some(obj) = value.as_object() else {
+    let serde_json::Value::Object(mut obj) = value else {
         return Err((
             None,
             Error::invalid("type", "a frame must be a JSON object"),
         ));
     };
-    match obj.get("type").and_then(|t| t.as_str()) {
-        Some("join" | "add" | "remove" | "reorder" | "interaction" | "leave") => {}
-        Some(other) => {
+    let req = obj
+        .get("req")
+        .and_then(|r| r.as_str())
+        .filter(|r| !r.is_empty() && r.chars().count() <= crate::validate::REQ_MAX)
+        .map(str::to_owned);
+    let kind = match obj.remove("type") {
+        Some(serde_json::Value::String(t)) => t,
+        _ => return Err((req, Error::invalid("type", "missing or not a string"))),
+    };
+    // Each message's fields are read as their own struct (not through the
+    // tagged enum, which would buffer them and lose the path), so a bad
+    // field is named in the error.
+    let fields = serde_json::Value::Object(obj);
+    let msg = match kind.as_str() {
+        "join" => ClientMsg::Join(fields_of(fields, &req)?),
+        "add" => ClientMsg::Add(fields_of(fields, &req)?),
+        "remove" => ClientMsg::Remove(fields_of(fields, &req)?),
+        "reorder" => ClientMsg::Reorder(fields_of(fields, &req)?),
+        "interaction" => ClientMsg::Interaction(fields_of(fields, &req)?),
+        "leave" => ClientMsg::Leave(fields_of(fields, &req)?),
+        other => {
             let shown: String = other.chars().take(32).collect();
             return Err((
                 req,
                 Error::invalid("type", format!("unknown type `{shown}`")),
             ));
         }
-        None => return Err((req, Error::invalid("type", "missing or not a string"))),
-    }
-    let msg: ClientMsg = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." {
-            "frame".to_owned()
-        } else {
-            path
-        };
-        (
-            req.clone(),
-            Error::invalid(field, e.into_inner().to_string()),
-        )
-    })?;
+    };
     if let Some(r) = msg_req(&msg) {
         crate::validate::req(r).map_err(|e| (None, e))?;
     }
     Ok(msg)
 }
 
+fn fields_of<T: serde::de::DeserializeOwned>(
+    fields: serde_json::Value,
+    req: &Option<String>,
+) -> Result<T, (Option<String>, Error)> {
+    serde_path_to_error::deserialize(fields).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // serde names a missing field only in its message.
+        let field = match path.as_str() {
+            "." => inner
+                .split('`')
+                .nth(1)
+                .filter(|_| {
+                    inner.starts_with("missing field") || inner.starts_with("unknown field")
+                })
+                .unwrap_or("frame")
+                .to_owned(),
+            _ => path,
+        };
+        (req.clone(), Error::invalid(field, inner))
+    })
+}
+
 /// The `req` of an op frame.
 pub fn msg_req(msg: &ClientMsg) -> Option<&str> {
     match msg {
-        ClientMsg::Add { req, .. }
-        | ClientMsg::Remove { req, .. }
-        | ClientMsg::Reorder { req, .. }
-        | ClientMsg::Interaction { req, .. } => Some(req),
-        ClientMsg::Join { .. } | ClientMsg::Leave => None,
+        ClientMsg::Add(Add { req, .. })
+        | ClientMsg::Remove(Remove { req, .. })
+        | ClientMsg::Reorder(Reorder { req, .. })
+        | ClientMsg::Interaction(Interaction { req, .. }) => Some(req),
+        ClientMsg::Join(_) | ClientMsg::Leave(_) => None,
+    }
+}
+
+/// The message types of each direction, in the order the schemas list them.
+pub const CLIENT_TYPES: &[&str] = &["join", "add", "remove", "reorder", "interaction", "leave"];
+pub const SERVER_TYPES: &[&str] = &[
+    "snapshot",
+    "update",
+    "resumed",
+    "ack",
+    "error",
+    "presence",
+    "interaction",
+    "ended",
+];
+
+/// The JSON Schemas (draft 2020-12) of protocol v1, generated from the types
+/// above: one per message (`schemas/client/<type>.json`,
+/// `schemas/server/<type>.json`) and one per direction (`schemas/client.json`,
+/// `schemas/server.json`). Paths are relative to the repository's
+/// `protocol/` folder; `tests/protocol_schema.rs` keeps the files there equal
+/// to this.
+///
+/// Client schemas describe what the hub accepts (optional fields may be
+/// omitted; no unknown fields). Server schemas describe what it sends: every
+/// field is required, nullable ones are present with `null`.
+pub fn schemas() -> Vec<(String, serde_json::Value)> {
+    use schemars::generate::SchemaSettings;
+    let client = SchemaSettings::draft2020_12()
+        .for_deserialize()
+        .into_generator()
+        .into_root_schema_for::<ClientMsg>()
+        .to_value();
+    let server = SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<ServerMsg>()
+        .to_value();
+    let mut out = Vec::new();
+    for (dir, root, title) in [
+        ("client", client, "Client → server frame"),
+        ("server", server, "Server → client frame"),
+    ] {
+        for (name, schema) in split_messages(&root, dir) {
+            out.push((format!("schemas/{dir}/{name}.json"), canonical(schema)));
+        }
+        let mut root = root;
+        root["title"] = title.into();
+        out.push((format!("schemas/{dir}.json"), canonical(root)));
+    }
+    out
+}
+
+/// One self-contained schema per variant of an internally tagged enum's
+/// root schema, named by its `type` constant.
+fn split_messages(root: &serde_json::Value, dir: &str) -> Vec<(String, serde_json::Value)> {
+    use serde_json::{json, Value};
+    let empty = serde_json::Map::new();
+    let defs = root
+        .get("$defs")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let variants = root
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .expect("a tagged enum's schema has oneOf");
+    let mut out = Vec::new();
+    for v in variants {
+        let mut v = v.as_object().expect("variant schema is an object").clone();
+        let name = v["properties"]["type"]["const"]
+            .as_str()
+            .expect("variant has a `type` constant")
+            .to_owned();
+        // A newtype variant (`snapshot`) refers to its payload struct:
+        // inline that struct's fields next to `type`.
+        if let Some(Value::String(r)) = v.remove("$ref") {
+            let def = r
+                .strip_prefix("#/$defs/")
+                .and_then(|d| defs.get(d))
+                .and_then(Value::as_object)
+                .expect("$ref names a definition");
+            for (k, val) in def {
+                match k.as_str() {
+                    "properties" => {
+                        let props = v["properties"].as_object_mut().expect("properties");
+                        for (pk, pv) in val.as_object().expect("properties") {
+                            props.insert(pk.clone(), pv.clone());
+                        }
+                    }
+                    "required" => {
+                        let req = v["required"].as_array_mut().expect("required");
+                        req.extend(val.as_array().expect("required").iter().cloned());
+                    }
+                    _ => {
+                        v.entry(k.clone()).or_insert_with(|| val.clone());
+                    }
+                }
+            }
+        }
+        let direction = if dir == "client" {
+            "client → server"
+        } else {
+            "server → client"
+        };
+        let mut schema = serde_json::Map::new();
+        schema.insert(
+            "$schema".into(),
+            json!("https://json-schema.org/draft/2020-12/schema"),
+        );
+        schema.insert("title".into(), json!(format!("{name} ({direction})")));
+        let body = Value::Object(v);
+        let used = used_defs(&body, defs);
+        schema.extend(body.as_object().expect("object").clone());
+        if !used.is_empty() {
+            schema.insert("$defs".into(), Value::Object(used));
+        }
+        out.push((name, Value::Object(schema)));
+    }
+    out
+}
+
+/// The definitions `body` refers to, directly or through other definitions.
+fn used_defs(
+    body: &serde_json::Value,
+    defs: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, val) in m {
+                    match (k.as_str(), val) {
+                        ("$ref", serde_json::Value::String(r)) => {
+                            if let Some(d) = r.strip_prefix("#/$defs/") {
+                                out.push(d.to_owned());
+                            }
+                        }
+                        _ => refs(val, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut todo = Vec::new();
+    refs(body, &mut todo);
+    let mut used = serde_json::Map::new();
+    while let Some(d) = todo.pop() {
+        if used.contains_key(&d) {
+            continue;
+        }
+        let def = defs.get(&d).unwrap_or_else(|| panic!("undefined $ref {d}"));
+        refs(def, &mut todo);
+        used.insert(d, def.clone());
+    }
+    used
+}
+
+/// `v` with every object's keys sorted, so the files do not depend on
+/// serde_json's `preserve_order` feature.
+fn canonical(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut entries: Vec<_> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, canonical(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(canonical).collect())
+        }
+        v => v,
     }
 }
 
@@ -246,30 +533,31 @@ mod tests {
         let j = parse_client(r#"{"type":"join","sessionId":"s","token":"t","since":3}"#).unwrap();
         assert_eq!(
             j,
-            ClientMsg::Join {
+            ClientMsg::Join(Join {
                 session_id: "s".into(),
                 token: "t".into(),
                 since: Some(3)
-            }
+            })
         );
         let a = parse_client(r#"{"type":"add","req":"r1","trackId":"t1","index":0}"#).unwrap();
-        assert!(matches!(a, ClientMsg::Add { index: Some(0), .. }));
+        assert!(matches!(a, ClientMsg::Add(Add { index: Some(0), .. })));
         let r = parse_client(
             r#"{"type":"reorder","req":"r","entryId":"e","toIndex":2,"baseVersion":7}"#,
         )
         .unwrap();
         assert!(matches!(
             r,
-            ClientMsg::Reorder {
+            ClientMsg::Reorder(Reorder {
                 to_index: 2,
                 base_version: Some(7),
                 ..
-            }
+            })
         ));
         assert_eq!(
             parse_client(r#"{"type":"leave"}"#).unwrap(),
-            ClientMsg::Leave
+            ClientMsg::Leave(Leave {})
         );
+        assert!(parse_client(r#"{"type":"leave","extra":1}"#).is_err());
     }
 
     #[test]

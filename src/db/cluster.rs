@@ -212,8 +212,17 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        // The socket file appears just before the server accepts connections.
-        std::thread::sleep(Duration::from_millis(100));
+        // The socket appears while the server is still starting up: wait
+        // until it accepts connections.
+        while !cluster.accepts_connections() {
+            if Instant::now() > deadline {
+                return Err(ClusterError::Step {
+                    step: "postgres",
+                    detail: format!("not ready in time; see {}", cluster.log.display()),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Ok(cluster)
     }
 
@@ -300,6 +309,21 @@ impl Cluster {
             o.push(("-c", "full_page_writes=off".to_owned()));
         }
         o
+    }
+
+    /// `pg_isready` on our socket.
+    fn accepts_connections(&self) -> bool {
+        Command::new(self.bin.join("pg_isready"))
+            .arg("-q")
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .arg("-p")
+            .arg(PORT.to_string())
+            .arg("-U")
+            .arg(SUPERUSER)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
     }
 
     fn is_running(&self) -> bool {

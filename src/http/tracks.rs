@@ -15,7 +15,7 @@ use crate::model::TrackFeatures;
 use crate::validate;
 
 /// Track metadata as clients send it (REST body and the protocol's `add.track`).
-#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrackBody {
     pub spotify_id: String,

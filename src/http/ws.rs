@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
@@ -34,18 +35,43 @@ pub async fn upgrade(State(st): State<AppState>, ws: WebSocketUpgrade) -> Respon
     let Some(permit) = st.hub.connection_permit() else {
         st.metrics.connections_refused.inc();
         tracing::warn!("connection limit reached; refusing a WebSocket");
-        return Error::TooLarge("connection limit reached, try again later".into()).into_response();
+        return connection_limit_response();
     };
     let max = st.hub.config().max_message_bytes;
     // Small buffers: tungstenite's defaults (128 KiB write buffer) are sized
     // for big messages; ours are small JSON frames, and memory per idle
     // listener is what lets one hub hold tens of thousands.
+    // No cap on the write buffer: tungstenite refuses (and we then drop the
+    // connection over) any single frame larger than it, and a snapshot of a
+    // long queue is one frame of several MB. What a listener may have
+    // pending is bounded by its outbox (`outbound_bytes`) instead.
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(8 * 1024)
-        .max_write_buffer_size(max * 4)
+        .max_write_buffer_size(usize::MAX)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| connection(socket, st, permit))
+}
+
+/// 503 (as `HubConfig::max_connections` documents), problem+json with the
+/// protocol's `unavailable` word, and a hint to retry shortly.
+fn connection_limit_response() -> Response {
+    let body = serde_json::json!({
+        "type": "https://audotics.dev/problems/unavailable",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": "connection limit reached, try again later",
+        "code": "unavailable",
+    });
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (header::CONTENT_TYPE, "application/problem+json"),
+            (header::RETRY_AFTER, "1"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// Token bucket for ops per connection.
@@ -158,18 +184,18 @@ async fn connection(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePerm
         };
         match (msg, &joined) {
             (
-                ClientMsg::Join {
+                ClientMsg::Join(protocol::Join {
                     session_id,
                     token,
                     since,
-                },
+                }),
                 None,
             ) => match join(&st, &out, session_id, token, since).await {
                 JoinStep::Joined(j) => joined = Some(j),
                 JoinStep::Stay => {}
                 JoinStep::Close => break,
             },
-            (ClientMsg::Join { .. }, Some(_)) => {
+            (ClientMsg::Join(_), Some(_)) => {
                 push(
                     &out,
                     &ServerMsg::error(None, &Error::invalid("type", "already joined")),
@@ -182,7 +208,7 @@ async fn connection(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePerm
                     &ServerMsg::error(req, &Error::invalid("type", "join first")),
                 );
             }
-            (ClientMsg::Leave, Some(j)) => {
+            (ClientMsg::Leave(_), Some(j)) => {
                 j.handle.leave(j.listener).await;
                 joined = None;
                 out.close(close::NORMAL, "left");
@@ -303,12 +329,12 @@ async fn join(
 /// Check an op frame's fields and turn it into the actor's `Op`.
 fn to_op(msg: ClientMsg) -> Result<Op, Error> {
     Ok(match msg {
-        ClientMsg::Add {
+        ClientMsg::Add(protocol::Add {
             track_id,
             track,
             index,
             ..
-        } => {
+        }) => {
             let track = match (track_id, track) {
                 (Some(_), Some(_)) => {
                     return Err(Error::invalid(
@@ -322,27 +348,27 @@ fn to_op(msg: ClientMsg) -> Result<Op, Error> {
             };
             Op::Add { track, index }
         }
-        ClientMsg::Remove { entry_id, .. } => Op::Remove {
+        ClientMsg::Remove(protocol::Remove { entry_id, .. }) => Op::Remove {
             entry_id: uuid::Uuid::parse_str(&entry_id).ok(),
         },
-        ClientMsg::Reorder {
+        ClientMsg::Reorder(protocol::Reorder {
             entry_id,
             to_index,
             base_version,
             ..
-        } => Op::Reorder {
+        }) => Op::Reorder {
             entry_id: uuid::Uuid::parse_str(&entry_id).ok(),
             to_index,
             base_version,
         },
-        ClientMsg::Interaction { track_id, kind, .. } => {
+        ClientMsg::Interaction(protocol::Interaction { track_id, kind, .. }) => {
             let kind = validate::text("kind", &kind, 32)?;
             if !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
                 return Err(Error::invalid("kind", "must be lowercase letters or '_'"));
             }
             Op::Interaction { track_id, kind }
         }
-        ClientMsg::Join { .. } | ClientMsg::Leave => {
+        ClientMsg::Join(_) | ClientMsg::Leave(_) => {
             unreachable!("join and leave are handled by the connection")
         }
     })
@@ -367,6 +393,9 @@ fn close_code_for(e: &axum::Error) -> u16 {
 }
 
 /// Drain the outbox to the socket, batching frames per flush, and ping.
+/// Every write races the outbox's kill: a listener cut off while its socket
+/// is full gets its close best-effort and then the connection is dropped,
+/// instead of the writer waiting on the socket until the peer reads.
 async fn writer(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: OutboxReceiver,
@@ -375,20 +404,15 @@ async fn writer(
     let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
     loop {
+        let mut batch = Vec::new();
+        let mut closing = None;
         tokio::select! {
             item = rx.next() => match item {
                 Ok(Some(Outbound::Frame(f))) => {
-                    if sink.feed(Message::Text(f)).await.is_err() {
-                        return;
-                    }
-                    let mut closing = None;
+                    batch.push(Message::Text(f));
                     for _ in 0..WRITE_BATCH {
                         match rx.try_next() {
-                            Some(Outbound::Frame(f)) => {
-                                if sink.feed(Message::Text(f)).await.is_err() {
-                                    return;
-                                }
-                            }
+                            Some(Outbound::Frame(f)) => batch.push(Message::Text(f)),
                             Some(Outbound::Close(code, reason)) => {
                                 closing = Some((code, reason));
                                 break;
@@ -396,34 +420,51 @@ async fn writer(
                             None => break,
                         }
                     }
-                    if sink.flush().await.is_err() {
-                        return;
-                    }
-                    if let Some((code, reason)) = closing {
-                        send_close(&mut sink, code, reason).await;
-                        return;
-                    }
                 }
-                Ok(Some(Outbound::Close(code, reason))) => {
-                    send_close(&mut sink, code, reason).await;
-                    return;
-                }
+                Ok(Some(Outbound::Close(code, reason))) => closing = Some((code, reason)),
                 Ok(None) => {
-                    let _ = sink.close().await;
+                    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
                     return;
                 }
                 Err(code) => {
-                    let reason = if code == close::TOO_SLOW { "too slow: resume with since" } else { "" };
-                    send_close(&mut sink, code, reason).await;
+                    send_close(&mut sink, code, close_reason(code)).await;
                     return;
                 }
             },
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
-                }
-            }
+            _ = ping.tick() => batch.push(Message::Ping(Default::default())),
         }
+        let written = tokio::select! {
+            ok = write_all(&mut sink, batch) => ok,
+            code = rx.killed() => {
+                send_close(&mut sink, code, close_reason(code)).await;
+                return;
+            }
+        };
+        if !written {
+            return;
+        }
+        if let Some((code, reason)) = closing {
+            send_close(&mut sink, code, reason).await;
+            return;
+        }
+    }
+}
+
+/// Feed `batch` and flush it; false when the socket failed.
+async fn write_all(sink: &mut SplitSink<WebSocket, Message>, batch: Vec<Message>) -> bool {
+    for m in batch {
+        if sink.feed(m).await.is_err() {
+            return false;
+        }
+    }
+    sink.flush().await.is_ok()
+}
+
+fn close_reason(code: u16) -> &'static str {
+    if code == close::TOO_SLOW {
+        "too slow: resume with since"
+    } else {
+        ""
     }
 }
 

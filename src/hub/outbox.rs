@@ -126,6 +126,18 @@ impl OutboxReceiver {
         }
     }
 
+    /// Resolves with the close code once the listener is killed, so a writer
+    /// stuck on a full socket can give up on it.
+    pub async fn killed(&self) -> u16 {
+        loop {
+            let code = self.state.kill.load(Ordering::Acquire);
+            if code != 0 {
+                return code;
+            }
+            self.state.notify.notified().await;
+        }
+    }
+
     /// Take another queued item without waiting (to batch writes).
     pub fn try_next(&mut self) -> Option<Outbound> {
         if self.state.kill.load(Ordering::Acquire) != 0 {

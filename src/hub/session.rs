@@ -480,8 +480,8 @@ impl SessionActor {
     /// client's retry with the same `since` would too): it gets a snapshot.
     fn replay_fits(&self, updates: &[Utf8Bytes]) -> bool {
         let bytes: usize = updates.iter().map(|f| f.len()).sum();
-        updates.len() + 1 <= self.config.outbound_frames / 2
-            && bytes <= self.config.outbound_bytes / 2
+        // (`<`: the `resumed` frame goes first.)
+        updates.len() < self.config.outbound_frames / 2 && bytes <= self.config.outbound_bytes / 2
     }
 
     /// The `update` frames after `since`, from memory or the log.

@@ -3,7 +3,7 @@
 mod client;
 mod helpers;
 mod hub;
+mod hub_limits;
 mod migrations;
 mod rest;
-mod hub_limits;
 mod restart;

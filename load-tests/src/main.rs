@@ -1,0 +1,807 @@
+//! `audotics-load`: drive the Audotics hub (or the floor server) with many
+//! WebSocket listeners and writers, from several worker processes, and
+//! report one merged result.
+//!
+//! The parent prepares the run (users, sessions and tracks through REST),
+//! then re-executes itself N times with `--worker-index i --worker-of n
+//! --setup FILE`. Each worker connects its share, prints `READY`, waits for
+//! `GO` on stdin, runs the measured window, drains, and prints `RESULT
+//! {json}`. The parent merges counts and HdrHistograms (V2, base64) and
+//! samples the hub's RSS and CPU from /proc.
+
+mod common;
+mod engine;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+use common::*;
+use engine::{Plan, SessionSetup, Setup};
+
+#[derive(Parser)]
+#[command(
+    name = "audotics-load",
+    about = "Load generator for the Audotics hub: connect, fanout, ops and churn scenarios",
+    long_about = "Load generator for the Audotics hub. Every scenario registers a bounded pool of \
+                  users through REST, spreads its connections over worker processes (--procs) and \
+                  loopback source addresses, runs for a bounded time and stops by itself. Only \
+                  127.0.0.0/8 targets are accepted."
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Open N joined listeners across S sessions and hold them: connect rate,
+    /// failures, hub RSS per connection.
+    Connect(ConnectArgs),
+    /// S sessions × L listeners, W writers per session at R ops/s in total:
+    /// deliveries/s, gap checks, send→receive latency. Runs against the hub
+    /// or the floor server with the same flags.
+    Fanout(FanoutArgs),
+    /// Many sessions, few listeners: durably acked ops/s and ack latency.
+    Ops(OpsArgs),
+    /// Listeners leaving and rejoining with `since` at a given rate while
+    /// writers keep the sessions moving.
+    Churn(ChurnArgs),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Hub base URL (REST and /v1/ws). Must be a 127.0.0.0/8 address.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    hub: String,
+    /// Worker processes; each holds its share of the connections and must
+    /// stay under the per-process open-files limit.
+    #[arg(long, default_value_t = 1)]
+    procs: usize,
+    /// Loopback source addresses to spread connections over (127.0.0.1,
+    /// 127.0.0.2, …). 0 = one per 25,000 connections.
+    #[arg(long, default_value_t = 0)]
+    source_ips: usize,
+    /// Users registered for the run (listeners reuse them round-robin).
+    #[arg(long, default_value_t = 200)]
+    users: usize,
+    /// Pid of the hub, to report its RSS and CPU from /proc.
+    #[arg(long)]
+    hub_pid: Option<u32>,
+    /// Parallel connection attempts per worker.
+    #[arg(long, default_value_t = 256)]
+    connect_concurrency: usize,
+    /// Connections per second in total during the connect phase (0 = as fast as possible).
+    #[arg(long, default_value_t = 0.0)]
+    connect_rate: f64,
+    /// Print the merged report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Abandon the run (and stop the workers) after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    #[arg(long, hide = true)]
+    worker_index: Option<usize>,
+    #[arg(long, hide = true, default_value_t = 1)]
+    worker_of: usize,
+    #[arg(long, hide = true)]
+    setup: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct ConnectArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Listeners in total.
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    listeners: usize,
+    /// Sessions they are spread over.
+    #[arg(long, short = 's', default_value_t = 100)]
+    sessions: usize,
+    /// Seconds to hold them once all are joined.
+    #[arg(long, default_value_t = 10.0)]
+    hold: f64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    Hub,
+    Floor,
+}
+
+#[derive(Args, Clone)]
+struct FanoutArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Server to drive: the hub, or the floor (audotics-floor) at --floor.
+    #[arg(long, value_enum, default_value_t = Target::Hub)]
+    target: Target,
+    /// Address of the floor server.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    floor: String,
+    #[arg(long, short = 's', default_value_t = 10)]
+    sessions: usize,
+    /// Listeners per session.
+    #[arg(long, short = 'l', default_value_t = 100)]
+    listeners: usize,
+    /// Writers per session (the hub allows 20 ops/s per connection).
+    #[arg(long, short = 'w', default_value_t = 1)]
+    writers: usize,
+    /// Ops per second over all writers.
+    #[arg(long, short = 'r', default_value_t = 100.0)]
+    rate: f64,
+    /// Seconds of measured load.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Unanswered ops a writer may have before it skips a tick.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
+}
+
+#[derive(Args, Clone)]
+struct OpsArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, short = 's', default_value_t = 1000)]
+    sessions: usize,
+    /// Writers per session (the hub allows 20 ops/s per connection).
+    #[arg(long, short = 'w', default_value_t = 2)]
+    writers: usize,
+    /// Listeners per session besides the writers.
+    #[arg(long, short = 'l', default_value_t = 0)]
+    listeners: usize,
+    /// Ops per second over all writers (open loop, bounded by --window).
+    #[arg(long, short = 'r', default_value_t = 20000.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 32)]
+    window: usize,
+}
+
+#[derive(Args, Clone)]
+struct ChurnArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, short = 's', default_value_t = 20)]
+    sessions: usize,
+    /// Listeners per session.
+    #[arg(long, short = 'l', default_value_t = 50)]
+    listeners: usize,
+    /// Rejoins per second in total (leave, then join with since).
+    #[arg(long, default_value_t = 100.0)]
+    churn_rate: f64,
+    /// Ops per second in total (one writer per session).
+    #[arg(long, short = 'r', default_value_t = 100.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (common, plan, floor, floor_addr, kind) = match cli.scenario {
+        Scenario::Connect(a) => {
+            let s = a.sessions.max(1);
+            let listeners = (0..s)
+                .map(|j| a.listeners / s + usize::from(j < a.listeners % s))
+                .collect();
+            let plan = base_plan(&a.common, s, listeners, 0, 0.0, 1, a.hold, 0.0);
+            (a.common, plan, false, String::new(), "connect")
+        }
+        Scenario::Fanout(a) => {
+            let plan = base_plan(
+                &a.common,
+                a.sessions,
+                vec![a.listeners; a.sessions],
+                a.writers,
+                a.rate,
+                a.window,
+                a.duration,
+                0.0,
+            );
+            (a.common, plan, a.target == Target::Floor, a.floor, "fanout")
+        }
+        Scenario::Ops(a) => {
+            let plan = base_plan(
+                &a.common,
+                a.sessions,
+                vec![a.listeners; a.sessions],
+                a.writers,
+                a.rate,
+                a.window,
+                a.duration,
+                0.0,
+            );
+            (a.common, plan, false, String::new(), "ops")
+        }
+        Scenario::Churn(a) => {
+            let plan = base_plan(
+                &a.common,
+                a.sessions,
+                vec![a.listeners; a.sessions],
+                1,
+                a.rate,
+                64,
+                a.duration,
+                a.churn_rate,
+            );
+            (a.common, plan, false, String::new(), "churn")
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if let (Some(i), Some(path)) = (common.worker_index, &common.setup) {
+        let setup: Setup = serde_json::from_slice(&std::fs::read(path)?)?;
+        return rt.block_on(async {
+            let hard = Duration::from_secs(common.timeout);
+            match tokio::time::timeout(hard, engine::run_worker(setup, i, common.worker_of)).await {
+                Ok(r) => r,
+                Err(_) => bail!("worker {i}: --timeout reached"),
+            }
+        });
+    }
+    rt.block_on(parent(common, plan, floor, floor_addr, kind))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn base_plan(
+    c: &Common,
+    sessions: usize,
+    listeners: Vec<usize>,
+    writers: usize,
+    rate: f64,
+    window: usize,
+    duration: f64,
+    churn: f64,
+) -> Plan {
+    let mut p = Plan {
+        sessions,
+        listeners,
+        writers,
+        rate,
+        window: window.max(1),
+        duration_s: duration,
+        drain_s: 2.0,
+        churn_rate: churn,
+        source_ips: c.source_ips,
+        connect_concurrency: c.connect_concurrency,
+        connect_rate: c.connect_rate,
+    };
+    if p.source_ips == 0 {
+        p.source_ips = p.total_connections().div_ceil(25_000).max(1);
+    }
+    p.source_ips = p.source_ips.min(250);
+    p
+}
+
+async fn parent(
+    common: Common,
+    plan: Plan,
+    floor: bool,
+    floor_addr: String,
+    kind: &str,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let hard = started + Duration::from_secs(common.timeout);
+    let procs = common.procs.max(1);
+    let per_proc = plan.total_connections().div_ceil(procs);
+    if per_proc + 64 > raise_nofile() as usize {
+        bail!(
+            "{} connections over {procs} worker(s) is {per_proc} each, above this machine's \
+             per-process open-files limit ({}): raise --procs",
+            plan.total_connections(),
+            raise_nofile()
+        );
+    }
+    if !floor && plan.writers > 0 {
+        let per = plan.rate / (plan.sessions * plan.writers) as f64;
+        if per > 20.0 {
+            eprintln!(
+                "warning: {per:.1} ops/s per writer connection is above the hub's default limit \
+                 (20/s, burst 40): expect rate_limited errors; add --writers"
+            );
+        }
+    }
+    let nonce = format!("{:x}", std::process::id() as u64 ^ now_ns());
+    let hub_addr = loopback_addr(&common.hub)?;
+    let (dst, ws_path) = if floor {
+        (loopback_addr(&floor_addr)?, "/".to_owned())
+    } else {
+        (hub_addr, "/v1/ws".to_owned())
+    };
+    let tmp = std::env::temp_dir();
+    let ring_path = PathBuf::from("/dev/shm").join(format!("audotics-load-{nonce}.ring"));
+    let setup_path = tmp.join(format!("audotics-load-{nonce}.json"));
+    eprintln!(
+        "{kind}: {} sessions, {} listeners, {} writers/session, {} ops/s, {} procs, {} source ips",
+        plan.sessions,
+        plan.total_listeners(),
+        plan.writers,
+        plan.rate,
+        procs,
+        plan.source_ips
+    );
+    let (sessions, tokens, tracks) = if floor {
+        (
+            (0..plan.sessions)
+                .map(|j| SessionSetup {
+                    id: format!("floor-{nonce}-{j}"),
+                    host_token: String::new(),
+                })
+                .collect(),
+            vec![String::new()],
+            vec![String::new()],
+        )
+    } else {
+        prepare(&common, &plan, &nonce).await?
+    };
+    let setup = Setup {
+        nonce: nonce.clone(),
+        floor,
+        dst,
+        ws_path,
+        sessions,
+        tokens,
+        tracks,
+        ring_path: ring_path.display().to_string(),
+        plan: plan.clone(),
+    };
+    Ring::create(&ring_path, plan.streams(floor))?;
+    std::fs::write(&setup_path, serde_json::to_vec(&setup)?)?;
+    let result = run_workers(&common, &setup_path, procs, hard).await;
+    let _ = std::fs::remove_file(&ring_path);
+    let _ = std::fs::remove_file(&setup_path);
+    let (results, hub) = result?;
+    let report = merge(kind, &plan, floor, &results, &hub, procs)?;
+    if common.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+/// Users, sessions (hosted by the first users) and tracks, through REST.
+async fn prepare(
+    common: &Common,
+    plan: &Plan,
+    nonce: &str,
+) -> anyhow::Result<(Vec<SessionSetup>, Vec<String>, Vec<String>)> {
+    let base = format!("http://{}", loopback_addr(&common.hub)?);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let users = common.users.max(1);
+    let t0 = Instant::now();
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
+    let mut hs = Vec::new();
+    for i in 0..users {
+        let (http, base, nonce, sem) = (http.clone(), base.clone(), nonce.to_owned(), sem.clone());
+        hs.push(tokio::spawn(async move {
+            let _p = sem.acquire().await;
+            let r = http
+                .post(format!("{base}/v1/users"))
+                .json(&json!({"email": format!("load-{nonce}-{i}@example.test"),
+                              "name": format!("Load {i}"), "password": "load-test-password"}))
+                .send()
+                .await?;
+            let status = r.status();
+            let v: Value = r.json().await?;
+            anyhow::ensure!(status.is_success(), "register: {status} {v}");
+            Ok::<String, anyhow::Error>(v["token"].as_str().unwrap_or_default().to_owned())
+        }));
+    }
+    let mut tokens = Vec::new();
+    for h in hs {
+        tokens.push(h.await??);
+    }
+    eprintln!("registered {users} users in {:.1?}", t0.elapsed());
+    let mut tracks = Vec::new();
+    for t in 0..50 {
+        let v: Value = http
+            .post(format!("{base}/v1/tracks"))
+            .bearer_auth(&tokens[0])
+            .json(&json!({"spotifyId": format!("load-track-{t:04}"), "name": format!("Load Track {t}"),
+                          "artists": ["Load Artist"], "album": "Load Album", "popularity": 50}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        tracks.push(v["track"]["id"].as_str().context("track id")?.to_owned());
+    }
+    let mut hs = Vec::new();
+    for j in 0..plan.sessions {
+        let host = tokens[j % users].clone();
+        let (http, base, sem) = (http.clone(), base.clone(), sem.clone());
+        hs.push(tokio::spawn(async move {
+            let _p = sem.acquire().await;
+            let v: Value = http
+                .post(format!("{base}/v1/sessions"))
+                .bearer_auth(&host)
+                .json(&json!({"name": format!("load session {j}")}))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            Ok::<SessionSetup, anyhow::Error>(SessionSetup {
+                id: v["session"]["id"]
+                    .as_str()
+                    .context("session id")?
+                    .to_owned(),
+                host_token: host,
+            })
+        }));
+    }
+    let mut sessions = Vec::new();
+    for h in hs {
+        sessions.push(h.await??);
+    }
+    eprintln!(
+        "prepared {} sessions and {} tracks in {:.1?}",
+        sessions.len(),
+        tracks.len(),
+        t0.elapsed()
+    );
+    Ok((sessions, tokens, tracks))
+}
+
+#[derive(Default)]
+struct HubSample {
+    rss_before_kib: Option<u64>,
+    rss_loaded_kib: Option<u64>,
+    rss_peak_kib: Option<u64>,
+    hub_cpu_s: Option<f64>,
+    machine_busy_cores: Option<f64>,
+    window_s: f64,
+}
+
+async fn run_workers(
+    common: &Common,
+    setup_path: &std::path::Path,
+    procs: usize,
+    hard: Instant,
+) -> anyhow::Result<(Vec<WorkerResult>, HubSample)> {
+    let exe = std::env::current_exe()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let pid = common.hub_pid.map(|p| p.to_string());
+    let mut hub = HubSample {
+        rss_before_kib: pid.as_deref().and_then(rss_kib),
+        ..Default::default()
+    };
+    let mut children = Vec::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String)>();
+    for i in 0..procs {
+        let mut child = tokio::process::Command::new(&exe)
+            .args(&args)
+            .arg("--worker-index")
+            .arg(i.to_string())
+            .arg("--worker-of")
+            .arg(procs.to_string())
+            .arg("--setup")
+            .arg(setup_path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawning a worker")?;
+        let out = child.stdout.take().expect("piped");
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(out).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                let _ = tx.send((i, l));
+            }
+            let _ = tx.send((i, "EOF".into()));
+        });
+        children.push(child);
+    }
+    drop(tx);
+    let deadline = tokio::time::Instant::from_std(hard);
+    let t_connect = Instant::now();
+    let mut ready = 0;
+    let mut joined = 0u64;
+    while ready < procs {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((_, l))) if l.starts_with("READY") => {
+                ready += 1;
+                joined += l[5..].trim().parse::<u64>().unwrap_or(0);
+            }
+            Ok(Some((i, l))) if l == "EOF" => bail!("worker {i} exited before it was ready"),
+            Ok(Some(_)) => {}
+            Ok(None) => bail!("workers went away"),
+            Err(_) => bail!("--timeout reached while connecting"),
+        }
+    }
+    eprintln!(
+        "all {procs} workers ready: {joined} connections joined in {:.1?}",
+        t_connect.elapsed()
+    );
+    // Let the join burst (presence frames) settle before measuring RSS.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    hub.rss_loaded_kib = pid.as_deref().and_then(rss_kib);
+    hub.rss_peak_kib = hub.rss_loaded_kib;
+    let cpu0 = pid.as_deref().and_then(cpu_ticks);
+    let m0 = machine_ticks();
+    let w0 = Instant::now();
+    for c in &mut children {
+        if let Some(stdin) = c.stdin.as_mut() {
+            stdin.write_all(b"GO\n").await?;
+            stdin.flush().await?;
+        }
+    }
+    let mut results = Vec::new();
+    let mut done = 0;
+    let mut sample = tokio::time::interval(Duration::from_secs(1));
+    let mut cpu_end = None;
+    while done < procs {
+        tokio::select! {
+            m = rx.recv() => match m {
+                Some((_, l)) if l.starts_with("RESULT ") => {
+                    if cpu_end.is_none() {
+                        cpu_end = Some((pid.as_deref().and_then(cpu_ticks), machine_ticks(), w0.elapsed()));
+                    }
+                    results.push(serde_json::from_str::<WorkerResult>(&l[7..])?);
+                }
+                Some((i, l)) if l == "EOF" => {
+                    if results.len() <= done { bail!("worker {i} exited without a result"); }
+                    done += 1;
+                }
+                Some(_) => {}
+                None => break,
+            },
+            _ = sample.tick() => {
+                if let Some(r) = pid.as_deref().and_then(rss_kib) {
+                    hub.rss_peak_kib = Some(hub.rss_peak_kib.unwrap_or(0).max(r));
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => bail!("--timeout reached during the run"),
+        }
+    }
+    for mut c in children {
+        let _ = tokio::time::timeout(Duration::from_secs(5), c.wait()).await;
+        let _ = c.start_kill();
+    }
+    if let Some((cpu1, m1, el)) = cpu_end {
+        hub.window_s = el.as_secs_f64();
+        let hz = 100.0;
+        if let (Some(a), Some(b)) = (cpu0, cpu1) {
+            hub.hub_cpu_s = Some((b - a) as f64 / hz);
+        }
+        if let (Some(a), Some(b)) = (m0, m1) {
+            hub.machine_busy_cores = Some(
+                (b.0 - a.0) as f64 / (b.1 - a.1).max(1) as f64
+                    * std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1) as f64,
+            );
+        }
+    }
+    Ok((results, hub))
+}
+
+fn pct(h: &hdrhistogram::Histogram<u64>) -> Value {
+    if h.is_empty() {
+        return json!(null);
+    }
+    let ms = |us: u64| (us as f64 / 1000.0 * 1000.0).round() / 1000.0;
+    json!({
+        "count": h.len(),
+        "p50_ms": ms(h.value_at_quantile(0.50)),
+        "p99_ms": ms(h.value_at_quantile(0.99)),
+        "p999_ms": ms(h.value_at_quantile(0.999)),
+        "max_ms": ms(h.max()),
+    })
+}
+
+fn merge(
+    kind: &str,
+    plan: &Plan,
+    floor: bool,
+    rs: &[WorkerResult],
+    hub: &HubSample,
+    procs: usize,
+) -> anyhow::Result<Value> {
+    let mut lat = new_hist();
+    let mut ack = new_hist();
+    let mut join = new_hist();
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut closes: BTreeMap<String, u64> = BTreeMap::new();
+    let sum = |f: fn(&WorkerResult) -> u64| rs.iter().map(f).sum::<u64>();
+    for r in rs {
+        lat.add(hist_from_b64(&r.hist_latency)?)?;
+        ack.add(hist_from_b64(&r.hist_ack)?)?;
+        join.add(hist_from_b64(&r.hist_join)?)?;
+        for (k, v) in &r.errors {
+            *errors.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &r.closes {
+            *closes.entry(k.clone()).or_default() += v;
+        }
+    }
+    let cstart = rs.iter().map(|r| r.connect_start_ns).min().unwrap_or(0);
+    let cend = rs.iter().map(|r| r.connect_end_ns).max().unwrap_or(0);
+    let wstart = rs.iter().map(|r| r.window_start_ns).min().unwrap_or(0);
+    let wend = rs.iter().map(|r| r.window_end_ns).max().unwrap_or(0);
+    let window_s = (wend.saturating_sub(wstart)) as f64 / 1e9;
+    let connect_s = (cend.saturating_sub(cstart)) as f64 / 1e9;
+    let joined = sum(|r| r.listeners_joined) + sum(|r| r.writers_joined);
+    let per_conn = match (hub.rss_before_kib, hub.rss_loaded_kib) {
+        (Some(a), Some(b)) if joined > 0 => {
+            Some((b.saturating_sub(a)) as f64 * 1024.0 / joined as f64)
+        }
+        _ => None,
+    };
+    Ok(json!({
+        "scenario": kind,
+        "target": if floor { "floor" } else { "hub" },
+        "plan": {
+            "sessions": plan.sessions,
+            "listeners": plan.total_listeners(),
+            "writers_per_session": plan.writers,
+            "rate_ops_per_s": plan.rate,
+            "duration_s": plan.duration_s,
+            "churn_rate": plan.churn_rate,
+            "procs": procs,
+            "source_ips": plan.source_ips,
+        },
+        "connections": {
+            "listeners_joined": sum(|r| r.listeners_joined),
+            "writers_joined": sum(|r| r.writers_joined),
+            "failures": sum(|r| r.join_failures),
+            "connect_s": connect_s,
+            "connect_rate_per_s": if connect_s > 0.0 { joined as f64 / connect_s } else { 0.0 },
+            "join_latency": pct(&join),
+        },
+        "deliveries": {
+            "total": sum(|r| r.deliveries),
+            "in_window": sum(|r| r.deliveries_in_window),
+            "per_s": if window_s > 0.0 { sum(|r| r.deliveries_in_window) as f64 / window_s } else { 0.0 },
+            "gaps": sum(|r| r.gaps),
+            "missing_versions": sum(|r| r.missing_versions),
+            "out_of_order": sum(|r| r.out_of_order),
+            "latency": pct(&lat),
+            "latency_unmatched": sum(|r| r.latency_unmatched),
+        },
+        "ops": {
+            "sent": sum(|r| r.ops_sent),
+            "acked": sum(|r| r.ops_acked),
+            "acked_per_s": if window_s > 0.0 { sum(|r| r.ops_acked_in_window) as f64 / window_s } else { 0.0 },
+            "throttled_ticks": sum(|r| r.throttled_ticks),
+            "ack_latency": pct(&ack),
+        },
+        "churn": {
+            "rejoins": sum(|r| r.rejoins),
+            "resumed": sum(|r| r.resumed),
+            "snapshots_on_rejoin": sum(|r| r.snapshots_on_rejoin),
+        },
+        "errors": errors,
+        "closes": closes,
+        "hub": {
+            "rss_before_kib": hub.rss_before_kib,
+            "rss_loaded_kib": hub.rss_loaded_kib,
+            "rss_peak_kib": hub.rss_peak_kib,
+            "rss_per_connection_bytes": per_conn,
+            "cpu_s": hub.hub_cpu_s,
+            "cpu_cores": hub.hub_cpu_s.map(|c| c / hub.window_s.max(1e-9)),
+            "machine_busy_cores": hub.machine_busy_cores,
+        },
+        "window_s": window_s,
+        "generator_rss_kib": rs.iter().map(|r| r.worker_rss_kib).sum::<u64>(),
+    }))
+}
+
+fn print_table(r: &Value) {
+    let mut out = std::io::stdout().lock();
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(out, "  {k:<34} {v}");
+    };
+    let f = |v: &Value| match v {
+        Value::Null => "-".to_owned(),
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if n.is_f64() => format!("{x:.2}"),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    };
+    let lat = |v: &Value| {
+        if v.is_null() {
+            "-".to_owned()
+        } else {
+            format!(
+                "p50 {} / p99 {} / p99.9 {} / max {} ms (n={})",
+                f(&v["p50_ms"]),
+                f(&v["p99_ms"]),
+                f(&v["p999_ms"]),
+                f(&v["max_ms"]),
+                v["count"]
+            )
+        }
+    };
+    row(
+        "scenario / target",
+        format!(
+            "{} / {}",
+            r["scenario"].as_str().unwrap_or(""),
+            r["target"].as_str().unwrap_or("")
+        ),
+    );
+    row("plan", r["plan"].to_string());
+    let c = &r["connections"];
+    row(
+        "joined (listeners + writers)",
+        format!("{} + {}", c["listeners_joined"], c["writers_joined"]),
+    );
+    row("connect failures", f(&c["failures"]));
+    row("connect rate (/s)", f(&c["connect_rate_per_s"]));
+    row("join latency", lat(&c["join_latency"]));
+    let d = &r["deliveries"];
+    row(
+        "deliveries (window / total)",
+        format!("{} / {}", d["in_window"], d["total"]),
+    );
+    row("deliveries/s", f(&d["per_s"]));
+    row(
+        "gaps / missing / out of order",
+        format!(
+            "{} / {} / {}",
+            d["gaps"], d["missing_versions"], d["out_of_order"]
+        ),
+    );
+    row("send→receive latency", lat(&d["latency"]));
+    row("latency samples unmatched", f(&d["latency_unmatched"]));
+    let o = &r["ops"];
+    row(
+        "ops sent / acked",
+        format!("{} / {}", o["sent"], o["acked"]),
+    );
+    row("acked ops/s", f(&o["acked_per_s"]));
+    row("ack latency", lat(&o["ack_latency"]));
+    row(
+        "writer ticks skipped (window full)",
+        f(&o["throttled_ticks"]),
+    );
+    let ch = &r["churn"];
+    row(
+        "rejoins (resumed / snapshot)",
+        format!(
+            "{} ({} / {})",
+            ch["rejoins"], ch["resumed"], ch["snapshots_on_rejoin"]
+        ),
+    );
+    row("errors", r["errors"].to_string());
+    row("closes", r["closes"].to_string());
+    let h = &r["hub"];
+    row(
+        "hub RSS before / loaded / peak KiB",
+        format!(
+            "{} / {} / {}",
+            f(&h["rss_before_kib"]),
+            f(&h["rss_loaded_kib"]),
+            f(&h["rss_peak_kib"])
+        ),
+    );
+    row(
+        "hub RSS per connection (bytes)",
+        f(&h["rss_per_connection_bytes"]),
+    );
+    row(
+        "hub CPU (cores) / machine busy",
+        format!("{} / {}", f(&h["cpu_cores"]), f(&h["machine_busy_cores"])),
+    );
+    row(
+        "generator RSS KiB (all workers)",
+        f(&r["generator_rss_kib"]),
+    );
+}

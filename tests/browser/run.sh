@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Browser tests of the web client: installs what is missing (Debian Chromium,
+# playwright-core), builds the hub unless HUB_BIN is given, runs
+# `node --test` and exits with its status. Artifacts (screenshots, hub logs)
+# land in tests/browser/artifacts/.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "browser tests: installing Debian chromium" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+if [ ! -d "$HERE/node_modules/playwright-core" ]; then
+  echo "browser tests: npm ci" >&2
+  (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if [ -z "${HUB_BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --bin audotics-hub)
+  TARGET_DIR="$(cd "$ROOT" && cargo metadata --no-deps --format-version 1 \
+    | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
+  export HUB_BIN="$TARGET_DIR/debug/audotics-hub"
+fi
+
+cd "$HERE"
+# Node's test runner prints its summary (tests / pass / fail) at the end and
+# exits non-zero when any test fails.
+exec node --test --test-reporter=spec --test-timeout=900000 "$HERE/hub.test.js"
