@@ -955,7 +955,7 @@ export function parseSpotify(input) {
   return m ? m[0] : null;
 }
 
-$('#form-spotify').addEventListener('submit', (e) => {
+$('#form-spotify').addEventListener('submit', async (e) => {
   e.preventDefault();
   const input = $('#spotify-input');
   const id = parseSpotify(input.value);
@@ -963,8 +963,18 @@ $('#form-spotify').addEventListener('submit', (e) => {
     showError('That is not a Spotify track link or ID. Use https://open.spotify.com/track/…, spotify:track:… or the 22-character ID.');
     return;
   }
-  const known = knownBySpotifyId.get(id)
+  let known = knownBySpotifyId.get(id)
     || (session && session.queue.map((q) => q.track).find((t) => t.spotifyId === id));
+  if (!known) {
+    // A track the catalog already has keeps its real details.
+    try {
+      const found = await api('GET', `/tracks?spotifyId=${encodeURIComponent(id)}`);
+      known = found && found.tracks && found.tracks[0];
+    } catch (err) {
+      showError(apiErrorText(err));
+      return;
+    }
+  }
   if (known) {
     sendOp({ type: 'add', trackId: known.id }, `add “${known.name}”`);
   } else {

@@ -155,6 +155,16 @@ pub async fn get(db: impl PgExecutor<'_>, id: &str) -> Result<Option<Track>> {
     Ok(row.map(Into::into))
 }
 
+pub async fn by_spotify_id(pool: &PgPool, spotify_id: &str) -> Result<Option<Track>> {
+    let row: Option<TrackRow> = sqlx::query_as(&format!(
+        r#"SELECT {TRACK_COLUMNS} FROM "Track" WHERE "spotifyId" = $1"#
+    ))
+    .bind(spotify_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
 /// Tracks whose name, album or an artist contains `q` (case-insensitive),
 /// most popular first.
 pub async fn search(pool: &PgPool, q: &str, limit: i64) -> Result<Vec<Track>> {

@@ -126,23 +126,43 @@ pub async fn upsert(
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SearchQuery {
-    q: String,
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    spotify_id: Option<String>,
     #[serde(default)]
     limit: Option<i64>,
 }
 
-/// `GET /v1/tracks?q=&limit=` → {tracks}
+/// `GET /v1/tracks?q=&limit=` → {tracks}: search by name, artist or album.
+/// `GET /v1/tracks?spotifyId=` → {tracks}: the one track with that id, if
+/// known (so a client can queue a pasted Spotify id without guessing its
+/// metadata).
 pub async fn search(
     State(st): State<AppState>,
     AuthUser(_): AuthUser,
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Result<Json<Value>> {
-    let text = validate::text("q", &q.q, validate::NAME_MAX)?;
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(Error::invalid("limit", "must be 1 to 100"));
     }
-    let found = tracks::search(&st.db, &text, limit).await?;
+    let found = match (q.q, q.spotify_id) {
+        (Some(text), None) => {
+            let text = validate::text("q", &text, validate::NAME_MAX)?;
+            tracks::search(&st.db, &text, limit).await?
+        }
+        (None, Some(id)) => {
+            let id = validate::spotify_id(&id)?;
+            tracks::by_spotify_id(&st.db, &id)
+                .await?
+                .into_iter()
+                .collect()
+        }
+        (Some(_), Some(_)) => return Err(Error::invalid("q", "give q or spotifyId, not both")),
+        (None, None) => return Err(Error::invalid("q", "missing field `q`")),
+    };
     Ok(Json(json!({ "tracks": found })))
 }

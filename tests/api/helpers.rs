@@ -203,3 +203,39 @@ impl TestApp {
         }
     }
 }
+
+/// A running hub with a host, a guest, their session and a few tracks.
+pub struct Party {
+    pub app: TestApp,
+    pub host: TestUser,
+    pub guest: TestUser,
+    pub session: String,
+    pub playlist: String,
+    pub tracks: Vec<String>,
+}
+
+pub async fn party() -> Party {
+    party_with(|_| {}).await
+}
+
+pub async fn party_with(tweak: impl FnOnce(&mut Config)) -> Party {
+    let app = spawn_app_with(tweak).await;
+    let host = app.register("Hana").await;
+    let guest = app.register("Gus").await;
+    let (session, playlist) = app.create_session(&host, "Friday").await;
+    let mut tracks = Vec::new();
+    for i in 0..5 {
+        tracks.push(
+            app.track(&host, &format!("sp{i}"), &format!("Song {i}"))
+                .await,
+        );
+    }
+    Party {
+        app,
+        host,
+        guest,
+        session,
+        playlist,
+        tracks,
+    }
+}

@@ -8,42 +8,6 @@ use serde_json::json;
 use crate::client::{Client, Closed};
 use crate::helpers::*;
 
-/// Host, session and a few tracks.
-struct Party {
-    app: TestApp,
-    host: TestUser,
-    guest: TestUser,
-    session: String,
-    playlist: String,
-    tracks: Vec<String>,
-}
-
-async fn party() -> Party {
-    party_with(|_| {}).await
-}
-
-async fn party_with(tweak: impl FnOnce(&mut audotics_hub::Config)) -> Party {
-    let app = spawn_app_with(tweak).await;
-    let host = app.register("Hana").await;
-    let guest = app.register("Gus").await;
-    let (session, playlist) = app.create_session(&host, "Friday").await;
-    let mut tracks = Vec::new();
-    for i in 0..5 {
-        tracks.push(
-            app.track(&host, &format!("sp{i}"), &format!("Song {i}"))
-                .await,
-        );
-    }
-    Party {
-        app,
-        host,
-        guest,
-        session,
-        playlist,
-        tracks,
-    }
-}
-
 async fn count(app: &TestApp, sql: &str, arg: &str) -> i64 {
     sqlx::query_scalar(sql)
         .bind(arg)

@@ -17,38 +17,6 @@ use tokio_tungstenite::WebSocketStream;
 use crate::client::{Client, Closed};
 use crate::helpers::*;
 
-/// Host, guest, session and a few tracks.
-struct Party {
-    app: TestApp,
-    host: TestUser,
-    guest: TestUser,
-    session: String,
-    playlist: String,
-    tracks: Vec<String>,
-}
-
-async fn party_with(tweak: impl FnOnce(&mut audotics_hub::Config)) -> Party {
-    let app = spawn_app_with(tweak).await;
-    let host = app.register("Hana").await;
-    let guest = app.register("Gus").await;
-    let (session, playlist) = app.create_session(&host, "Limits").await;
-    let mut tracks = Vec::new();
-    for i in 0..3 {
-        tracks.push(
-            app.track(&host, &format!("lim{i}"), &format!("Song {i}"))
-                .await,
-        );
-    }
-    Party {
-        app,
-        host,
-        guest,
-        session,
-        playlist,
-        tracks,
-    }
-}
-
 /// A config for tests that send many ops quickly: no rate limit in the way.
 fn unlimited(c: &mut audotics_hub::Config) {
     c.hub.ops_per_sec = 10_000.0;

@@ -854,6 +854,21 @@ async fn tracks_search_by_name_artist_album_literally() {
                 "artists": ["Queen"], "album": "A Night at the Opera", "popularity": 90 })
     );
 
+    // Exact lookup by Spotify id (for pasted links).
+    assert_eq!(
+        names(&get(&app, &ann, "/v1/tracks?spotifyId=t1").await),
+        ["Bohemian Rhapsody"]
+    );
+    assert!(names(&get(&app, &ann, "/v1/tracks?spotifyId=unknown1").await).is_empty());
+    invalid(
+        &get(&app, &ann, "/v1/tracks?spotifyId=bad%20id").await,
+        "spotifyId",
+    );
+    invalid(
+        &get(&app, &ann, "/v1/tracks?q=queen&spotifyId=t1").await,
+        "q",
+    );
+
     invalid(&get(&app, &ann, "/v1/tracks").await, "q");
     invalid(&get(&app, &ann, "/v1/tracks?q=").await, "q");
     invalid(
