@@ -1,6 +1,7 @@
 //! The session hub: one actor per active GroupSession, reached through a
 //! registry of handles. `queue` is the pure queue model the actors apply.
 
+pub mod committer;
 pub mod outbox;
 pub mod persist;
 pub mod queue;
@@ -27,6 +28,9 @@ use session::{Command, JoinRefusal, ListenerId, Op, SessionActor};
 /// Commands waiting for one session actor at most; a connection sending
 /// more waits (backpressure on that connection only).
 const ACTOR_INBOX: usize = 4096;
+/// Committer workers: each holds one Postgres connection while it commits,
+/// so a few keep commits pipelined without starving REST of the pool.
+const COMMIT_WORKERS: usize = 3;
 
 /// The hub's entry point, cheap to clone: finds or starts session actors and
 /// hides them behind [`SessionHandle`]s.
@@ -37,6 +41,7 @@ pub struct Hub {
 
 struct HubInner {
     db: PgPool,
+    committer: committer::Committer,
     metrics: Arc<Metrics>,
     config: HubConfig,
     registry: Registry,
@@ -80,6 +85,7 @@ impl Hub {
         let connections = Arc::new(Semaphore::new(config.max_connections));
         Hub {
             inner: Arc::new(HubInner {
+                committer: committer::Committer::start(db.clone(), metrics.clone(), COMMIT_WORKERS),
                 db,
                 metrics,
                 config,
@@ -121,6 +127,7 @@ impl Hub {
             let actor = SessionActor::new(
                 session_id.to_owned(),
                 self.inner.db.clone(),
+                self.inner.committer.clone(),
                 self.inner.metrics.clone(),
                 self.inner.config.clone(),
                 rx,

@@ -36,11 +36,15 @@ pub struct LoggedInteraction {
     pub version: i64,
 }
 
-/// Everything one group commit writes, as net effects on the queue tables.
+/// Everything one session's group commit writes, as net effects on the
+/// queue tables.
 #[derive(Default, Debug)]
 pub struct BatchWrite {
     pub changes: Vec<LoggedChange>,
     pub interactions: Vec<LoggedInteraction>,
+    /// Tracks given by metadata (`add.track`), with the id the queue uses:
+    /// the stored one for a known `spotifyId`, else a new one.
+    pub track_upserts: Vec<Track>,
     /// New entries: (entry id, track id, added by, added at, position).
     pub inserts: Vec<(String, String, String, DateTime<Utc>, String)>,
     /// Entries that existed before and now have a new position.
@@ -52,134 +56,229 @@ pub struct BatchWrite {
     pub unlink_tracks: Vec<String>,
 }
 
+/// One session's part of a commit.
+#[derive(Debug)]
+pub struct SessionCommit {
+    pub session_id: String,
+    pub playlist_id: String,
+    /// The session's version after this commit.
+    pub version: i64,
+    /// The session's commit counter after this commit: stored so a lost
+    /// COMMIT outcome can be checked.
+    pub commits: i64,
+    pub at: DateTime<Utc>,
+    pub write: BatchWrite,
+}
+
 fn idx(i: Option<usize>) -> Option<i32> {
     i.map(|v| v as i32)
 }
 
-/// Write one batch inside `tx`. `commits` is the session's commit counter
-/// after this batch: stored so a lost COMMIT outcome can be checked.
-pub async fn write_batch(
-    tx: &mut PgConnection,
-    session_id: &str,
-    playlist_id: &str,
-    version: i64,
-    commits: i64,
-    at: DateTime<Utc>,
-    w: &BatchWrite,
-) -> Result<()> {
-    let at = at.naive_utc();
-    if !w.changes.is_empty() {
-        let c = &w.changes;
+/// Write the commits of one or more sessions inside `tx`, with one
+/// set-based statement per table however many sessions take part.
+pub async fn write_commits(tx: &mut PgConnection, commits: &[&SessionCommit]) -> Result<()> {
+    // Track metadata, latest wins (one row per spotifyId per statement).
+    let mut tracks: Vec<&Track> = Vec::new();
+    for c in commits {
+        for t in &c.write.track_upserts {
+            tracks.retain(|x| x.spotify_id != t.spotify_id);
+            tracks.push(t);
+        }
+    }
+    if !tracks.is_empty() {
+        let now = commits[0].at.naive_utc();
+        sqlx::query(
+            r#"INSERT INTO "Track" ("id", "spotifyId", "name", "artists", "album", "popularity", "createdAt", "updatedAt")
+               SELECT u.id, u.sp, u.name, ARRAY(SELECT jsonb_array_elements_text(u.artists)), u.album, u.pop, $1, $1
+               FROM UNNEST($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::int4[])
+                    AS u(id, sp, name, artists, album, pop)
+               ON CONFLICT ("spotifyId") DO UPDATE SET "name" = EXCLUDED."name",
+                   "artists" = EXCLUDED."artists", "album" = EXCLUDED."album",
+                   "popularity" = EXCLUDED."popularity", "updatedAt" = EXCLUDED."updatedAt""#,
+        )
+        .bind(now)
+        .bind(tracks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>())
+        .bind(tracks.iter().map(|t| t.spotify_id.as_str()).collect::<Vec<_>>())
+        .bind(tracks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())
+        .bind(tracks.iter().map(|t| serde_json::json!(t.artists)).collect::<Vec<_>>())
+        .bind(tracks.iter().map(|t| t.album.as_str()).collect::<Vec<_>>())
+        .bind(tracks.iter().map(|t| t.popularity).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    let changes: Vec<(&SessionCommit, &LoggedChange)> = commits
+        .iter()
+        .flat_map(|c| c.write.changes.iter().map(move |x| (*c, x)))
+        .collect();
+    if !changes.is_empty() {
+        let c = &changes;
         sqlx::query(
             r#"INSERT INTO "PlaylistUpdate" ("id", "playlistId", "type", "trackId", "userId", "timestamp",
                    "hubVersion", "hubEntryId", "hubFromIndex", "hubToIndex", "hubReq")
-               SELECT u.id, $1, u.kind, u.track, u.usr, $2, u.ver, u.entry, u.fromi, u.toi, u.req
-               FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[],
-                           $9::int4[], $10::int4[], $11::text[])
-                    AS u(id, kind, track, usr, ver, entry, fromi, toi, req)"#,
+               SELECT u.id, u.pl, u.kind, u.track, u.usr, u.at, u.ver, u.entry, u.fromi, u.toi, u.req
+               FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamp[],
+                           $7::int8[], $8::text[], $9::int4[], $10::int4[], $11::text[])
+                    AS u(id, pl, kind, track, usr, at, ver, entry, fromi, toi, req)"#,
         )
-        .bind(playlist_id)
-        .bind(at)
         .bind(c.iter().map(|_| new_id()).collect::<Vec<_>>())
-        .bind(c.iter().map(|x| x.kind.as_str()).collect::<Vec<_>>())
-        .bind(c.iter().map(|x| x.track_id.as_str()).collect::<Vec<_>>())
-        .bind(c.iter().map(|x| x.user_id.as_str()).collect::<Vec<_>>())
-        .bind(c.iter().map(|x| x.version).collect::<Vec<_>>())
-        .bind(c.iter().map(|x| x.entry_id.as_str()).collect::<Vec<_>>())
-        .bind(c.iter().map(|x| idx(x.from_index)).collect::<Vec<_>>())
-        .bind(c.iter().map(|x| idx(x.to_index)).collect::<Vec<_>>())
-        .bind(c.iter().map(|x| x.req.as_str()).collect::<Vec<_>>())
+        .bind(c.iter().map(|(s, _)| s.playlist_id.as_str()).collect::<Vec<_>>())
+        .bind(c.iter().map(|(_, x)| x.kind.as_str()).collect::<Vec<_>>())
+        .bind(c.iter().map(|(_, x)| x.track_id.as_str()).collect::<Vec<_>>())
+        .bind(c.iter().map(|(_, x)| x.user_id.as_str()).collect::<Vec<_>>())
+        .bind(c.iter().map(|(s, _)| s.at.naive_utc()).collect::<Vec<NaiveDateTime>>())
+        .bind(c.iter().map(|(_, x)| x.version).collect::<Vec<_>>())
+        .bind(c.iter().map(|(_, x)| x.entry_id.as_str()).collect::<Vec<_>>())
+        .bind(c.iter().map(|(_, x)| idx(x.from_index)).collect::<Vec<_>>())
+        .bind(c.iter().map(|(_, x)| idx(x.to_index)).collect::<Vec<_>>())
+        .bind(c.iter().map(|(_, x)| x.req.as_str()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }
-    if !w.inserts.is_empty() {
-        let i = &w.inserts;
+    let inserts: Vec<(
+        &SessionCommit,
+        &(String, String, String, DateTime<Utc>, String),
+    )> = commits
+        .iter()
+        .flat_map(|c| c.write.inserts.iter().map(move |x| (*c, x)))
+        .collect();
+    if !inserts.is_empty() {
+        let i = &inserts;
         sqlx::query(
             r#"INSERT INTO hub_queue_entry (entry_id, session_id, track_id, added_by, added_at, position)
-               SELECT u.id, $1, u.track, u.usr, u.at, u.pos
-               FROM UNNEST($2::text[], $3::text[], $4::text[], $5::timestamp[], $6::text[])
-                    AS u(id, track, usr, at, pos)"#,
+               SELECT u.id, u.sid, u.track, u.usr, u.at, u.pos
+               FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamp[], $6::text[])
+                    AS u(id, sid, track, usr, at, pos)"#,
         )
-        .bind(session_id)
-        .bind(i.iter().map(|x| x.0.as_str()).collect::<Vec<_>>())
-        .bind(i.iter().map(|x| x.1.as_str()).collect::<Vec<_>>())
-        .bind(i.iter().map(|x| x.2.as_str()).collect::<Vec<_>>())
-        .bind(i.iter().map(|x| x.3.naive_utc()).collect::<Vec<NaiveDateTime>>())
-        .bind(i.iter().map(|x| x.4.as_str()).collect::<Vec<_>>())
+        .bind(i.iter().map(|(_, x)| x.0.as_str()).collect::<Vec<_>>())
+        .bind(i.iter().map(|(s, _)| s.session_id.as_str()).collect::<Vec<_>>())
+        .bind(i.iter().map(|(_, x)| x.1.as_str()).collect::<Vec<_>>())
+        .bind(i.iter().map(|(_, x)| x.2.as_str()).collect::<Vec<_>>())
+        .bind(i.iter().map(|(_, x)| x.3.naive_utc()).collect::<Vec<NaiveDateTime>>())
+        .bind(i.iter().map(|(_, x)| x.4.as_str()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }
-    if !w.moves.is_empty() {
+    let moves: Vec<&(String, String)> = commits.iter().flat_map(|c| &c.write.moves).collect();
+    if !moves.is_empty() {
         sqlx::query(
             r#"UPDATE hub_queue_entry q SET position = u.pos
                FROM UNNEST($1::text[], $2::text[]) AS u(id, pos) WHERE q.entry_id = u.id"#,
         )
-        .bind(w.moves.iter().map(|x| x.0.as_str()).collect::<Vec<_>>())
-        .bind(w.moves.iter().map(|x| x.1.as_str()).collect::<Vec<_>>())
+        .bind(moves.iter().map(|x| x.0.as_str()).collect::<Vec<_>>())
+        .bind(moves.iter().map(|x| x.1.as_str()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }
-    if !w.deletes.is_empty() {
+    let deletes: Vec<&str> = commits
+        .iter()
+        .flat_map(|c| c.write.deletes.iter().map(String::as_str))
+        .collect();
+    if !deletes.is_empty() {
         sqlx::query("DELETE FROM hub_queue_entry WHERE entry_id = ANY($1)")
-            .bind(&w.deletes)
+            .bind(&deletes)
             .execute(&mut *tx)
             .await?;
     }
-    if !w.link_tracks.is_empty() {
+    let pairs = |pick: fn(&BatchWrite) -> &Vec<String>| -> (Vec<&str>, Vec<&str>) {
+        commits
+            .iter()
+            .flat_map(|c| {
+                pick(&c.write)
+                    .iter()
+                    .map(move |t| (c.playlist_id.as_str(), t.as_str()))
+            })
+            .unzip()
+    };
+    let (link_a, link_b) = pairs(|w| &w.link_tracks);
+    if !link_a.is_empty() {
         sqlx::query(
-            r#"INSERT INTO "_PlaylistToTrack" ("A", "B") SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING"#,
+            r#"INSERT INTO "_PlaylistToTrack" ("A", "B") SELECT * FROM UNNEST($1::text[], $2::text[])
+               ON CONFLICT DO NOTHING"#,
         )
-        .bind(playlist_id)
-        .bind(&w.link_tracks)
+        .bind(&link_a)
+        .bind(&link_b)
         .execute(&mut *tx)
         .await?;
     }
-    if !w.unlink_tracks.is_empty() {
-        sqlx::query(r#"DELETE FROM "_PlaylistToTrack" WHERE "A" = $1 AND "B" = ANY($2)"#)
-            .bind(playlist_id)
-            .bind(&w.unlink_tracks)
-            .execute(&mut *tx)
-            .await?;
+    let (unlink_a, unlink_b) = pairs(|w| &w.unlink_tracks);
+    if !unlink_a.is_empty() {
+        sqlx::query(
+            r#"DELETE FROM "_PlaylistToTrack" t USING UNNEST($1::text[], $2::text[]) AS u(a, b)
+               WHERE t."A" = u.a AND t."B" = u.b"#,
+        )
+        .bind(&unlink_a)
+        .bind(&unlink_b)
+        .execute(&mut *tx)
+        .await?;
     }
-    if !w.interactions.is_empty() {
-        let r = &w.interactions;
+    let reactions: Vec<(&SessionCommit, &LoggedInteraction)> = commits
+        .iter()
+        .flat_map(|c| c.write.interactions.iter().map(move |x| (*c, x)))
+        .collect();
+    if !reactions.is_empty() {
+        let r = &reactions;
         // The same reaction twice in one millisecond is stored once (Prisma's
         // unique key); ON CONFLICT keeps that from failing the whole batch.
         sqlx::query(
             r#"INSERT INTO "TrackInteraction" ("id", "userId", "trackId", "type", "timestamp", "hubSessionId", "hubReq", "hubVersion")
-               SELECT u.id, u.usr, u.track, u.kind, $1, $2, u.req, u.ver
-               FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[])
-                    AS u(id, usr, track, kind, req, ver)
+               SELECT u.id, u.usr, u.track, u.kind, u.at, u.sid, u.req, u.ver
+               FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamp[], $6::text[], $7::text[], $8::int8[])
+                    AS u(id, usr, track, kind, at, sid, req, ver)
                ON CONFLICT DO NOTHING"#,
         )
-        .bind(at)
-        .bind(session_id)
         .bind(r.iter().map(|_| new_id()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.user_id.as_str()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.track_id.as_str()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.kind.as_str()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.req.as_str()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.version).collect::<Vec<_>>())
+        .bind(r.iter().map(|(_, x)| x.user_id.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|(_, x)| x.track_id.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|(_, x)| x.kind.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|(s, _)| s.at.naive_utc()).collect::<Vec<NaiveDateTime>>())
+        .bind(r.iter().map(|(s, _)| s.session_id.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|(_, x)| x.req.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|(_, x)| x.version).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query("UPDATE hub_session SET version = $2, commits = $3 WHERE session_id = $1")
-        .bind(session_id)
-        .bind(version)
-        .bind(commits)
+    sqlx::query(
+        r#"UPDATE hub_session h SET version = u.ver, commits = u.n
+           FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS u(sid, ver, n) WHERE h.session_id = u.sid"#,
+    )
+    .bind(commits.iter().map(|c| c.session_id.as_str()).collect::<Vec<_>>())
+    .bind(commits.iter().map(|c| c.version).collect::<Vec<_>>())
+    .bind(commits.iter().map(|c| c.commits).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    let touched: Vec<&SessionCommit> = commits
+        .iter()
+        .copied()
+        .filter(|c| !c.write.changes.is_empty())
+        .collect();
+    if !touched.is_empty() {
+        let at: Vec<NaiveDateTime> = touched.iter().map(|c| c.at.naive_utc()).collect();
+        sqlx::query(
+            r#"UPDATE "Playlist" p SET "updatedAt" = u.at
+               FROM UNNEST($1::text[], $2::timestamp[]) AS u(id, at) WHERE p."id" = u.id"#,
+        )
+        .bind(
+            touched
+                .iter()
+                .map(|c| c.playlist_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(&at)
         .execute(&mut *tx)
         .await?;
-    if !w.changes.is_empty() {
-        sqlx::query(r#"UPDATE "Playlist" SET "updatedAt" = $2 WHERE "id" = $1"#)
-            .bind(playlist_id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(r#"UPDATE "GroupSession" SET "updatedAt" = $2 WHERE "id" = $1"#)
-            .bind(session_id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            r#"UPDATE "GroupSession" s SET "updatedAt" = u.at
+               FROM UNNEST($1::text[], $2::timestamp[]) AS u(id, at) WHERE s."id" = u.id"#,
+        )
+        .bind(
+            touched
+                .iter()
+                .map(|c| c.session_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(())
 }
@@ -228,13 +327,24 @@ pub async fn remembered_reqs(
     Ok(rows.into_iter().map(|(u, r, v)| ((u, r), v)).collect())
 }
 
-/// Tracks by id (for `add` by `trackId`).
-pub async fn tracks_by_id(tx: &mut PgConnection, ids: &[String]) -> Result<Vec<Track>> {
+/// Tracks by id (for `add` by `trackId` and `interaction`).
+pub async fn tracks_by_id(pool: &PgPool, ids: &[String]) -> Result<Vec<Track>> {
     let rows: Vec<TrackRow> = sqlx::query_as(&format!(
         r#"SELECT {TRACK_COLUMNS} FROM "Track" WHERE "id" = ANY($1)"#
     ))
     .bind(ids)
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Tracks by Spotify id (for `add` by metadata: reuse the stored id).
+pub async fn tracks_by_spotify_id(pool: &PgPool, ids: &[String]) -> Result<Vec<Track>> {
+    let rows: Vec<TrackRow> = sqlx::query_as(&format!(
+        r#"SELECT {TRACK_COLUMNS} FROM "Track" WHERE "spotifyId" = ANY($1)"#
+    ))
+    .bind(ids)
+    .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }

@@ -16,13 +16,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::committer::{CommitError, Committer};
 use super::outbox::Outbox;
-use super::persist::{self, BatchWrite, LoggedChange, LoggedInteraction};
+use super::persist::{self, BatchWrite, LoggedChange, LoggedInteraction, SessionCommit};
 use super::queue::{Applied, Entry, Queue, QueueError};
 use crate::config::HubConfig;
 use crate::db::sessions::{self, MemberRow};
-use crate::db::tracks::{self, TrackInput};
-use crate::error::{is_connection_error, Error, Result};
+use crate::db::tracks::TrackInput;
+use crate::error::{Error, Result};
 use crate::metrics::{CodeLabels, Metrics, OpLabels};
 use crate::model::{now_ms, PlaylistRef, QueueEntry, SessionRef, Snapshot, Track, User};
 use crate::protocol::{close, Change, OpKind, ServerMsg};
@@ -157,6 +158,7 @@ struct Done {
 pub struct SessionActor {
     id: String,
     db: PgPool,
+    committer: Committer,
     metrics: Arc<Metrics>,
     config: HubConfig,
     rx: mpsc::Receiver<Command>,
@@ -182,6 +184,7 @@ impl SessionActor {
     pub fn new(
         id: String,
         db: PgPool,
+        committer: Committer,
         metrics: Arc<Metrics>,
         config: HubConfig,
         rx: mpsc::Receiver<Command>,
@@ -190,6 +193,7 @@ impl SessionActor {
         SessionActor {
             id,
             db,
+            committer,
             metrics,
             config,
             rx,
@@ -597,7 +601,6 @@ impl SessionActor {
         if batch.is_empty() {
             return;
         }
-        let started = Instant::now();
         // Exactly once: a remembered req gets its original ack; a req
         // repeated within this batch waits for the first one's outcome.
         let mut fresh: Vec<Pending> = Vec::with_capacity(batch.len());
@@ -622,12 +625,20 @@ impl SessionActor {
             return;
         }
         let at = now_ms();
-        let mut tx = match self.db.begin().await {
-            Ok(tx) => tx,
+        // Look up the tracks the batch names (outside any transaction: the
+        // foreign keys check them again at commit).
+        let mut tracks = match self.resolve_tracks(&fresh).await {
+            Ok(t) => t,
             Err(e) => {
-                tracing::warn!(session_id = %self.id, error = %e, "cannot begin commit");
+                tracing::warn!(session_id = %self.id, error = ?e, "cannot look up tracks");
                 for p in fresh {
-                    self.refuse(p.listener, &p.req, Error::Unavailable);
+                    for l in std::iter::once(p.listener).chain(
+                        repeats
+                            .remove(&(p.user_id.clone(), p.req.clone()))
+                            .unwrap_or_default(),
+                    ) {
+                        self.refuse(l, &p.req, Error::Unavailable);
+                    }
                 }
                 return;
             }
@@ -636,14 +647,10 @@ impl SessionActor {
         let mut done: Vec<Done> = Vec::new();
         let mut write = BatchWrite::default();
         let mut version = self.st().version;
-        let mut failed: Option<Error> = None;
         for p in fresh {
             let key = (p.user_id.clone(), p.req.clone());
             let label = p.op.label();
-            match self
-                .apply(&mut tx, &p, version, at, &mut write, &mut applied)
-                .await
-            {
+            match self.apply(&p, &mut tracks, version, at, &mut write, &mut applied) {
                 Ok(outcome) => {
                     if let Outcome::Change { version: v, .. } = &outcome {
                         version = *v;
@@ -661,7 +668,7 @@ impl SessionActor {
                         waiters,
                     });
                 }
-                Err(ApplyError::Refused(e)) => {
+                Err(e) => {
                     self.refuse(p.listener, &p.req, e);
                     // Re-sends of a refused op are judged afresh next time.
                     for w in repeats.remove(&key).unwrap_or_default() {
@@ -672,24 +679,23 @@ impl SessionActor {
                         );
                     }
                 }
-                Err(ApplyError::Db(e)) => {
-                    failed = Some(e);
-                    break;
-                }
             }
         }
-        if done.is_empty() && failed.is_none() {
-            let _ = tx.rollback().await;
+        if done.is_empty() {
             return;
         }
         let commits = self.st().commits + 1;
-        let result = match failed {
-            Some(e) => Err(CommitError::Failed(e)),
-            None => {
-                self.write_and_commit(tx, version, commits, at, &write)
-                    .await
-            }
-        };
+        let result = self
+            .committer
+            .commit(SessionCommit {
+                session_id: self.id.clone(),
+                playlist_id: self.st().playlist.id.clone(),
+                version,
+                commits,
+                at,
+                write,
+            })
+            .await;
         let committed = match result {
             Ok(()) => true,
             Err(CommitError::Failed(e)) => {
@@ -712,10 +718,6 @@ impl SessionActor {
                 }
             }
         };
-        self.metrics
-            .commit_latency
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics.commit_batch_size.observe(done.len() as f64);
         if !committed {
             self.metrics.commit_failures.inc();
             while let Some(a) = applied.pop() {
@@ -769,33 +771,6 @@ impl SessionActor {
         }
     }
 
-    async fn write_and_commit(
-        &self,
-        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
-        version: i64,
-        commits: i64,
-        at: DateTime<Utc>,
-        write: &BatchWrite,
-    ) -> Result<(), CommitError> {
-        let st = self.st();
-        persist::write_batch(
-            &mut tx,
-            &self.id,
-            &st.playlist.id,
-            version,
-            commits,
-            at,
-            write,
-        )
-        .await
-        .map_err(CommitError::Failed)?;
-        match tx.commit().await {
-            Ok(()) => Ok(()),
-            Err(e) if is_connection_error(&e) => Err(CommitError::Unknown(e)),
-            Err(e) => Err(CommitError::Failed(Error::Internal(e.into()))),
-        }
-    }
-
     /// The connection broke during COMMIT: ask the database (retrying until
     /// it answers) whether our commit counter moved.
     /// `None` when the hub shuts down before the database answers.
@@ -813,34 +788,80 @@ impl SessionActor {
         }
     }
 
+    /// The tracks `batch` names that are not in the queue already: by id
+    /// (adds by `trackId`, interactions) and by Spotify id (adds by metadata).
+    async fn resolve_tracks(&self, batch: &[Pending]) -> Result<Tracks> {
+        let mut ids = Vec::new();
+        let mut spotify = Vec::new();
+        for p in batch {
+            match &p.op {
+                Op::Add {
+                    track: TrackRef::Id(id),
+                    ..
+                }
+                | Op::Interaction { track_id: id, .. } => {
+                    if self.known_track(id).is_none() {
+                        ids.push(id.clone());
+                    }
+                }
+                Op::Add {
+                    track: TrackRef::Meta(t),
+                    ..
+                } => spotify.push(t.spotify_id.clone()),
+                _ => {}
+            }
+        }
+        let mut found = Tracks::default();
+        if !ids.is_empty() {
+            for t in persist::tracks_by_id(&self.db, &ids).await? {
+                found.by_id.insert(t.id.clone(), Arc::new(t));
+            }
+        }
+        if !spotify.is_empty() {
+            for t in persist::tracks_by_spotify_id(&self.db, &spotify).await? {
+                found.by_spotify_id.insert(t.spotify_id.clone(), t);
+            }
+        }
+        Ok(found)
+    }
+
     /// Apply one op to the live queue (undone later if the commit fails) and
-    /// add its rows to the batch.
-    async fn apply(
+    /// add its rows to the batch. Pure: no I/O.
+    fn apply(
         &mut self,
-        tx: &mut sqlx::PgConnection,
         p: &Pending,
+        tracks: &mut Tracks,
         version: i64,
         at: DateTime<Utc>,
         write: &mut BatchWrite,
         applied: &mut Vec<Applied<Item>>,
-    ) -> Result<Outcome, ApplyError> {
+    ) -> Result<Outcome, Error> {
         let host = self.st().session.host_id == p.user_id;
         match &p.op {
             Op::Add { track, index } => {
                 let track = match track {
                     TrackRef::Meta(input) => {
-                        let (t, _) = tracks::upsert(&mut *tx, input).await.map_err(db_err)?;
+                        // Latest wins: the stored id, the new metadata.
+                        let stored = tracks.by_spotify_id.get(&input.spotify_id);
+                        let t = Track {
+                            id: stored.map_or_else(|| Uuid::new_v4().to_string(), |t| t.id.clone()),
+                            spotify_id: input.spotify_id.clone(),
+                            name: input.name.clone(),
+                            artists: input.artists.clone(),
+                            album: input.album.clone(),
+                            popularity: input
+                                .popularity
+                                .or(stored.map(|t| t.popularity))
+                                .unwrap_or(0),
+                        };
+                        tracks.by_spotify_id.insert(t.spotify_id.clone(), t.clone());
+                        write.track_upserts.push(t.clone());
                         Arc::new(t)
                     }
-                    TrackRef::Id(id) => match self.known_track(id) {
-                        Some(t) => t,
-                        None => Arc::new(
-                            tracks::get(&mut *tx, id)
-                                .await
-                                .map_err(db_err)?
-                                .ok_or(ApplyError::Refused(Error::NotFound("track")))?,
-                        ),
-                    },
+                    TrackRef::Id(id) => self
+                        .known_track(id)
+                        .or_else(|| tracks.by_id.get(id).cloned())
+                        .ok_or(Error::NotFound("track"))?,
                 };
                 let entry_id = Uuid::new_v4();
                 let item = Item {
@@ -894,16 +915,12 @@ impl SessionActor {
                 })
             }
             Op::Remove { entry_id } => {
-                let id = entry_id.ok_or(ApplyError::Refused(Error::NotFound("entry")))?;
-                let (_, e) = self
-                    .st()
-                    .queue
-                    .get(id)
-                    .ok_or(ApplyError::Refused(Error::NotFound("entry")))?;
+                let id = entry_id.ok_or(Error::NotFound("entry"))?;
+                let (_, e) = self.st().queue.get(id).ok_or(Error::NotFound("entry"))?;
                 if !host && e.item.added_by != p.user_id {
-                    return Err(ApplyError::Refused(Error::Forbidden(
+                    return Err(Error::Forbidden(
                         "only the host or the member who added it may remove an entry".into(),
-                    )));
+                    ));
                 }
                 let a = self.st_mut().queue.remove(id).map_err(queue_err)?;
                 let (from, track_id) = match &a {
@@ -961,29 +978,27 @@ impl SessionActor {
                 base_version,
             } => {
                 if !host {
-                    return Err(ApplyError::Refused(Error::Forbidden(
+                    return Err(Error::Forbidden(
                         "only the host may reorder the queue".into(),
-                    )));
+                    ));
                 }
                 if let Some(b) = base_version {
                     if *b != version {
-                        return Err(ApplyError::Refused(Error::Conflict(format!(
+                        return Err(Error::Conflict(format!(
                             "baseVersion {b} is not the current version {version}"
-                        ))));
+                        )));
                     }
                 }
-                let id = entry_id.ok_or(ApplyError::Refused(Error::NotFound("entry")))?;
+                let id = entry_id.ok_or(Error::NotFound("entry"))?;
                 let a = self
                     .st_mut()
                     .queue
                     .move_to(id, *to_index)
                     .map_err(|e| match e {
-                        QueueError::IndexOutOfRange { index, len } => {
-                            ApplyError::Refused(Error::invalid(
-                                "toIndex",
-                                format!("toIndex {index} is outside 0..{}", len.saturating_sub(1)),
-                            ))
-                        }
+                        QueueError::IndexOutOfRange { index, len } => Error::invalid(
+                            "toIndex",
+                            format!("toIndex {index} is outside 0..{}", len.saturating_sub(1)),
+                        ),
                         e => queue_err(e),
                     })?;
                 let (from, to, position) = match &a {
@@ -1035,13 +1050,8 @@ impl SessionActor {
                 })
             }
             Op::Interaction { track_id, kind } => {
-                if self.known_track(track_id).is_none()
-                    && tracks::get(&mut *tx, track_id)
-                        .await
-                        .map_err(db_err)?
-                        .is_none()
-                {
-                    return Err(ApplyError::Refused(Error::NotFound("track")));
+                if self.known_track(track_id).is_none() && !tracks.by_id.contains_key(track_id) {
+                    return Err(Error::NotFound("track"));
                 }
                 write.interactions.push(LoggedInteraction {
                     user_id: p.user_id.clone(),
@@ -1069,26 +1079,16 @@ impl SessionActor {
     }
 }
 
-enum ApplyError {
-    /// The op breaks a rule: answer it, the batch goes on.
-    Refused(Error),
-    /// The database failed mid-transaction: the whole batch fails.
-    Db(Error),
+/// Tracks looked up for one batch.
+#[derive(Default)]
+struct Tracks {
+    by_id: HashMap<String, Arc<Track>>,
+    /// Stored tracks by Spotify id, then the batch's own metadata (latest wins).
+    by_spotify_id: HashMap<String, Track>,
 }
 
-enum CommitError {
-    /// Certainly not committed.
-    Failed(Error),
-    /// The connection broke during COMMIT: it may or may not have happened.
-    Unknown(sqlx::Error),
-}
-
-fn db_err(e: Error) -> ApplyError {
-    ApplyError::Db(e)
-}
-
-fn queue_err(e: QueueError) -> ApplyError {
-    ApplyError::Refused(match e {
+fn queue_err(e: QueueError) -> Error {
+    match e {
         QueueError::IndexOutOfRange { index, len } => Error::invalid(
             "index",
             format!("index {index} is outside the queue of {len} entries"),
@@ -1098,7 +1098,7 @@ fn queue_err(e: QueueError) -> ApplyError {
         QueueError::DuplicateEntry(_) | QueueError::BadPosition(_) => {
             Error::Internal(anyhow::anyhow!("queue invariant: {e}"))
         }
-    })
+    }
 }
 
 /// Serialize a server message once into shareable frame bytes.

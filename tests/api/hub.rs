@@ -578,3 +578,129 @@ async fn authorization_matrix() {
     assert_eq!(c.closed().await, Closed::Code(4010));
     p.app.stop().await;
 }
+
+#[tokio::test]
+async fn add_by_metadata_upserts_the_track_latest_wins() {
+    let p = party().await;
+    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
+    let meta = |name: &str| json!({"spotifyId": "4uLU6hMCjMI75M1A2tKUQC", "name": name, "artists": ["Rick"], "album": "Whenever"});
+    host.send(json!({"type": "add", "req": "m1", "track": meta("Never")}))
+        .await;
+    let first = match host.recv_np().await {
+        ServerMsg::Update { change, .. } => change.track.unwrap(),
+        other => panic!("expected update, got {other:?}"),
+    };
+    assert!(matches!(
+        host.recv_np().await,
+        ServerMsg::Ack { version: 1, .. }
+    ));
+    assert_eq!(first.name, "Never");
+    // The same spotifyId again: the same Track, its metadata updated, in the
+    // same batch as a second copy (one statement must not touch a row twice).
+    host.send(json!({"type": "add", "req": "m2", "track": meta("Gonna")}))
+        .await;
+    host.send(json!({"type": "add", "req": "m3", "track": meta("Give You Up")}))
+        .await;
+    let mut names = Vec::new();
+    while names.len() < 2 {
+        if let ServerMsg::Update { change, .. } = host.recv_np().await {
+            let t = change.track.unwrap();
+            assert_eq!(t.id, first.id);
+            names.push(t.name);
+        }
+    }
+    assert_eq!(names, ["Gonna", "Give You Up"]);
+    let stored: (String, i64) = sqlx::query_as(r#"SELECT "name", (SELECT count(*) FROM "Track" WHERE "spotifyId" = $1) FROM "Track" WHERE "spotifyId" = $1"#)
+        .bind("4uLU6hMCjMI75M1A2tKUQC")
+        .fetch_one(&p.app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, ("Give You Up".to_owned(), 1));
+    // A failed commit leaves no Track behind either.
+    install_commit_failure(&p.app).await;
+    set_commit_failure(&p.app, true).await;
+    host.send(json!({"type": "add", "req": "m4", "track": {"spotifyId": "freshfresh", "name": "New", "artists": ["X"], "album": "Y"}})).await;
+    host.recv_until(|m| matches!(m, ServerMsg::Error { .. }))
+        .await;
+    assert_eq!(
+        count(
+            &p.app,
+            r#"SELECT count(*) FROM "Track" WHERE "spotifyId" = $1"#,
+            "freshfresh"
+        )
+        .await,
+        0
+    );
+    p.app.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_commit_together_and_one_failing_session_fails_only_itself() {
+    let p = party_with(|c| {
+        c.hub.ops_per_sec = 1000.0;
+        c.hub.ops_burst = 1000.0;
+    })
+    .await;
+    let mut sessions = vec![(p.session.clone(), p.playlist.clone())];
+    for i in 0..5 {
+        sessions.push(p.app.create_session(&p.host, &format!("S{i}")).await);
+    }
+    // Commits touching the first session's playlist fail; the others must not.
+    install_commit_failure(&p.app).await;
+    sqlx::query(
+        r#"CREATE OR REPLACE FUNCTION hub_test_fail_fn() RETURNS trigger AS $$
+           BEGIN IF EXISTS (SELECT 1 FROM hub_test_fail) AND NEW."playlistId" = (SELECT "id" FROM "Playlist" WHERE "sessionId" = (SELECT value FROM hub_test_target)) THEN
+             RAISE EXCEPTION 'injected'; END IF; RETURN NULL; END $$ LANGUAGE plpgsql"#,
+    )
+    .execute(&p.app.db)
+    .await
+    .unwrap();
+    sqlx::query("CREATE TABLE hub_test_target (value text)")
+        .execute(&p.app.db)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO hub_test_target VALUES ($1)")
+        .bind(&p.session)
+        .execute(&p.app.db)
+        .await
+        .unwrap();
+    set_commit_failure(&p.app, true).await;
+    const OPS: usize = 20;
+    let mut tasks = Vec::new();
+    for (s, _) in sessions.iter().cloned() {
+        let (c, _) = Client::join(&p.app, &p.host, &s).await;
+        let tracks = p.tracks.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = c;
+            for i in 0..OPS {
+                c.send(json!({"type": "add", "req": format!("r{i}"), "trackId": tracks[i % tracks.len()]})).await;
+            }
+            let (mut acked, mut refused, mut versions) = (0, 0, Vec::new());
+            while acked + refused < OPS {
+                match c.recv_np().await {
+                    ServerMsg::Update { version, .. } => versions.push(version),
+                    ServerMsg::Ack { .. } => acked += 1,
+                    ServerMsg::Error { code, .. } => {
+                        assert_eq!(code.as_str(), "unavailable");
+                        refused += 1;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            (s, acked, refused, versions)
+        }));
+    }
+    for t in tasks {
+        let (s, acked, refused, versions) = t.await.unwrap();
+        if s == p.session {
+            assert_eq!((acked, refused), (0, OPS), "the failing session");
+            assert!(versions.is_empty());
+        } else {
+            assert_eq!((acked, refused), (OPS, 0), "session {s}");
+            assert_eq!(versions, (1..=OPS as i64).collect::<Vec<_>>());
+            assert_eq!(stored_queue(&p.app, &s).await.len(), OPS);
+        }
+    }
+    assert!(stored_queue(&p.app, &p.session).await.is_empty());
+    p.app.stop().await;
+}
