@@ -45,8 +45,7 @@ pub struct BatchWrite {
     /// Tracks given by metadata (`add.track`), with the id the queue uses:
     /// the stored one for a known `spotifyId`, else a new one.
     pub track_upserts: Vec<Track>,
-    /// New entries: (entry id, track id, added by, added at, position).
-    pub inserts: Vec<(String, String, String, DateTime<Utc>, String)>,
+    pub inserts: Vec<NewEntry>,
     /// Entries that existed before and now have a new position.
     pub moves: Vec<(String, String)>,
     /// Entries that existed before and are gone.
@@ -55,6 +54,9 @@ pub struct BatchWrite {
     pub link_tracks: Vec<String>,
     pub unlink_tracks: Vec<String>,
 }
+
+/// A new queue entry: (entry id, track id, added by, added at, position).
+pub type NewEntry = (String, String, String, DateTime<Utc>, String);
 
 /// One session's part of a commit.
 #[derive(Debug)]
@@ -134,10 +136,7 @@ pub async fn write_commits(tx: &mut PgConnection, commits: &[&SessionCommit]) ->
         .execute(&mut *tx)
         .await?;
     }
-    let inserts: Vec<(
-        &SessionCommit,
-        &(String, String, String, DateTime<Utc>, String),
-    )> = commits
+    let inserts: Vec<(&SessionCommit, &NewEntry)> = commits
         .iter()
         .flat_map(|c| c.write.inserts.iter().map(move |x| (*c, x)))
         .collect();

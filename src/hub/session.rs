@@ -799,10 +799,10 @@ impl SessionActor {
                     track: TrackRef::Id(id),
                     ..
                 }
-                | Op::Interaction { track_id: id, .. } => {
-                    if self.known_track(id).is_none() {
-                        ids.push(id.clone());
-                    }
+                | Op::Interaction { track_id: id, .. }
+                    if self.known_track(id).is_none() =>
+                {
+                    ids.push(id.clone());
                 }
                 Op::Add {
                     track: TrackRef::Meta(t),
