@@ -37,7 +37,7 @@ def main():
     src, out = sys.argv[1], sys.argv[2]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
 
-    rows = load(os.path.join(src, "sweep_listeners_*.json"))
+    rows = [r for r in load(os.path.join(src, "sweep_listeners_*.json")) if r[1]["deliveries"]["per_s"] > 0]
     if rows:
         ax = axes[0]
         x = [n for n, _ in rows]
@@ -63,8 +63,9 @@ def main():
         ax.set_xlabel("sessions (1 writer each, 1 op/s each)")
         ax.set_ylabel("ack latency (ms)")
         ax2 = ax.twinx()
-        ax2.plot(x, [(r["hub"]["rss_loaded_kib"] or 0) / 1024 for _, r in rows], "s:", color="C2", label="hub RSS (MiB)")
-        ax2.set_ylabel("hub RSS loaded (MiB)")
+        ax2.plot(x, [r["ops"]["acked_per_s"] / max(r["plan"]["rate_ops_per_s"], 1) for _, r in rows], "s:", color="C2", label="acked / offered")
+        ax2.set_ylim(0, 1.1)
+        ax2.set_ylabel("acked / offered ops")
         ax.set_title("Sessions")
         ax.legend(loc="upper left")
         ax2.legend(loc="lower right")

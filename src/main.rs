@@ -57,6 +57,12 @@ struct ServeArgs {
     /// Maximum concurrent WebSocket connections.
     #[arg(long, env = "AUDOTICS_MAX_CONNECTIONS", default_value_t = 100_000)]
     max_connections: usize,
+    /// Sustained ops per second per connection (protocol default 20).
+    #[arg(long, env = "AUDOTICS_OPS_PER_SEC", default_value_t = 20.0)]
+    ops_per_sec: f64,
+    /// Op burst per connection (protocol default 40).
+    #[arg(long, env = "AUDOTICS_OPS_BURST", default_value_t = 40.0)]
+    ops_burst: f64,
     /// Load the demo catalog (see `demo`) before serving.
     #[arg(long)]
     demo: bool,
@@ -96,6 +102,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let hub = HubConfig {
         idle_timeout: std::time::Duration::from_secs(args.idle_secs),
         max_connections: args.max_connections,
+        ops_per_sec: args.ops_per_sec,
+        ops_burst: args.ops_burst,
         ..HubConfig::default()
     };
     let config = Config {

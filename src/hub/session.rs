@@ -166,6 +166,8 @@ pub struct SessionActor {
     state: Option<Loaded>,
     listeners: HashMap<ListenerId, Listener>,
     next_listener: ListenerId,
+    /// Users whose presence changed this round → (name, their new listeners).
+    presence_dirty: HashMap<String, (String, Vec<ListenerId>)>,
 }
 
 /// A session's state once loaded.
@@ -201,6 +203,7 @@ impl SessionActor {
             state: None,
             listeners: HashMap::new(),
             next_listener: 1,
+            presence_dirty: HashMap::new(),
         }
     }
 
@@ -264,6 +267,7 @@ impl SessionActor {
                 }
             }
             self.commit(batch).await;
+            self.flush_presence();
             if ended {
                 break;
             }
@@ -474,7 +478,7 @@ impl SessionActor {
                 return Ok(id);
             }
         }
-        self.broadcast_presence(&user.id, &user.name, Some(id));
+        self.presence_changed(&user.id, &user.name, Some(id));
         Ok(id)
     }
 
@@ -526,27 +530,51 @@ impl SessionActor {
     fn remove_listener(&mut self, id: ListenerId) {
         if let Some(l) = self.listeners.remove(&id) {
             self.metrics.listeners.dec();
-            self.broadcast_presence(&l.user_id, &l.name, None);
+            self.presence_changed(&l.user_id, &l.name, None);
         }
     }
 
-    fn broadcast_presence(&mut self, user_id: &str, name: &str, except: Option<ListenerId>) {
-        let online = self.listeners.values().any(|l| l.user_id == user_id);
-        let msg = frame(&ServerMsg::Presence {
-            user_id: user_id.to_owned(),
-            name: name.to_owned(),
-            online,
-            listeners: self.listeners.len(),
-        });
-        self.broadcast(msg, except);
+    /// Note that `user_id`'s presence changed; others hear of it once per
+    /// round of commands (a burst of joins costs one frame per user, not one
+    /// per pair of listeners).
+    fn presence_changed(&mut self, user_id: &str, name: &str, joined: Option<ListenerId>) {
+        let entry = self
+            .presence_dirty
+            .entry(user_id.to_owned())
+            .or_insert_with(|| (name.to_owned(), Vec::new()));
+        entry.1.extend(joined);
+    }
+
+    /// Send the coalesced presence frames. Cutting off a slow listener
+    /// changes presence again, so repeat until nothing is left (each round
+    /// removes listeners, so this ends).
+    fn flush_presence(&mut self) {
+        while !self.presence_dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.presence_dirty);
+            for (user_id, (name, joined)) in dirty {
+                let online = self.listeners.values().any(|l| l.user_id == user_id);
+                let msg = frame(&ServerMsg::Presence {
+                    user_id: user_id.clone(),
+                    name,
+                    online,
+                    listeners: self.listeners.len(),
+                });
+                // A joiner learned its own state from its snapshot.
+                self.broadcast_except(msg, &joined);
+            }
+        }
     }
 
     /// Send one shared frame to every listener (but `except`); cut off the
     /// ones that are too far behind.
-    fn broadcast(&mut self, msg: Utf8Bytes, except: Option<ListenerId>) {
+    fn broadcast(&mut self, msg: Utf8Bytes) {
+        self.broadcast_except(msg, &[]);
+    }
+
+    fn broadcast_except(&mut self, msg: Utf8Bytes, except: &[ListenerId]) {
         let mut slow = Vec::new();
         for (id, l) in &self.listeners {
-            if Some(*id) == except {
+            if except.contains(id) {
                 continue;
             }
             if l.outbox.push(msg.clone()).is_err() {
@@ -759,7 +787,7 @@ impl SessionActor {
                     at,
                 }),
             };
-            self.broadcast(msg, None);
+            self.broadcast(msg);
             let ack = frame(&ServerMsg::Ack {
                 req: d.key.1.clone(),
                 version: d.ack_version,
