@@ -45,8 +45,8 @@ pub async fn upgrade(State(st): State<AppState>, ws: WebSocketUpgrade) -> Respon
     // connection over) any single frame larger than it, and a snapshot of a
     // long queue is one frame of several MB. What a listener may have
     // pending is bounded by its outbox (`outbound_bytes`) instead.
-    ws.read_buffer_size(4 * 1024)
-        .write_buffer_size(8 * 1024)
+    ws.read_buffer_size(1024)
+        .write_buffer_size(2 * 1024)
         .max_write_buffer_size(usize::MAX)
         .max_message_size(max)
         .max_frame_size(max)
@@ -190,7 +190,7 @@ async fn connection(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePerm
                     since,
                 }),
                 None,
-            ) => match join(&st, &out, session_id, token, since).await {
+            ) => match Box::pin(join(&st, &out, session_id, token, since)).await {
                 JoinStep::Joined(j) => joined = Some(j),
                 JoinStep::Stay => {}
                 JoinStep::Close => break,
