@@ -122,27 +122,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn load_demo(args: DbArgs) -> anyhow::Result<()> {
-    let config = Config {
-        database: args.database(),
-        ..Config::for_database_url(String::new())
-    };
-    let (url, mut cluster) = app::database(&config).await?;
-    let result = async {
-        let pool = db::connect(&url, 2).await?;
-        db::migrate(&pool).await?;
-        let n = demo::load(&pool).await?;
-        pool.close().await;
-        anyhow::Ok(n)
-    }
-    .await;
-    if let Some(c) = cluster.as_mut() {
-        c.stop();
-    }
-    eprintln!("demo catalog loaded: {} tracks", result?);
+    let n = with_migrated_db(args, |pool| async move { demo::load(&pool).await }).await?;
+    eprintln!("demo catalog loaded: {n} tracks");
     Ok(())
 }
 
 async fn migrate(args: DbArgs) -> anyhow::Result<()> {
+    with_migrated_db(args, |_| async { Ok(()) }).await?;
+    eprintln!("migrations applied");
+    Ok(())
+}
+
+/// Run `work` on a migrated pool for `args`' database, starting (and then
+/// stopping) the private cluster around it when no URL is given.
+async fn with_migrated_db<T, F, Fut>(args: DbArgs, work: F) -> anyhow::Result<T>
+where
+    F: FnOnce(sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
     let config = Config {
         database: args.database(),
         ..Config::for_database_url(String::new())
@@ -151,14 +148,13 @@ async fn migrate(args: DbArgs) -> anyhow::Result<()> {
     let result = async {
         let pool = db::connect(&url, 2).await?;
         db::migrate(&pool).await?;
+        let out = work(pool.clone()).await;
         pool.close().await;
-        anyhow::Ok(())
+        out
     }
     .await;
     if let Some(c) = cluster.as_mut() {
         c.stop();
     }
-    result?;
-    eprintln!("migrations applied");
-    Ok(())
+    result
 }

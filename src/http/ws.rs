@@ -126,6 +126,8 @@ async fn connection(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePerm
     let mut last_seen = Instant::now();
     let (mut ping_window, mut pings) = (Instant::now(), 0u32);
     let mut writer_done = false;
+    // The peer closed or the socket failed: nothing more to read.
+    let mut peer_done = false;
 
     loop {
         let deadline = match joined {
@@ -149,9 +151,13 @@ async fn connection(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePerm
             _ = &mut writer => { writer_done = true; break; }
         };
         let msg = match msg {
-            None => break,
+            None => {
+                peer_done = true;
+                break;
+            }
             Some(Ok(m)) => m,
             Some(Err(e)) => {
+                peer_done = true;
                 out.kill(close_code_for(&e));
                 break;
             }
@@ -175,7 +181,10 @@ async fn connection(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePerm
                 continue;
             }
             Message::Pong(_) => continue,
-            Message::Close(_) => break,
+            Message::Close(_) => {
+                peer_done = true;
+                break;
+            }
         };
         let parsed = protocol::parse_client(text.as_str());
         let msg = match parsed {
@@ -253,15 +262,28 @@ async fn connection(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePerm
         j.handle.leave(j.listener).await;
     }
     drop(out);
-    if !writer_done {
-        // Let the writer send what it was told to (a close frame at most),
-        // then cut the connection.
-        if tokio::time::timeout(CLOSE_GRACE * 2, &mut writer)
-            .await
-            .is_err()
-        {
-            writer.abort();
+    // Let the writer send what it was told to (a close frame at most) while
+    // we read, and drop, whatever the peer still sends until it answers the
+    // close: closing a socket with unread data resets it, and the peer
+    // could lose our close frame. Then cut the connection.
+    let drain = async {
+        while !peer_done {
+            match stream.next().await {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => peer_done = true,
+                Some(Ok(_)) => {}
+            }
         }
+    };
+    let finish = async {
+        if !writer_done {
+            let _ = (&mut writer).await;
+        }
+    };
+    if tokio::time::timeout(CLOSE_GRACE * 2, async { tokio::join!(drain, finish) })
+        .await
+        .is_err()
+    {
+        writer.abort();
     }
     st.metrics.connections.dec();
 }

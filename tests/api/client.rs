@@ -148,6 +148,19 @@ impl Client {
         (v, e)
     }
 
+    /// Expect this sender's op to be applied as `version`: its `update`,
+    /// then its `ack` (presence frames skipped).
+    pub async fn applied(&mut self, version: i64) {
+        match self.recv_np().await {
+            ServerMsg::Update { version: v, .. } => assert_eq!(v, version, "update version"),
+            other => panic!("expected update {version}, got {other:?}"),
+        }
+        match self.recv_np().await {
+            ServerMsg::Ack { version: v, .. } => assert_eq!(v, version, "ack version"),
+            other => panic!("expected ack {version}, got {other:?}"),
+        }
+    }
+
     /// Expect an `error` with `code` answering `req`.
     pub async fn expect_error(&mut self, req: Option<&str>, code: &str) -> String {
         match self.recv_np().await {

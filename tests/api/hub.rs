@@ -106,14 +106,7 @@ async fn join_add_update_then_ack_and_rows_written() {
     guest
         .send(json!({"type": "remove", "req": "g2", "entryId": entry}))
         .await;
-    assert!(matches!(
-        guest.recv_np().await,
-        ServerMsg::Update { version: 2, .. }
-    ));
-    assert!(matches!(
-        guest.recv_np().await,
-        ServerMsg::Ack { version: 2, .. }
-    ));
+    guest.applied(2).await;
     let linked = count(
         &p.app,
         r#"SELECT count(*) FROM "_PlaylistToTrack" WHERE "A" = $1"#,
@@ -334,14 +327,7 @@ async fn durable_before_visible_a_failed_commit_leaves_no_trace() {
         }
         other => panic!("expected the retried update, got {other:?}"),
     }
-    assert!(matches!(
-        guest.recv_np().await,
-        ServerMsg::Update { version: 2, .. }
-    ));
-    assert!(matches!(
-        guest.recv_np().await,
-        ServerMsg::Ack { version: 2, .. }
-    ));
+    guest.applied(2).await;
     p.app.stop().await;
 }
 
@@ -506,28 +492,14 @@ async fn authorization_matrix() {
     // The host may reorder and remove anyone's entry; a member its own.
     host.recv_np().await; // guest's add
     host.send(json!({"type": "reorder", "req": "h2", "entryId": guest_entry, "toIndex": 0, "baseVersion": 2})).await;
-    assert!(matches!(
-        host.recv_np().await,
-        ServerMsg::Update { version: 3, .. }
-    ));
-    assert!(matches!(
-        host.recv_np().await,
-        ServerMsg::Ack { version: 3, .. }
-    ));
+    host.applied(3).await;
     host.send(json!({"type": "reorder", "req": "h3", "entryId": guest_entry, "toIndex": 1, "baseVersion": 2})).await;
     host.expect_error(Some("h3"), "conflict").await;
     guest.recv_np().await; // the reorder
     guest
         .send(json!({"type": "remove", "req": "g4", "entryId": guest_entry}))
         .await;
-    assert!(matches!(
-        guest.recv_np().await,
-        ServerMsg::Update { version: 4, .. }
-    ));
-    assert!(matches!(
-        guest.recv_np().await,
-        ServerMsg::Ack { version: 4, .. }
-    ));
+    guest.applied(4).await;
     host.recv_np().await;
     host.send(json!({"type": "remove", "req": "h4", "entryId": host_entry}))
         .await;
