@@ -264,11 +264,6 @@ impl ServerMsg {
     }
 }
 
-/// The interaction kinds clients commonly send (`TrackInteraction.type`).
-/// Not a closed list: the hub accepts any `kind` of 1–32 lowercase letters
-/// or `_` (see `http::ws`).
-pub const INTERACTION_KINDS: &[&str] = &["play", "skip", "like", "dislike", "save", "share"];
-
 /// Parse a client frame. On failure, returns the `req` the frame carried (if
 /// any) so the `error` can answer it, and an error naming the bad field.
 pub fn parse_client(text: &str) -> Result<ClientMsg, (Option<String>, Error)> {
