@@ -51,7 +51,7 @@ pub enum ClientMsg {
 
 /// Fields of `join`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Join {
     /// The GroupSession's id.
     pub session_id: String,
@@ -66,7 +66,7 @@ pub struct Join {
 
 /// Fields of `add`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 #[schemars(extend("oneOf" = [
     {"required": ["trackId"], "properties": {"trackId": {"type": "string"}}},
     {"required": ["track"], "properties": {"track": {"type": "object"}}}
@@ -88,7 +88,7 @@ pub struct Add {
 
 /// Fields of `remove`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Remove {
     /// Client-chosen op id, unique per user per session.
     #[schemars(length(min = 1, max = 64))]
@@ -99,7 +99,7 @@ pub struct Remove {
 
 /// Fields of `reorder`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Reorder {
     /// Client-chosen op id, unique per user per session.
     #[schemars(length(min = 1, max = 64))]
@@ -116,7 +116,7 @@ pub struct Reorder {
 
 /// Fields of `interaction`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Interaction {
     /// Client-chosen op id, unique per user per session.
     #[schemars(length(min = 1, max = 64))]
@@ -131,7 +131,6 @@ pub struct Interaction {
 
 /// `leave` has no fields.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Leave {}
 
 /// What an `update` changed.
@@ -364,7 +363,7 @@ pub const SERVER_TYPES: &[&str] = &[
 /// to this.
 ///
 /// Client schemas describe what the hub accepts (optional fields may be
-/// omitted; no unknown fields). Server schemas describe what it sends: every
+/// omitted; unknown fields are ignored). Server schemas describe what it sends: every
 /// field is required, nullable ones are present with `null`.
 pub fn schemas() -> Vec<(String, serde_json::Value)> {
     use schemars::generate::SchemaSettings;
@@ -552,7 +551,15 @@ mod tests {
             parse_client(r#"{"type":"leave"}"#).unwrap(),
             ClientMsg::Leave(Leave {})
         );
-        assert!(parse_client(r#"{"type":"leave","extra":1}"#).is_err());
+        // Unknown fields are ignored (a client may tag every frame with a req).
+        assert_eq!(
+            parse_client(r#"{"type":"leave","req":"x","extra":1}"#).unwrap(),
+            ClientMsg::Leave(Leave {})
+        );
+        assert!(matches!(
+            parse_client(r#"{"type":"join","sessionId":"s","token":"t","req":"j1"}"#).unwrap(),
+            ClientMsg::Join(_)
+        ));
     }
 
     #[test]
