@@ -413,6 +413,12 @@ impl<T> Queue<T> {
         &self.entries
     }
 
+    /// The payloads, mutably (ids and positions stay untouched, so order
+    /// cannot change).
+    pub fn items_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.entries.iter_mut().map(|e| &mut e.item)
+    }
+
     /// Consume the queue, yielding entries in play order.
     pub fn into_entries(self) -> Vec<Entry<T>> {
         self.entries

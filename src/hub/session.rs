@@ -713,6 +713,11 @@ impl SessionActor {
             return;
         }
         let commits = self.st().commits + 1;
+        // Track metadata this batch writes (latest wins, per track).
+        let mut refreshed: HashMap<String, Arc<Track>> = HashMap::new();
+        for t in &write.track_upserts {
+            refreshed.insert(t.id.clone(), Arc::new(t.clone()));
+        }
         let result = self
             .committer
             .commit(SessionCommit {
@@ -761,6 +766,14 @@ impl SessionActor {
         let st = self.st_mut();
         st.version = version;
         st.commits = commits;
+        if !refreshed.is_empty() {
+            // Entries queued earlier show the track as now stored.
+            for item in st.queue.items_mut() {
+                if let Some(t) = refreshed.get(&item.track.id) {
+                    item.track = t.clone();
+                }
+            }
+        }
         for d in done {
             let msg = match d.outcome {
                 Outcome::Change { version, change } => {

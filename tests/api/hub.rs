@@ -588,6 +588,10 @@ async fn add_by_metadata_upserts_the_track_latest_wins() {
         .await
         .unwrap();
     assert_eq!(stored, ("Give You Up".to_owned(), 1));
+    // Every entry of that track now shows its stored metadata.
+    let (_, snap) = Client::join(&p.app, &p.guest, &p.session).await;
+    assert_eq!(snap.queue.len(), 3);
+    assert!(snap.queue.iter().all(|e| e.track.name == "Give You Up"));
     // A failed commit leaves no Track behind either.
     install_commit_failure(&p.app).await;
     set_commit_failure(&p.app, true).await;
