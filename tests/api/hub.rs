@@ -680,3 +680,54 @@ async fn sessions_commit_together_and_one_failing_session_fails_only_itself() {
     assert!(stored_queue(&p.app, &p.session).await.is_empty());
     p.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_commit_whose_connection_dies_is_resolved_before_answering() {
+    let p = party().await;
+    // While `hub_test_kill` has a row, the backend running a commit that
+    // writes a PlaylistUpdate kills itself at COMMIT time: the hub sees the
+    // connection die mid-COMMIT and must find out what happened before it
+    // answers (here: nothing was committed → `unavailable`, never an ack).
+    for sql in [
+        "CREATE TABLE hub_test_kill (on_ boolean)",
+        r#"CREATE FUNCTION hub_test_kill_fn() RETURNS trigger AS $$
+           BEGIN IF EXISTS (SELECT 1 FROM hub_test_kill) THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NULL; END $$ LANGUAGE plpgsql"#,
+        r#"CREATE CONSTRAINT TRIGGER hub_test_kill_pu AFTER INSERT ON "PlaylistUpdate" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hub_test_kill_fn()"#,
+        "INSERT INTO hub_test_kill VALUES (true)",
+    ] {
+        sqlx::query(sql).execute(&p.app.db).await.unwrap();
+    }
+    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    guest
+        .send(json!({"type": "add", "req": "k1", "trackId": p.tracks[0]}))
+        .await;
+    guest.expect_error(Some("k1"), "unavailable").await;
+    assert_eq!(
+        count(
+            &p.app,
+            r#"SELECT count(*) FROM "PlaylistUpdate" WHERE "playlistId" = $1"#,
+            &p.playlist
+        )
+        .await,
+        0
+    );
+    // The same req once the database behaves: applied exactly once, as version 1.
+    sqlx::query("DELETE FROM hub_test_kill")
+        .execute(&p.app.db)
+        .await
+        .unwrap();
+    guest
+        .send(json!({"type": "add", "req": "k1", "trackId": p.tracks[0]}))
+        .await;
+    guest.applied(1).await;
+    assert_eq!(
+        count(
+            &p.app,
+            r#"SELECT count(*) FROM "PlaylistUpdate" WHERE "playlistId" = $1"#,
+            &p.playlist
+        )
+        .await,
+        1
+    );
+    p.app.stop().await;
+}
