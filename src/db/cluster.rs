@@ -374,11 +374,6 @@ impl Cluster {
         )
     }
 
-    /// The log file, for error messages.
-    pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
     /// Stop the server (fast shutdown: open transactions roll back, committed
     /// data is safe) and wait for it.
     pub fn stop(&mut self) {

@@ -101,14 +101,6 @@ impl Hub {
         &self.inner.config
     }
 
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.inner.metrics
-    }
-
-    pub fn db(&self) -> &PgPool {
-        &self.inner.db
-    }
-
     /// Cancelled when the hub shuts down: connections close with 1001.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()

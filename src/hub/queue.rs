@@ -419,11 +419,6 @@ impl<T> Queue<T> {
         self.entries.iter_mut().map(|e| &mut e.item)
     }
 
-    /// Consume the queue, yielding entries in play order.
-    pub fn into_entries(self) -> Vec<Entry<T>> {
-        self.entries
-    }
-
     /// Index of entry `id`, if queued.
     pub fn index_of(&self, id: Uuid) -> Option<usize> {
         self.entries.iter().position(|e| e.id == id)

@@ -32,12 +32,4 @@ impl Registry {
     pub fn remove(&self, id: &str, handle: &SessionHandle) {
         self.sessions.remove_if(id, |_, h| h.same_actor(handle));
     }
-
-    pub fn len(&self) -> usize {
-        self.sessions.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
-    }
 }
