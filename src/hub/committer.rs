@@ -129,16 +129,11 @@ async fn worker(db: PgPool, metrics: Arc<Metrics>, rx: Arc<Mutex<mpsc::Receiver<
 }
 
 async fn commit_once(db: &PgPool, commits: &[&SessionCommit]) -> Result<(), CommitError> {
-    let mut tx = db
-        .begin()
-        .await
-        .map_err(|e| CommitError::Failed(e.into()))?;
-    persist::write_commits(&mut tx, commits)
-        .await
-        .map_err(CommitError::Failed)?;
-    match tx.commit().await {
+    // One statement in autocommit: it is its own transaction.
+    match persist::write_commits(db, commits).await {
         Ok(()) => Ok(()),
+        // The connection broke while the statement (and so its commit) ran.
         Err(e) if is_connection_error(&e) => Err(CommitError::Unknown(e.to_string())),
-        Err(e) => Err(CommitError::Failed(Error::Internal(e.into()))),
+        Err(e) => Err(CommitError::Failed(e.into())),
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
 use crate::db::new_id;
 use crate::db::tracks::{TrackRow, TRACK_COLUMNS};
@@ -76,9 +76,78 @@ fn idx(i: Option<usize>) -> Option<i32> {
     i.map(|v| v as i32)
 }
 
-/// Write the commits of one or more sessions inside `tx`, with one
-/// set-based statement per table however many sessions take part.
-pub async fn write_commits(tx: &mut PgConnection, commits: &[&SessionCommit]) -> Result<()> {
+/// Every write of one group commit, for any number of sessions, as ONE
+/// statement: data-modifying CTEs over UNNEST-ed arrays, run in autocommit
+/// so the statement is its own transaction (one round trip, one fsync).
+/// Sibling CTEs see the same snapshot, which the batch respects: new entries
+/// carry their final position, moves and deletes only touch entries that
+/// existed before, and a track is never both linked and unlinked.
+const WRITE_COMMIT: &str = r#"
+WITH
+  t AS (
+    INSERT INTO "Track" ("id", "spotifyId", "name", "artists", "album", "popularity", "createdAt", "updatedAt")
+    SELECT u.id, u.sp, u.name, ARRAY(SELECT jsonb_array_elements_text(u.artists)), u.album, u.pop, $1, $1
+    FROM UNNEST($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::int4[])
+         AS u(id, sp, name, artists, album, pop)
+    ON CONFLICT ("spotifyId") DO UPDATE SET "name" = EXCLUDED."name",
+        "artists" = EXCLUDED."artists", "album" = EXCLUDED."album",
+        "popularity" = EXCLUDED."popularity", "updatedAt" = EXCLUDED."updatedAt"
+    RETURNING 1),
+  pu AS (
+    INSERT INTO "PlaylistUpdate" ("id", "playlistId", "type", "trackId", "userId", "timestamp",
+        "hubVersion", "hubEntryId", "hubFromIndex", "hubToIndex", "hubReq")
+    SELECT u.id, u.pl, u.kind, u.track, u.usr, u.at, u.ver, u.entry, u.fromi, u.toi, u.req
+    FROM UNNEST($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamp[],
+                $14::int8[], $15::text[], $16::int4[], $17::int4[], $18::text[])
+         AS u(id, pl, kind, track, usr, at, ver, entry, fromi, toi, req)
+    RETURNING 1),
+  qi AS (
+    INSERT INTO hub_queue_entry (entry_id, session_id, track_id, added_by, added_at, position)
+    SELECT u.id, u.sid, u.track, u.usr, u.at, u.pos
+    FROM UNNEST($19::text[], $20::text[], $21::text[], $22::text[], $23::timestamp[], $24::text[])
+         AS u(id, sid, track, usr, at, pos)
+    RETURNING 1),
+  qm AS (
+    UPDATE hub_queue_entry q SET position = u.pos
+    FROM UNNEST($25::text[], $26::text[]) AS u(id, pos) WHERE q.entry_id = u.id
+    RETURNING 1),
+  qd AS (
+    DELETE FROM hub_queue_entry WHERE entry_id = ANY($27::text[])
+    RETURNING 1),
+  pl AS (
+    INSERT INTO "_PlaylistToTrack" ("A", "B") SELECT * FROM UNNEST($28::text[], $29::text[])
+    ON CONFLICT DO NOTHING
+    RETURNING 1),
+  pd AS (
+    DELETE FROM "_PlaylistToTrack" p USING UNNEST($30::text[], $31::text[]) AS u(a, b)
+    WHERE p."A" = u.a AND p."B" = u.b
+    RETURNING 1),
+  ti AS (
+    -- The same reaction twice in one millisecond is stored once (Prisma's
+    -- unique key); ON CONFLICT keeps that from failing the whole commit.
+    INSERT INTO "TrackInteraction" ("id", "userId", "trackId", "type", "timestamp", "hubSessionId", "hubReq", "hubVersion")
+    SELECT u.id, u.usr, u.track, u.kind, u.at, u.sid, u.req, u.ver
+    FROM UNNEST($32::text[], $33::text[], $34::text[], $35::text[], $36::timestamp[], $37::text[], $38::text[], $39::int8[])
+         AS u(id, usr, track, kind, at, sid, req, ver)
+    ON CONFLICT DO NOTHING
+    RETURNING 1),
+  hs AS (
+    UPDATE hub_session h SET version = u.ver, commits = u.n
+    FROM UNNEST($40::text[], $41::int8[], $42::int8[]) AS u(sid, ver, n) WHERE h.session_id = u.sid
+    RETURNING 1),
+  up AS (
+    UPDATE "Playlist" p SET "updatedAt" = u.at
+    FROM UNNEST($43::text[], $44::timestamp[]) AS u(id, at) WHERE p."id" = u.id
+    RETURNING 1),
+  us AS (
+    UPDATE "GroupSession" s SET "updatedAt" = u.at
+    FROM UNNEST($45::text[], $46::timestamp[]) AS u(id, at) WHERE s."id" = u.id
+    RETURNING 1)
+SELECT 1
+"#;
+
+/// Write the commits of one or more sessions atomically (see `WRITE_COMMIT`).
+pub async fn write_commits(db: &PgPool, commits: &[&SessionCommit]) -> Result<(), sqlx::Error> {
     // Track metadata, latest wins (one row per spotifyId per statement).
     let mut tracks: Vec<&Track> = Vec::new();
     for c in commits {
@@ -87,97 +156,19 @@ pub async fn write_commits(tx: &mut PgConnection, commits: &[&SessionCommit]) ->
             tracks.push(t);
         }
     }
-    if !tracks.is_empty() {
-        let now = commits[0].at.naive_utc();
-        sqlx::query(
-            r#"INSERT INTO "Track" ("id", "spotifyId", "name", "artists", "album", "popularity", "createdAt", "updatedAt")
-               SELECT u.id, u.sp, u.name, ARRAY(SELECT jsonb_array_elements_text(u.artists)), u.album, u.pop, $1, $1
-               FROM UNNEST($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::int4[])
-                    AS u(id, sp, name, artists, album, pop)
-               ON CONFLICT ("spotifyId") DO UPDATE SET "name" = EXCLUDED."name",
-                   "artists" = EXCLUDED."artists", "album" = EXCLUDED."album",
-                   "popularity" = EXCLUDED."popularity", "updatedAt" = EXCLUDED."updatedAt""#,
-        )
-        .bind(now)
-        .bind(tracks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>())
-        .bind(tracks.iter().map(|t| t.spotify_id.as_str()).collect::<Vec<_>>())
-        .bind(tracks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())
-        .bind(tracks.iter().map(|t| serde_json::json!(t.artists)).collect::<Vec<_>>())
-        .bind(tracks.iter().map(|t| t.album.as_str()).collect::<Vec<_>>())
-        .bind(tracks.iter().map(|t| t.popularity).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
-    }
     let changes: Vec<(&SessionCommit, &LoggedChange)> = commits
         .iter()
         .flat_map(|c| c.write.changes.iter().map(move |x| (*c, x)))
         .collect();
-    if !changes.is_empty() {
-        let c = &changes;
-        sqlx::query(
-            r#"INSERT INTO "PlaylistUpdate" ("id", "playlistId", "type", "trackId", "userId", "timestamp",
-                   "hubVersion", "hubEntryId", "hubFromIndex", "hubToIndex", "hubReq")
-               SELECT u.id, u.pl, u.kind, u.track, u.usr, u.at, u.ver, u.entry, u.fromi, u.toi, u.req
-               FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamp[],
-                           $7::int8[], $8::text[], $9::int4[], $10::int4[], $11::text[])
-                    AS u(id, pl, kind, track, usr, at, ver, entry, fromi, toi, req)"#,
-        )
-        .bind(c.iter().map(|_| new_id()).collect::<Vec<_>>())
-        .bind(c.iter().map(|(s, _)| s.playlist_id.as_str()).collect::<Vec<_>>())
-        .bind(c.iter().map(|(_, x)| x.kind.as_str()).collect::<Vec<_>>())
-        .bind(c.iter().map(|(_, x)| x.track_id.as_str()).collect::<Vec<_>>())
-        .bind(c.iter().map(|(_, x)| x.user_id.as_str()).collect::<Vec<_>>())
-        .bind(c.iter().map(|(s, _)| s.at.naive_utc()).collect::<Vec<NaiveDateTime>>())
-        .bind(c.iter().map(|(_, x)| x.version).collect::<Vec<_>>())
-        .bind(c.iter().map(|(_, x)| x.entry_id.as_str()).collect::<Vec<_>>())
-        .bind(c.iter().map(|(_, x)| idx(x.from_index)).collect::<Vec<_>>())
-        .bind(c.iter().map(|(_, x)| idx(x.to_index)).collect::<Vec<_>>())
-        .bind(c.iter().map(|(_, x)| x.req.as_str()).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
-    }
     let inserts: Vec<(&SessionCommit, &NewEntry)> = commits
         .iter()
         .flat_map(|c| c.write.inserts.iter().map(move |x| (*c, x)))
         .collect();
-    if !inserts.is_empty() {
-        let i = &inserts;
-        sqlx::query(
-            r#"INSERT INTO hub_queue_entry (entry_id, session_id, track_id, added_by, added_at, position)
-               SELECT u.id, u.sid, u.track, u.usr, u.at, u.pos
-               FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamp[], $6::text[])
-                    AS u(id, sid, track, usr, at, pos)"#,
-        )
-        .bind(i.iter().map(|(_, x)| x.0.as_str()).collect::<Vec<_>>())
-        .bind(i.iter().map(|(s, _)| s.session_id.as_str()).collect::<Vec<_>>())
-        .bind(i.iter().map(|(_, x)| x.1.as_str()).collect::<Vec<_>>())
-        .bind(i.iter().map(|(_, x)| x.2.as_str()).collect::<Vec<_>>())
-        .bind(i.iter().map(|(_, x)| x.3.naive_utc()).collect::<Vec<NaiveDateTime>>())
-        .bind(i.iter().map(|(_, x)| x.4.as_str()).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
-    }
     let moves: Vec<&(String, String)> = commits.iter().flat_map(|c| &c.write.moves).collect();
-    if !moves.is_empty() {
-        sqlx::query(
-            r#"UPDATE hub_queue_entry q SET position = u.pos
-               FROM UNNEST($1::text[], $2::text[]) AS u(id, pos) WHERE q.entry_id = u.id"#,
-        )
-        .bind(moves.iter().map(|x| x.0.as_str()).collect::<Vec<_>>())
-        .bind(moves.iter().map(|x| x.1.as_str()).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
-    }
     let deletes: Vec<&str> = commits
         .iter()
         .flat_map(|c| c.write.deletes.iter().map(String::as_str))
         .collect();
-    if !deletes.is_empty() {
-        sqlx::query("DELETE FROM hub_queue_entry WHERE entry_id = ANY($1)")
-            .bind(&deletes)
-            .execute(&mut *tx)
-            .await?;
-    }
     let pairs = |pick: fn(&BatchWrite) -> &Vec<String>| -> (Vec<&str>, Vec<&str>) {
         commits
             .iter()
@@ -189,96 +180,202 @@ pub async fn write_commits(tx: &mut PgConnection, commits: &[&SessionCommit]) ->
             .unzip()
     };
     let (link_a, link_b) = pairs(|w| &w.link_tracks);
-    if !link_a.is_empty() {
-        sqlx::query(
-            r#"INSERT INTO "_PlaylistToTrack" ("A", "B") SELECT * FROM UNNEST($1::text[], $2::text[])
-               ON CONFLICT DO NOTHING"#,
-        )
-        .bind(&link_a)
-        .bind(&link_b)
-        .execute(&mut *tx)
-        .await?;
-    }
     let (unlink_a, unlink_b) = pairs(|w| &w.unlink_tracks);
-    if !unlink_a.is_empty() {
-        sqlx::query(
-            r#"DELETE FROM "_PlaylistToTrack" t USING UNNEST($1::text[], $2::text[]) AS u(a, b)
-               WHERE t."A" = u.a AND t."B" = u.b"#,
-        )
-        .bind(&unlink_a)
-        .bind(&unlink_b)
-        .execute(&mut *tx)
-        .await?;
-    }
     let reactions: Vec<(&SessionCommit, &LoggedInteraction)> = commits
         .iter()
         .flat_map(|c| c.write.interactions.iter().map(move |x| (*c, x)))
         .collect();
-    if !reactions.is_empty() {
-        let r = &reactions;
-        // The same reaction twice in one millisecond is stored once (Prisma's
-        // unique key); ON CONFLICT keeps that from failing the whole batch.
-        sqlx::query(
-            r#"INSERT INTO "TrackInteraction" ("id", "userId", "trackId", "type", "timestamp", "hubSessionId", "hubReq", "hubVersion")
-               SELECT u.id, u.usr, u.track, u.kind, u.at, u.sid, u.req, u.ver
-               FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamp[], $6::text[], $7::text[], $8::int8[])
-                    AS u(id, usr, track, kind, at, sid, req, ver)
-               ON CONFLICT DO NOTHING"#,
-        )
-        .bind(r.iter().map(|_| new_id()).collect::<Vec<_>>())
-        .bind(r.iter().map(|(_, x)| x.user_id.as_str()).collect::<Vec<_>>())
-        .bind(r.iter().map(|(_, x)| x.track_id.as_str()).collect::<Vec<_>>())
-        .bind(r.iter().map(|(_, x)| x.kind.as_str()).collect::<Vec<_>>())
-        .bind(r.iter().map(|(s, _)| s.at.naive_utc()).collect::<Vec<NaiveDateTime>>())
-        .bind(r.iter().map(|(s, _)| s.session_id.as_str()).collect::<Vec<_>>())
-        .bind(r.iter().map(|(_, x)| x.req.as_str()).collect::<Vec<_>>())
-        .bind(r.iter().map(|(_, x)| x.version).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
-    }
-    sqlx::query(
-        r#"UPDATE hub_session h SET version = u.ver, commits = u.n
-           FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS u(sid, ver, n) WHERE h.session_id = u.sid"#,
-    )
-    .bind(commits.iter().map(|c| c.session_id.as_str()).collect::<Vec<_>>())
-    .bind(commits.iter().map(|c| c.version).collect::<Vec<_>>())
-    .bind(commits.iter().map(|c| c.commits).collect::<Vec<_>>())
-    .execute(&mut *tx)
-    .await?;
     let touched: Vec<&SessionCommit> = commits
         .iter()
         .copied()
         .filter(|c| !c.write.changes.is_empty())
         .collect();
-    if !touched.is_empty() {
-        let at: Vec<NaiveDateTime> = touched.iter().map(|c| c.at.naive_utc()).collect();
-        sqlx::query(
-            r#"UPDATE "Playlist" p SET "updatedAt" = u.at
-               FROM UNNEST($1::text[], $2::timestamp[]) AS u(id, at) WHERE p."id" = u.id"#,
+    let touched_at: Vec<NaiveDateTime> = touched.iter().map(|c| c.at.naive_utc()).collect();
+    sqlx::query(WRITE_COMMIT)
+        // Track
+        .bind(commits[0].at.naive_utc())
+        .bind(tracks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>())
+        .bind(
+            tracks
+                .iter()
+                .map(|t| t.spotify_id.as_str())
+                .collect::<Vec<_>>(),
         )
+        .bind(tracks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())
+        .bind(
+            tracks
+                .iter()
+                .map(|t| serde_json::json!(t.artists))
+                .collect::<Vec<_>>(),
+        )
+        .bind(tracks.iter().map(|t| t.album.as_str()).collect::<Vec<_>>())
+        .bind(tracks.iter().map(|t| t.popularity).collect::<Vec<_>>())
+        // PlaylistUpdate
+        .bind(changes.iter().map(|_| new_id()).collect::<Vec<_>>())
+        .bind(
+            changes
+                .iter()
+                .map(|(s, _)| s.playlist_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changes
+                .iter()
+                .map(|(_, x)| x.kind.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changes
+                .iter()
+                .map(|(_, x)| x.track_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changes
+                .iter()
+                .map(|(_, x)| x.user_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changes
+                .iter()
+                .map(|(s, _)| s.at.naive_utc())
+                .collect::<Vec<NaiveDateTime>>(),
+        )
+        .bind(changes.iter().map(|(_, x)| x.version).collect::<Vec<_>>())
+        .bind(
+            changes
+                .iter()
+                .map(|(_, x)| x.entry_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changes
+                .iter()
+                .map(|(_, x)| idx(x.from_index))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changes
+                .iter()
+                .map(|(_, x)| idx(x.to_index))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changes
+                .iter()
+                .map(|(_, x)| x.req.as_str())
+                .collect::<Vec<_>>(),
+        )
+        // hub_queue_entry
+        .bind(
+            inserts
+                .iter()
+                .map(|(_, x)| x.0.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            inserts
+                .iter()
+                .map(|(s, _)| s.session_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            inserts
+                .iter()
+                .map(|(_, x)| x.1.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            inserts
+                .iter()
+                .map(|(_, x)| x.2.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            inserts
+                .iter()
+                .map(|(_, x)| x.3.naive_utc())
+                .collect::<Vec<NaiveDateTime>>(),
+        )
+        .bind(
+            inserts
+                .iter()
+                .map(|(_, x)| x.4.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(moves.iter().map(|x| x.0.as_str()).collect::<Vec<_>>())
+        .bind(moves.iter().map(|x| x.1.as_str()).collect::<Vec<_>>())
+        .bind(&deletes)
+        // _PlaylistToTrack
+        .bind(&link_a)
+        .bind(&link_b)
+        .bind(&unlink_a)
+        .bind(&unlink_b)
+        // TrackInteraction
+        .bind(reactions.iter().map(|_| new_id()).collect::<Vec<_>>())
+        .bind(
+            reactions
+                .iter()
+                .map(|(_, x)| x.user_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            reactions
+                .iter()
+                .map(|(_, x)| x.track_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            reactions
+                .iter()
+                .map(|(_, x)| x.kind.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            reactions
+                .iter()
+                .map(|(s, _)| s.at.naive_utc())
+                .collect::<Vec<NaiveDateTime>>(),
+        )
+        .bind(
+            reactions
+                .iter()
+                .map(|(s, _)| s.session_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            reactions
+                .iter()
+                .map(|(_, x)| x.req.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(reactions.iter().map(|(_, x)| x.version).collect::<Vec<_>>())
+        // hub_session, Playlist, GroupSession
+        .bind(
+            commits
+                .iter()
+                .map(|c| c.session_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(commits.iter().map(|c| c.version).collect::<Vec<_>>())
+        .bind(commits.iter().map(|c| c.commits).collect::<Vec<_>>())
         .bind(
             touched
                 .iter()
                 .map(|c| c.playlist_id.as_str())
                 .collect::<Vec<_>>(),
         )
-        .bind(&at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            r#"UPDATE "GroupSession" s SET "updatedAt" = u.at
-               FROM UNNEST($1::text[], $2::timestamp[]) AS u(id, at) WHERE s."id" = u.id"#,
-        )
+        .bind(&touched_at)
         .bind(
             touched
                 .iter()
                 .map(|c| c.session_id.as_str())
                 .collect::<Vec<_>>(),
         )
-        .bind(&at)
-        .execute(&mut *tx)
+        .bind(&touched_at)
+        .execute(db)
         .await?;
-    }
     Ok(())
 }
 
