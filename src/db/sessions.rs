@@ -169,19 +169,6 @@ pub async fn members(db: impl PgExecutor<'_>, session_id: &str) -> Result<Vec<Me
     .await?)
 }
 
-/// The session's version; creates the row at 0 for sessions the hub has not
-/// seen yet (made by the old app).
-pub async fn version(db: impl PgExecutor<'_>, session_id: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        r#"INSERT INTO hub_session (session_id, version) VALUES ($1, 0)
-           ON CONFLICT (session_id) DO UPDATE SET version = hub_session.version
-           RETURNING version"#,
-    )
-    .bind(session_id)
-    .fetch_one(db)
-    .await?)
-}
-
 /// A stored queue entry with its track, in no particular order.
 pub struct StoredEntry {
     pub entry_id: String,

@@ -145,16 +145,6 @@ pub async fn features(pool: &PgPool, track_id: &str) -> Result<Option<TrackFeatu
     }))
 }
 
-pub async fn get(db: impl PgExecutor<'_>, id: &str) -> Result<Option<Track>> {
-    let row: Option<TrackRow> = sqlx::query_as(&format!(
-        r#"SELECT {TRACK_COLUMNS} FROM "Track" WHERE "id" = $1"#
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(Into::into))
-}
-
 pub async fn by_spotify_id(pool: &PgPool, spotify_id: &str) -> Result<Option<Track>> {
     let row: Option<TrackRow> = sqlx::query_as(&format!(
         r#"SELECT {TRACK_COLUMNS} FROM "Track" WHERE "spotifyId" = $1"#

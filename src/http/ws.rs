@@ -344,7 +344,7 @@ async fn join(
             out.close(close::ENDED, "session ended");
             JoinStep::Close
         }
-        Err(JoinRefusal::Unavailable | JoinRefusal::Retry) => {
+        Err(JoinRefusal::Unavailable) => {
             push(out, &ServerMsg::error(None, &Error::Unavailable));
             JoinStep::Stay
         }

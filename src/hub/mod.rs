@@ -134,6 +134,31 @@ impl Hub {
         })
     }
 
+    /// Send the command `make` builds to the session's actor (started if
+    /// needed) and await its reply. An actor that is stopping closes its
+    /// channel or drops the reply unanswered: it is forgotten and the session
+    /// looked up again, so callers never see an actor's idle shutdown.
+    async fn ask<T>(
+        &self,
+        session_id: &str,
+        make: impl Fn(oneshot::Sender<T>) -> Command,
+    ) -> Option<(SessionHandle, T)> {
+        for _ in 0..5 {
+            if self.inner.shutdown.is_cancelled() {
+                return None;
+            }
+            let handle = self.handle(session_id);
+            let (reply, rx) = oneshot::channel();
+            if handle.tx.send(make(reply)).await.is_ok() {
+                if let Ok(answer) = rx.await {
+                    return Some((handle, answer));
+                }
+            }
+            self.inner.registry.remove(session_id, &handle);
+        }
+        None
+    }
+
     /// Join `user` to a session as a listener whose frames go to `outbox`.
     pub async fn join(
         &self,
@@ -142,32 +167,19 @@ impl Hub {
         since: Option<i64>,
         outbox: Outbox,
     ) -> Result<(SessionHandle, ListenerId), JoinRefusal> {
-        for _ in 0..5 {
-            if self.inner.shutdown.is_cancelled() {
-                return Err(JoinRefusal::Unavailable);
-            }
-            let handle = self.handle(session_id);
-            let (reply, rx) = oneshot::channel();
-            let cmd = Command::Join {
+        let asked = self
+            .ask(session_id, |reply| Command::Join {
                 user: user.clone(),
                 since,
                 outbox: outbox.clone(),
                 reply,
-            };
-            if handle.tx.send(cmd).await.is_err() {
-                self.inner.registry.remove(session_id, &handle);
-                continue;
-            }
-            match rx.await {
-                Ok(Ok(listener)) => return Ok((handle, listener)),
-                Ok(Err(JoinRefusal::Retry)) | Err(_) => {
-                    self.inner.registry.remove(session_id, &handle);
-                    continue;
-                }
-                Ok(Err(refusal)) => return Err(refusal),
-            }
+            })
+            .await;
+        match asked {
+            Some((handle, Ok(listener))) => Ok((handle, listener)),
+            Some((_, Err(refusal))) => Err(refusal),
+            None => Err(JoinRefusal::Unavailable),
         }
-        Err(JoinRefusal::Unavailable)
     }
 
     /// The session as `viewer` sees it: from the live actor when there is one
@@ -191,19 +203,9 @@ impl Hub {
     /// End a session through its actor, so every listener gets `ended` and
     /// close 4010 in order after the updates it already had.
     pub async fn end(&self, session_id: &str) -> Result<()> {
-        for _ in 0..5 {
-            let handle = self.handle(session_id);
-            let (reply, rx) = oneshot::channel();
-            if handle.tx.send(Command::End { reply }).await.is_err() {
-                self.inner.registry.remove(session_id, &handle);
-                continue;
-            }
-            match rx.await {
-                Ok(r) => return r,
-                Err(_) => self.inner.registry.remove(session_id, &handle),
-            }
-        }
-        Err(Error::Unavailable)
+        self.ask(session_id, |reply| Command::End { reply })
+            .await
+            .map_or(Err(Error::Unavailable), |(_, r)| r)
     }
 
     /// Stop every session actor after its commit in flight, and close every
@@ -227,7 +229,7 @@ pub async fn load_snapshot(
         .await?
         .ok_or(Error::NotFound("session"))?;
     let playlist = playlist.ok_or(Error::NotFound("session"))?;
-    let version = sessions::version(db, session_id).await?;
+    let (version, _) = persist::load_counters(db, session_id).await?;
     let queue = sessions::queue(db, session_id)
         .await?
         .into_iter()

@@ -82,8 +82,6 @@ pub enum JoinRefusal {
     NotFound,
     Ended,
     Unavailable,
-    /// This actor is stopping: look the session up again.
-    Retry,
 }
 
 pub enum Command {
@@ -217,7 +215,7 @@ impl SessionActor {
                     _ => JoinRefusal::Unavailable,
                 };
                 on_stop();
-                self.refuse_all(refusal).await;
+                self.refuse_all(Some(refusal)).await;
                 return;
             }
         }
@@ -286,28 +284,30 @@ impl SessionActor {
                 l.outbox.close(close::GOING_AWAY, "hub shutting down");
             }
         }
-        self.refuse_all(JoinRefusal::Retry).await;
+        // Stopping: drop what is still queued unanswered, which tells each
+        // caller to look the session up again (a new actor serves it).
+        self.refuse_all(None).await;
     }
 
     /// Answer whatever is still queued once this actor will not serve it.
-    async fn refuse_all(&mut self, refusal: JoinRefusal) {
+    /// `None` drops the replies instead (see `Hub::ask`).
+    async fn refuse_all(&mut self, refusal: Option<JoinRefusal>) {
         self.rx.close();
         while let Some(cmd) = self.rx.recv().await {
+            let Some(refusal) = refusal else { continue };
+            let error = || match refusal {
+                JoinRefusal::NotFound => Error::NotFound("session"),
+                _ => Error::Unavailable,
+            };
             match cmd {
                 Command::Join { reply, .. } => {
                     let _ = reply.send(Err(refusal));
                 }
                 Command::Snapshot { reply, .. } => {
-                    let _ = reply.send(Err(match refusal {
-                        JoinRefusal::NotFound => Error::NotFound("session"),
-                        _ => Error::Unavailable,
-                    }));
+                    let _ = reply.send(Err(error()));
                 }
                 Command::End { reply } => {
-                    let _ = reply.send(Err(match refusal {
-                        JoinRefusal::NotFound => Error::NotFound("session"),
-                        _ => Error::Unavailable,
-                    }));
+                    let _ = reply.send(Err(error()));
                 }
                 Command::Op { .. } | Command::Leave { .. } => {}
             }

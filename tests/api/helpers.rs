@@ -214,6 +214,12 @@ pub struct Party {
     pub tracks: Vec<String>,
 }
 
+/// A config for tests that send many ops quickly: no rate limit in the way.
+pub fn unlimited(c: &mut Config) {
+    c.hub.ops_per_sec = 10_000.0;
+    c.hub.ops_burst = 10_000.0;
+}
+
 pub async fn party() -> Party {
     party_with(|_| {}).await
 }

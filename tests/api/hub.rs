@@ -125,11 +125,7 @@ async fn join_add_update_then_ack_and_rows_written() {
 
 #[tokio::test]
 async fn total_order_and_convergence_under_concurrent_writers() {
-    let p = party_with(|c| {
-        c.hub.ops_per_sec = 1000.0;
-        c.hub.ops_burst = 1000.0;
-    })
-    .await;
+    let p = party_with(unlimited).await;
     let (mut watcher, _) = Client::join(&p.app, &p.host, &p.session).await;
     let mut writers = Vec::new();
     let mut users = vec![p.host.clone(), p.guest.clone()];
@@ -612,11 +608,7 @@ async fn add_by_metadata_upserts_the_track_latest_wins() {
 
 #[tokio::test]
 async fn sessions_commit_together_and_one_failing_session_fails_only_itself() {
-    let p = party_with(|c| {
-        c.hub.ops_per_sec = 1000.0;
-        c.hub.ops_burst = 1000.0;
-    })
-    .await;
+    let p = party_with(unlimited).await;
     let mut sessions = vec![(p.session.clone(), p.playlist.clone())];
     for i in 0..5 {
         sessions.push(p.app.create_session(&p.host, &format!("S{i}")).await);

@@ -17,12 +17,6 @@ use tokio_tungstenite::WebSocketStream;
 use crate::client::{Client, Closed};
 use crate::helpers::*;
 
-/// A config for tests that send many ops quickly: no rate limit in the way.
-fn unlimited(c: &mut audotics_hub::Config) {
-    c.hub.ops_per_sec = 10_000.0;
-    c.hub.ops_burst = 10_000.0;
-}
-
 /// `GET /v1/sessions/{id}` as `user`.
 async fn rest_session(app: &TestApp, user: &TestUser, session: &str) -> Value {
     let res = app
