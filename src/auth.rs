@@ -10,28 +10,47 @@ use argon2::Argon2;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
+use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 
 /// Prefix that makes a leaked token easy to recognise in a scan.
 const TOKEN_PREFIX: &str = "aht_";
 
+/// Argon2 runs at most this many at once (one per core). Each hash holds
+/// 19 MiB; unbounded, a burst of sign-ups ran dozens in parallel on the
+/// blocking pool, and the allocator kept that peak (1.5 GiB RSS after 100
+/// registrations) for the life of the process. Waiting here is async.
+static HASHERS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
+/// Run one argon2 computation on the blocking pool, within `HASHERS`.
+async fn argon2_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let _permit = HASHERS
+        .acquire()
+        .await
+        .map_err(|e| Error::Internal(e.into()))?;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(e.into()))
+}
+
 pub async fn hash_password(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
+    argon2_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| Error::Internal(anyhow::anyhow!("argon2: {e}")))
     })
-    .await
-    .map_err(|e| Error::Internal(e.into()))?
+    .await?
 }
 
 /// Constant-time check of `password` against a stored PHC string; a hash we
 /// cannot parse (e.g. the old app's format) simply does not match.
 pub async fn verify_password(password: String, stored: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
+    argon2_blocking(move || {
         let Ok(parsed) = PasswordHash::new(&stored) else {
             return false;
         };
@@ -40,7 +59,6 @@ pub async fn verify_password(password: String, stored: String) -> Result<bool> {
             .is_ok()
     })
     .await
-    .map_err(|e| Error::Internal(e.into()))
 }
 
 /// A fresh bearer token (to hand out) and its hash (to store).

@@ -8,6 +8,12 @@ use audotics_hub::config::{Config, Database, HubConfig};
 use audotics_hub::{app, db, demo, telemetry, App};
 use clap::{Args, Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: glibc kept every peak (argon2's
+/// 19 MiB per hash, connection bursts) in per-thread arenas for the life of
+/// the process; measured idle hub after sign-ups 223 MB → 23 MB RSS.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "audotics-hub",

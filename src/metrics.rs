@@ -50,6 +50,8 @@ pub struct Metrics {
     pub ops_refused: Family<CodeLabels, Counter>,
     pub commit_batch_size: Histogram,
     pub commit_latency: Histogram,
+    pub batch_latency: Histogram,
+    pub resolve_latency: Histogram,
     pub commit_failures: Counter,
     pub slow_listener_disconnects: Counter,
     pub frames_sent: Counter,
@@ -71,6 +73,8 @@ impl Default for Metrics {
             ops_refused: Family::default(),
             commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             commit_latency: latency_histogram(),
+            batch_latency: latency_histogram(),
+            resolve_latency: latency_histogram(),
             commit_failures: Counter::default(),
             slow_listener_disconnects: Counter::default(),
             frames_sent: Counter::default(),
@@ -136,6 +140,16 @@ impl Default for Metrics {
             "hub_commit_duration_seconds",
             "Group commit latency",
             m.commit_latency.clone(),
+        );
+        r.register(
+            "hub_batch_duration_seconds",
+            "From a session actor taking a batch of ops to queueing its acks and updates",
+            m.batch_latency.clone(),
+        );
+        r.register(
+            "hub_track_lookup_duration_seconds",
+            "Looking up the tracks a batch names",
+            m.resolve_latency.clone(),
         );
         r.register(
             "hub_commit_failures",

@@ -1,8 +1,7 @@
-//! `GET /v1/ws`: one WebSocket connection = one listener of one session.
-//! The reader (this task) parses frames, authenticates the `join`, enforces
-//! the rate limit and hands ops to the session actor; the writer task drains
-//! the listener's bounded outbox to the socket and sends pings. Only the
-//! outbox connects them to the actor, so a slow socket never blocks it.
+//! `GET /v1/ws`: one WebSocket connection = one listener of one session,
+//! served by one task that reads the client's frames and writes what the
+//! session actor queued in the listener's bounded outbox. Only the outbox
+//! connects the connection to the actor, so a slow socket never blocks it.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +9,6 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -20,7 +18,6 @@ use crate::error::Error;
 use crate::hub::outbox::{outbox, Outbound, Outbox, OutboxReceiver};
 use crate::hub::session::{frame, JoinRefusal, ListenerId, Op, TrackRef};
 use crate::hub::SessionHandle;
-use crate::model::User;
 use crate::protocol::{self, close, ClientMsg, ServerMsg};
 use crate::validate;
 
@@ -43,17 +40,22 @@ pub async fn upgrade(State(st): State<AppState>, ws: WebSocketUpgrade) -> Respon
     // what lets one hub hold tens of thousands. The read buffer is zero-filled
     // to its capacity on every read, and the write buffer keeps the capacity
     // of its largest burst: 1 KiB / 2 KiB measured 17.6 → 11.3 KB per idle
-    // listener (BENCHMARKS.md) with no loss of fan-out throughput.
+    // listener (BENCHMARKS.md) with no loss of fan-out throughput. Client
+    // frames are ops of 100–300 bytes, so reads of 256 bytes take one or two
+    // reads per frame and save 768 bytes per listener.
     // No cap on the write buffer: tungstenite refuses (and we then drop the
     // connection over) any single frame larger than it, and a snapshot of a
     // long queue is one frame of several MB. What a listener may have
     // pending is bounded by its outbox (`outbound_bytes`) instead.
-    ws.read_buffer_size(1024)
+    ws.read_buffer_size(256)
         .write_buffer_size(2 * 1024)
         .max_write_buffer_size(usize::MAX)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| connection(socket, st, permit))
+        // Boxed: an async fn keeps its by-value arguments and the locals they
+        // move into side by side, so a 368-byte WebSocket argument cost every
+        // connection future twice that (1,936 → 1,216 bytes measured).
+        .on_upgrade(move |socket| connection(Box::new(socket), st, permit))
 }
 
 /// 503 (as `HubConfig::max_connections` documents), problem+json with the
@@ -103,18 +105,45 @@ impl Bucket {
 struct Joined {
     handle: SessionHandle,
     listener: ListenerId,
-    user: User,
+    user_id: String,
 }
 
-async fn connection(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePermit) {
-    let cfg = st.hub.config().clone();
+/// What woke the connection task.
+enum Event {
+    Peer(Option<Result<Message, axum::Error>>),
+    Out(Result<Option<Outbound>, u16>),
+    Timer,
+    Shutdown,
+}
+
+/// How the connection loop ended.
+enum End {
+    /// Write what is queued up to its close frame (or a kill), then drain.
+    Flush,
+    /// Send this close code now, dropping what is queued.
+    Cut(u16),
+    /// Our close frame is sent: read until the peer answers it.
+    Drain,
+    /// The peer closed: send tungstenite's queued answer, nothing more.
+    PeerClosed,
+    /// The socket failed or ended.
+    Gone,
+}
+
+/// One task per connection: it reads and parses the client's frames,
+/// authenticates the `join`, enforces the rate limit, hands ops to the
+/// session actor, and writes what the actor queued in the outbox. A task and
+/// its future are most of what an idle listener costs, so there is one.
+async fn connection(mut socket: Box<WebSocket>, st: AppState, _permit: OwnedSemaphorePermit) {
+    // Only what the loop needs: every byte held across an await is memory
+    // each idle listener keeps.
+    let cfg = st.hub.config();
+    let (ping_interval, rate_strikes) = (cfg.ping_interval, cfg.rate_strikes);
     st.metrics.connections.inc();
-    let (sink, mut stream) = socket.split();
-    let (out, out_rx) = outbox(cfg.outbound_frames, cfg.outbound_bytes);
-    let mut writer = tokio::spawn(writer(sink, out_rx, cfg.ping_interval));
+    let (out, mut rx) = outbox(cfg.outbound_frames, cfg.outbound_bytes);
     let shutdown = st.hub.shutdown_token();
     let join_deadline = Instant::now() + cfg.join_timeout;
-    let silence = cfg.ping_interval + cfg.ping_interval / 2;
+    let silence = ping_interval + ping_interval / 2;
     let mut joined: Option<Joined> = None;
     let mut bucket = Bucket {
         tokens: cfg.ops_burst,
@@ -124,50 +153,66 @@ async fn connection(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePerm
     };
     let mut strikes = 0u32;
     let mut last_seen = Instant::now();
+    let mut next_ping = Instant::now() + ping_interval;
     let (mut ping_window, mut pings) = (Instant::now(), 0u32);
-    let mut writer_done = false;
-    // The peer closed or the socket failed: nothing more to read.
-    let mut peer_done = false;
 
-    loop {
+    let end = loop {
         let deadline = match joined {
             None => join_deadline,
             Some(_) => last_seen + silence,
         };
-        let msg = tokio::select! {
-            m = stream.next() => m,
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                if joined.is_none() {
-                    out.close(close::JOIN_TIMEOUT, "join timeout");
-                } else {
-                    out.kill(close::GOING_AWAY);
-                }
-                break;
-            }
-            _ = shutdown.cancelled() => {
-                out.close(close::GOING_AWAY, "hub shutting down");
-                break;
-            }
-            _ = &mut writer => { writer_done = true; break; }
+        let event = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => Event::Shutdown,
+            item = rx.next() => Event::Out(item),
+            m = socket.next() => Event::Peer(m),
+            _ = tokio::time::sleep_until(deadline.min(next_ping).into()) => Event::Timer,
         };
-        let msg = match msg {
-            None => {
-                peer_done = true;
-                break;
+        let msg = match event {
+            Event::Shutdown => {
+                out.close(close::GOING_AWAY, "hub shutting down");
+                break End::Flush;
             }
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                peer_done = true;
-                out.kill(close_code_for(&e));
-                break;
+            Event::Out(Err(code)) => break End::Cut(code),
+            // The connection holds a sender itself, so the outbox never runs dry.
+            Event::Out(Ok(None)) => break End::Flush,
+            Event::Out(Ok(Some(first))) => match write_queued(&mut socket, &mut rx, first).await {
+                Written::More => continue,
+                Written::Closed => break End::Drain,
+                Written::Killed(code) => break End::Cut(code),
+                Written::Failed => break End::Gone,
+            },
+            Event::Timer => {
+                let now = Instant::now();
+                if now >= deadline {
+                    if joined.is_none() {
+                        out.close(close::JOIN_TIMEOUT, "join timeout");
+                        break End::Flush;
+                    }
+                    break End::Cut(close::GOING_AWAY);
+                }
+                if now >= next_ping {
+                    next_ping = now + ping_interval;
+                    if socket
+                        .send(Message::Ping(Default::default()))
+                        .await
+                        .is_err()
+                    {
+                        break End::Gone;
+                    }
+                }
+                continue;
             }
+            Event::Peer(None) => break End::Gone,
+            Event::Peer(Some(Err(e))) => break End::Cut(close_code_for(&e)),
+            Event::Peer(Some(Ok(m))) => m,
         };
         last_seen = Instant::now();
         let text = match msg {
             Message::Text(t) => t,
             Message::Binary(_) => {
                 out.close(close::UNSUPPORTED, "binary frames are not supported");
-                break;
+                break End::Flush;
             }
             Message::Ping(_) => {
                 if ping_window.elapsed() > Duration::from_secs(1) {
@@ -176,15 +221,12 @@ async fn connection(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePerm
                 pings += 1;
                 if pings > MAX_PINGS_PER_SEC {
                     out.close(close::RATE_LIMITED, "ping flood");
-                    break;
+                    break End::Flush;
                 }
                 continue;
             }
             Message::Pong(_) => continue,
-            Message::Close(_) => {
-                peer_done = true;
-                break;
-            }
+            Message::Close(_) => break End::PeerClosed,
         };
         let parsed = protocol::parse_client(text.as_str());
         let msg = match parsed {
@@ -205,7 +247,7 @@ async fn connection(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePerm
             ) => match Box::pin(join(&st, &out, session_id, token, since)).await {
                 JoinStep::Joined(j) => joined = Some(j),
                 JoinStep::Stay => {}
-                JoinStep::Close => break,
+                JoinStep::Close => break End::Flush,
             },
             (ClientMsg::Join(_), Some(_)) => {
                 push(
@@ -221,10 +263,10 @@ async fn connection(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePerm
                 );
             }
             (ClientMsg::Leave(_), Some(j)) => {
-                j.handle.leave(j.listener).await;
+                Box::pin(j.handle.leave(j.listener)).await;
                 joined = None;
                 out.close(close::NORMAL, "left");
-                break;
+                break End::Flush;
             }
             (msg, Some(j)) => {
                 let req = protocol::msg_req(&msg).unwrap_or_default().to_owned();
@@ -237,54 +279,82 @@ async fn connection(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePerm
                         })
                         .inc();
                     push(&out, &ServerMsg::error(Some(req), &Error::RateLimited));
-                    if strikes >= cfg.rate_strikes {
+                    if strikes >= rate_strikes {
                         out.close(close::RATE_LIMITED, "rate limited repeatedly");
-                        break;
+                        break End::Flush;
                     }
                     continue;
                 }
                 strikes = 0;
                 match to_op(msg) {
                     Ok(op) => {
-                        if !j.handle.op(j.listener, &j.user.id, req, op).await {
+                        // Boxed, like the other rare or large awaits here: the
+                        // connection future's size is memory every idle
+                        // listener holds.
+                        let sent = Box::pin(j.handle.op(j.listener, &j.user_id, req, op));
+                        if !sent.await {
                             // The actor stopped (ended or shutting down).
                             out.close(close::GOING_AWAY, "session closed");
-                            break;
+                            break End::Flush;
                         }
                     }
                     Err(e) => push(&out, &ServerMsg::error(Some(req), &e)),
                 }
             }
         }
-    }
+    };
 
     if let Some(j) = joined.take() {
-        j.handle.leave(j.listener).await;
+        Box::pin(j.handle.leave(j.listener)).await;
     }
     drop(out);
-    // Let the writer send what it was told to (a close frame at most) while
-    // we read, and drop, whatever the peer still sends until it answers the
-    // close: closing a socket with unread data resets it, and the peer
-    // could lose our close frame. Then cut the connection.
-    let drain = async {
-        while !peer_done {
-            match stream.next().await {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => peer_done = true,
-                Some(Ok(_)) => {}
+    // Write what we were told to (up to a close frame), then read, and drop,
+    // whatever the peer still sends until it answers the close: closing a
+    // socket with unread data resets it, and the peer could lose our close
+    // frame. Then cut the connection.
+    let finish = Box::pin(async {
+        let peer_open = match end {
+            End::Gone => false,
+            End::Drain => true,
+            End::PeerClosed => {
+                let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
+                false
+            }
+            End::Cut(code) => {
+                send_close(&mut socket, code, close_reason(code)).await;
+                true
+            }
+            End::Flush => loop {
+                match rx.next().await {
+                    Ok(Some(first)) => match write_queued(&mut socket, &mut rx, first).await {
+                        Written::More => {}
+                        Written::Closed => break true,
+                        Written::Failed => break false,
+                        Written::Killed(code) => {
+                            send_close(&mut socket, code, close_reason(code)).await;
+                            break true;
+                        }
+                    },
+                    Ok(None) => {
+                        let _ = tokio::time::timeout(CLOSE_GRACE, socket.close()).await;
+                        break true;
+                    }
+                    Err(code) => {
+                        send_close(&mut socket, code, close_reason(code)).await;
+                        break true;
+                    }
+                }
+            },
+        };
+        if peer_open {
+            while let Some(Ok(m)) = socket.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
             }
         }
-    };
-    let finish = async {
-        if !writer_done {
-            let _ = (&mut writer).await;
-        }
-    };
-    if tokio::time::timeout(CLOSE_GRACE * 2, async { tokio::join!(drain, finish) })
-        .await
-        .is_err()
-    {
-        writer.abort();
-    }
+    });
+    let _ = tokio::time::timeout(CLOSE_GRACE * 2, finish).await;
     st.metrics.connections.dec();
 }
 
@@ -333,7 +403,7 @@ async fn join(
         Ok((handle, listener)) => JoinStep::Joined(Joined {
             handle,
             listener,
-            user,
+            user_id: user.id,
         }),
         Err(JoinRefusal::NotFound) => {
             push(out, &ServerMsg::error(None, &Error::NotFound("session")));
@@ -417,72 +487,55 @@ fn close_code_for(e: &axum::Error) -> u16 {
     }
 }
 
-/// Drain the outbox to the socket, batching frames per flush, and ping.
-/// Every write races the outbox's kill: a listener cut off while its socket
-/// is full gets its close best-effort and then the connection is dropped,
-/// instead of the writer waiting on the socket until the peer reads.
-async fn writer(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: OutboxReceiver,
-    ping_every: Duration,
-) {
-    let mut ping = tokio::time::interval(ping_every);
-    ping.tick().await;
-    loop {
-        let mut batch = Vec::new();
-        let mut closing = None;
-        tokio::select! {
-            item = rx.next() => match item {
-                Ok(Some(Outbound::Frame(f))) => {
-                    batch.push(Message::Text(f));
-                    for _ in 0..WRITE_BATCH {
-                        match rx.try_next() {
-                            Some(Outbound::Frame(f)) => batch.push(Message::Text(f)),
-                            Some(Outbound::Close(code, reason)) => {
-                                closing = Some((code, reason));
-                                break;
-                            }
-                            None => break,
-                        }
-                    }
-                }
-                Ok(Some(Outbound::Close(code, reason))) => closing = Some((code, reason)),
-                Ok(None) => {
-                    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
-                    return;
-                }
-                Err(code) => {
-                    send_close(&mut sink, code, close_reason(code)).await;
-                    return;
-                }
-            },
-            _ = ping.tick() => batch.push(Message::Ping(Default::default())),
-        }
-        let written = tokio::select! {
-            ok = write_all(&mut sink, batch) => ok,
-            code = rx.killed() => {
-                send_close(&mut sink, code, close_reason(code)).await;
-                return;
-            }
-        };
-        if !written {
-            return;
-        }
-        if let Some((code, reason)) = closing {
-            send_close(&mut sink, code, reason).await;
-            return;
-        }
-    }
+/// How writing the queued frames went.
+enum Written {
+    /// All written; keep going.
+    More,
+    /// A close frame from the queue was sent.
+    Closed,
+    /// The listener was cut off while the socket was full.
+    Killed(u16),
+    /// The socket failed.
+    Failed,
 }
 
-/// Feed `batch` and flush it; false when the socket failed.
-async fn write_all(sink: &mut SplitSink<WebSocket, Message>, batch: Vec<Message>) -> bool {
-    for m in batch {
-        if sink.feed(m).await.is_err() {
-            return false;
+/// Write `first` and whatever else is queued (up to `WRITE_BATCH` frames per
+/// flush). The write races the outbox's kill: a listener cut off while its
+/// socket is full gets its close best-effort instead of the task waiting on
+/// the socket until the peer reads.
+async fn write_queued(socket: &mut WebSocket, rx: &mut OutboxReceiver, first: Outbound) -> Written {
+    let mut batch = vec![first];
+    rx.drain_into(&mut batch, WRITE_BATCH);
+    let mut closing = None;
+    let write = async {
+        for item in batch {
+            let m = match item {
+                Outbound::Frame(f) => Message::Text(f),
+                Outbound::Close(code, reason) => {
+                    closing = Some((code, reason));
+                    break;
+                }
+            };
+            if socket.feed(m).await.is_err() {
+                return false;
+            }
         }
+        socket.flush().await.is_ok()
+    };
+    let written = tokio::select! {
+        ok = write => ok,
+        code = rx.killed() => return Written::Killed(code),
+    };
+    if !written {
+        return Written::Failed;
     }
-    sink.flush().await.is_ok()
+    match closing {
+        Some((code, reason)) => {
+            send_close(socket, code, reason).await;
+            Written::Closed
+        }
+        None => Written::More,
+    }
 }
 
 fn close_reason(code: u16) -> &'static str {
@@ -493,10 +546,10 @@ fn close_reason(code: u16) -> &'static str {
     }
 }
 
-async fn send_close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &'static str) {
+async fn send_close(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
 }

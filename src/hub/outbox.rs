@@ -3,14 +3,20 @@
 //! `max_frames` frames or `max_bytes` bytes behind is cut off (close 4008) so
 //! that it can never slow the session or anyone else. Frames are shared
 //! bytes: one serialization of an `update` serves every listener.
+//!
+//! One mutex-guarded `VecDeque` and one waker, not a channel: an idle
+//! listener's outbox is a single small allocation (a tokio channel allocates
+//! its first block of slots up front), and the connection task that drains it
+//! is the only one ever waiting on it.
 
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::{mpsc, Notify};
 
-/// What the writer task sends next.
+/// What the connection sends next.
 #[derive(Debug)]
 pub enum Outbound {
     Frame(Utf8Bytes),
@@ -18,27 +24,84 @@ pub enum Outbound {
     Close(u16, &'static str),
 }
 
-/// State shared by the pushing side and the writer task.
+/// A drained queue keeps at most this much capacity, so one burst does not
+/// pin memory for the rest of an idle connection's life.
+const KEEP_CAPACITY: usize = 16;
+
 #[derive(Debug)]
-pub struct OutboxState {
-    bytes: AtomicUsize,
+struct Inner {
+    queue: VecDeque<Outbound>,
+    /// Bytes of the frames in `queue`.
+    bytes: usize,
     /// Non-zero: stop now and close with this code, dropping what is queued.
-    kill: AtomicU16,
-    notify: Notify,
+    kill: u16,
+    /// Live `Outbox` handles; none left means nothing more can arrive.
+    senders: usize,
+    /// The receiving connection is gone.
+    receiver_gone: bool,
+    waker: Option<Waker>,
 }
 
-/// The pushing side, held by the session actor.
-#[derive(Clone, Debug)]
-pub struct Outbox {
-    tx: mpsc::Sender<Outbound>,
-    state: Arc<OutboxState>,
+impl Inner {
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    fn kill(&mut self, code: u16) {
+        if self.kill == 0 {
+            self.kill = code;
+        }
+        self.queue = VecDeque::new();
+        self.bytes = 0;
+        self.wake();
+    }
+
+    fn pop(&mut self) -> Option<Outbound> {
+        let item = self.queue.pop_front()?;
+        if let Outbound::Frame(f) = &item {
+            self.bytes -= f.len();
+        }
+        if self.queue.is_empty() && self.queue.capacity() > KEEP_CAPACITY {
+            self.queue = VecDeque::new();
+        }
+        Some(item)
+    }
+
+    fn park(&mut self, cx: &Context<'_>) {
+        match &self.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => self.waker = Some(cx.waker().clone()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    inner: Mutex<Inner>,
+    max_frames: usize,
     max_bytes: usize,
 }
 
-/// The draining side, owned by the connection's writer task.
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock leaves plain data behind; keep going.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The pushing side, held by the session actor (and the connection, for its
+/// own error frames).
+#[derive(Debug)]
+pub struct Outbox {
+    shared: Arc<Shared>,
+}
+
+/// The draining side, owned by the connection task.
+#[derive(Debug)]
 pub struct OutboxReceiver {
-    rx: mpsc::Receiver<Outbound>,
-    state: Arc<OutboxState>,
+    shared: Arc<Shared>,
 }
 
 /// Overflow: the listener is too far behind and has been cut off.
@@ -46,108 +109,152 @@ pub struct OutboxReceiver {
 pub struct TooSlow;
 
 pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
-    // Overflow policy: bounded; a full queue kills the listener (4008).
-    let (tx, rx) = mpsc::channel(max_frames.max(1));
-    let state = Arc::new(OutboxState {
-        bytes: AtomicUsize::new(0),
-        kill: AtomicU16::new(0),
-        notify: Notify::new(),
+    let shared = Arc::new(Shared {
+        inner: Mutex::new(Inner {
+            queue: VecDeque::new(),
+            bytes: 0,
+            kill: 0,
+            senders: 1,
+            receiver_gone: false,
+            waker: None,
+        }),
+        max_frames: max_frames.max(1),
+        max_bytes,
     });
     (
         Outbox {
-            tx,
-            state: state.clone(),
-            max_bytes,
+            shared: shared.clone(),
         },
-        OutboxReceiver { rx, state },
+        OutboxReceiver { shared },
     )
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.shared.lock().senders += 1;
+        Outbox {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut inner = self.shared.lock();
+        inner.senders -= 1;
+        if inner.senders == 0 {
+            inner.wake();
+        }
+    }
 }
 
 impl Outbox {
     /// Queue a frame; on overflow the listener is killed with 4008.
     pub fn push(&self, frame: Utf8Bytes) -> Result<(), TooSlow> {
-        if self.is_closed() {
+        let mut inner = self.shared.lock();
+        if inner.kill != 0 || inner.receiver_gone {
             return Err(TooSlow);
         }
         let len = frame.len();
         // One frame alone may exceed the byte bound (a big snapshot): a
         // listener is "behind" only by what waits beyond the frame in flight.
-        let before = self.state.bytes.fetch_add(len, Ordering::AcqRel);
-        let over = before > 0 && before + len > self.max_bytes;
-        if over || self.tx.try_send(Outbound::Frame(frame)).is_err() {
-            self.state.bytes.fetch_sub(len, Ordering::AcqRel);
-            self.kill(crate::protocol::close::TOO_SLOW);
+        let over_bytes = inner.bytes > 0 && inner.bytes + len > self.shared.max_bytes;
+        if over_bytes || inner.queue.len() >= self.shared.max_frames {
+            inner.kill(crate::protocol::close::TOO_SLOW);
             return Err(TooSlow);
         }
+        inner.queue.push_back(Outbound::Frame(frame));
+        inner.bytes += len;
+        inner.wake();
         Ok(())
     }
 
     /// Close after the frames already queued (ended, leave). If the queue is
     /// full, close at once instead.
     pub fn close(&self, code: u16, reason: &'static str) {
-        if self.tx.try_send(Outbound::Close(code, reason)).is_err() {
-            self.kill(code);
+        let mut inner = self.shared.lock();
+        if inner.kill != 0 || inner.receiver_gone {
+            return;
+        }
+        if inner.queue.len() >= self.shared.max_frames {
+            inner.kill(code);
+        } else {
+            inner.queue.push_back(Outbound::Close(code, reason));
+            inner.wake();
         }
     }
 
     /// Close now, dropping whatever is queued.
     pub fn kill(&self, code: u16) {
-        let _ = self
-            .state
-            .kill
-            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
-        self.state.notify.notify_one();
+        self.shared.lock().kill(code);
     }
 
     /// The connection is gone or being cut off.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed() || self.state.kill.load(Ordering::Acquire) != 0
+        let inner = self.shared.lock();
+        inner.kill != 0 || inner.receiver_gone
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        let mut inner = self.shared.lock();
+        inner.receiver_gone = true;
+        inner.queue = VecDeque::new();
+        inner.bytes = 0;
     }
 }
 
 impl OutboxReceiver {
-    /// The next thing to write, or `Err(code)` when the listener was killed.
+    /// The next thing to write; `Ok(None)` once every sender is gone and the
+    /// queue is empty; `Err(code)` when the listener was killed.
     pub async fn next(&mut self) -> Result<Option<Outbound>, u16> {
-        loop {
-            let code = self.state.kill.load(Ordering::Acquire);
-            if code != 0 {
-                return Err(code);
+        poll_fn(|cx| {
+            let mut inner = self.shared.lock();
+            if inner.kill != 0 {
+                return Poll::Ready(Err(inner.kill));
             }
-            tokio::select! {
-                biased;
-                _ = self.state.notify.notified() => continue,
-                item = self.rx.recv() => {
-                    if let Some(Outbound::Frame(f)) = &item {
-                        self.state.bytes.fetch_sub(f.len(), Ordering::AcqRel);
-                    }
-                    return Ok(item);
-                }
+            if let Some(item) = inner.pop() {
+                return Poll::Ready(Ok(Some(item)));
             }
-        }
+            if inner.senders == 0 {
+                return Poll::Ready(Ok(None));
+            }
+            inner.park(cx);
+            Poll::Pending
+        })
+        .await
     }
 
-    /// Resolves with the close code once the listener is killed, so a writer
-    /// stuck on a full socket can give up on it.
+    /// Resolves with the close code once the listener is killed, so a
+    /// connection stuck on a full socket can give up on it.
     pub async fn killed(&self) -> u16 {
-        loop {
-            let code = self.state.kill.load(Ordering::Acquire);
-            if code != 0 {
-                return code;
+        poll_fn(|cx| {
+            let mut inner = self.shared.lock();
+            if inner.kill != 0 {
+                return Poll::Ready(inner.kill);
             }
-            self.state.notify.notified().await;
-        }
+            inner.park(cx);
+            Poll::Pending
+        })
+        .await
     }
 
-    /// Take another queued item without waiting (to batch writes).
-    pub fn try_next(&mut self) -> Option<Outbound> {
-        if self.state.kill.load(Ordering::Acquire) != 0 {
-            return None;
+    /// Move up to `max` queued items into `into` without waiting (to batch
+    /// writes). Stops after a `Close`. Nothing when killed.
+    pub fn drain_into(&mut self, into: &mut Vec<Outbound>, max: usize) {
+        let mut inner = self.shared.lock();
+        if inner.kill != 0 {
+            return;
         }
-        let item = self.rx.try_recv().ok()?;
-        if let Outbound::Frame(f) = &item {
-            self.state.bytes.fetch_sub(f.len(), Ordering::AcqRel);
+        for _ in 0..max {
+            let Some(item) = inner.pop() else { break };
+            let close = matches!(item, Outbound::Close(..));
+            into.push(item);
+            if close {
+                break;
+            }
         }
-        Some(item)
     }
 }
 
@@ -189,5 +296,43 @@ mod tests {
             rx.next().await,
             Ok(Some(Outbound::Close(4010, _)))
         ));
+    }
+
+    #[tokio::test]
+    async fn drain_stops_at_close_and_leaves_the_rest() {
+        let (tx, mut rx) = outbox(10, 100);
+        tx.push("a".into()).unwrap();
+        tx.close(1000, "");
+        tx.push("late".into()).unwrap();
+        let mut got = Vec::new();
+        rx.drain_into(&mut got, 10);
+        assert_eq!(got.len(), 2);
+        assert!(matches!(got[1], Outbound::Close(1000, _)));
+    }
+
+    #[tokio::test]
+    async fn waiting_receiver_wakes_on_push_and_on_last_sender_drop() {
+        let (tx, mut rx) = outbox(10, 100);
+        let tx2 = tx.clone();
+        let waiter = tokio::spawn(async move {
+            let first = rx.next().await;
+            let end = rx.next().await;
+            (first, end)
+        });
+        tokio::task::yield_now().await;
+        tx.push("a".into()).unwrap();
+        drop(tx);
+        drop(tx2);
+        let (first, end) = waiter.await.unwrap();
+        assert!(matches!(first, Ok(Some(Outbound::Frame(_)))));
+        assert!(matches!(end, Ok(None)));
+    }
+
+    #[tokio::test]
+    async fn pushing_to_a_dropped_receiver_fails() {
+        let (tx, rx) = outbox(10, 100);
+        drop(rx);
+        assert!(tx.is_closed());
+        assert_eq!(tx.push("a".into()), Err(TooSlow));
     }
 }

@@ -653,9 +653,14 @@ impl SessionActor {
             return;
         }
         let at = now_ms();
+        let started = Instant::now();
         // Look up the tracks the batch names (outside any transaction: the
         // foreign keys check them again at commit).
-        let mut tracks = match self.resolve_tracks(&fresh).await {
+        let resolved = self.resolve_tracks(&fresh).await;
+        self.metrics
+            .resolve_latency
+            .observe(started.elapsed().as_secs_f64());
+        let mut tracks = match resolved {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(session_id = %self.id, error = ?e, "cannot look up tracks");
@@ -810,6 +815,9 @@ impl SessionActor {
             }
             self.st_mut().remembered.insert(d.key, d.ack_version);
         }
+        self.metrics
+            .batch_latency
+            .observe(started.elapsed().as_secs_f64());
     }
 
     /// The connection broke during COMMIT: ask the database (retrying until
@@ -885,7 +893,7 @@ impl SessionActor {
                         // Latest wins: the stored id, the new metadata.
                         let stored = tracks.by_spotify_id.get(&input.spotify_id);
                         let t = Track {
-                            id: stored.map_or_else(|| Uuid::new_v4().to_string(), |t| t.id.clone()),
+                            id: stored.map_or_else(crate::db::new_id, |t| t.id.clone()),
                             spotify_id: input.spotify_id.clone(),
                             name: input.name.clone(),
                             artists: input.artists.clone(),
@@ -904,7 +912,7 @@ impl SessionActor {
                         .or_else(|| tracks.by_id.get(id).cloned())
                         .ok_or(Error::NotFound("track"))?,
                 };
-                let entry_id = Uuid::new_v4();
+                let entry_id = crate::db::new_uuid();
                 let item = Item {
                     track: track.clone(),
                     added_by: p.user_id.clone(),

@@ -111,6 +111,19 @@ impl Client {
             .await
     }
 
+    /// Start the closing handshake with `code` and wait for the hub's answer.
+    pub async fn close(&mut self, code: u16) -> Closed {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        self.ws
+            .send(Message::Close(Some(CloseFrame {
+                code: code.into(),
+                reason: "".into(),
+            })))
+            .await
+            .expect("send close");
+        self.closed().await
+    }
+
     /// Wait for the close, skipping any frames before it.
     pub async fn closed(&mut self) -> Closed {
         loop {

@@ -951,6 +951,23 @@ async fn the_connection_cap_refuses_upgrades_with_503_until_one_closes() {
 }
 
 #[tokio::test]
+async fn a_client_close_is_answered_and_the_listener_goes_offline() {
+    let p = party_with(|_| {}).await;
+    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
+    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    host.recv().await; // guest online
+                       // The hub answers the closing handshake (echoing the code) rather than
+                       // dropping the socket, which the client would see as a reset.
+    assert_eq!(guest.close(1000).await, Closed::Code(1000));
+    match host.recv().await {
+        ServerMsg::Presence {
+            user_id, online, ..
+        } => assert_eq!((user_id.as_str(), online), (p.guest.id.as_str(), false)),
+        other => panic!("expected presence offline, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn leave_closes_1000_and_the_user_stays_a_member_offline() {
     let p = party_with(|_| {}).await;
     let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
