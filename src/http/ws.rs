@@ -156,17 +156,25 @@ async fn connection(mut socket: Box<WebSocket>, st: AppState, _permit: OwnedSema
     let mut next_ping = Instant::now() + ping_interval;
     let (mut ping_window, mut pings) = (Instant::now(), 0u32);
 
+    // One timer, re-armed only when its deadline moves: a listener woken for
+    // every update must not register a new timer each time.
+    let timer = tokio::time::sleep_until(join_deadline.min(next_ping).into());
+    tokio::pin!(timer);
     let end = loop {
         let deadline = match joined {
             None => join_deadline,
             Some(_) => last_seen + silence,
         };
+        let wake_at = tokio::time::Instant::from_std(deadline.min(next_ping));
+        if timer.deadline() != wake_at {
+            timer.as_mut().reset(wake_at);
+        }
         let event = tokio::select! {
             biased;
             _ = shutdown.cancelled() => Event::Shutdown,
             item = rx.next() => Event::Out(item),
             m = socket.next() => Event::Peer(m),
-            _ = tokio::time::sleep_until(deadline.min(next_ping).into()) => Event::Timer,
+            _ = &mut timer => Event::Timer,
         };
         let msg = match event {
             Event::Shutdown => {
