@@ -201,11 +201,13 @@ async fn connection(mut socket: Box<WebSocket>, st: AppState, _permit: OwnedSema
                 }
                 if now >= next_ping {
                     next_ping = now + ping_interval;
-                    if socket
-                        .send(Message::Ping(Default::default()))
-                        .await
-                        .is_err()
-                    {
+                    // Like every write, the ping races the kill: a peer that
+                    // stopped reading must not hold this task on a full socket.
+                    let sent = tokio::select! {
+                        r = socket.send(Message::Ping(Default::default())) => r.is_ok(),
+                        code = rx.killed() => break End::Cut(code),
+                    };
+                    if !sent {
                         break End::Gone;
                     }
                 }
