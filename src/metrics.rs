@@ -51,6 +51,8 @@ pub struct Metrics {
     pub commit_batch_size: Histogram,
     pub commit_latency: Histogram,
     pub batch_latency: Histogram,
+    pub op_wait: Histogram,
+    pub outbox_wait: Histogram,
     pub resolve_latency: Histogram,
     pub commit_failures: Counter,
     pub slow_listener_disconnects: Counter,
@@ -74,6 +76,8 @@ impl Default for Metrics {
             commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             commit_latency: latency_histogram(),
             batch_latency: latency_histogram(),
+            op_wait: latency_histogram(),
+            outbox_wait: latency_histogram(),
             resolve_latency: latency_histogram(),
             commit_failures: Counter::default(),
             slow_listener_disconnects: Counter::default(),
@@ -145,6 +149,16 @@ impl Default for Metrics {
             "hub_batch_duration_seconds",
             "From a session actor taking a batch of ops to queueing its acks and updates",
             m.batch_latency.clone(),
+        );
+        r.register(
+            "hub_op_wait_seconds",
+            "From a connection handing an op to its session actor to the actor taking it",
+            m.op_wait.clone(),
+        );
+        r.register(
+            "hub_outbox_wait_seconds",
+            "From a frame reaching an empty outbox to its connection taking it to write",
+            m.outbox_wait.clone(),
         );
         r.register(
             "hub_track_lookup_duration_seconds",

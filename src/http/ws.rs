@@ -160,6 +160,11 @@ async fn connection(mut socket: Box<WebSocket>, st: AppState, _permit: OwnedSema
     // every update must not register a new timer each time.
     let timer = tokio::time::sleep_until(join_deadline.min(next_ping).into());
     tokio::pin!(timer);
+    // Made once too: every connection waits on the same token, and a fresh
+    // `cancelled()` per wake-up registers (and removes) a waiter under that
+    // token's one lock.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     let end = loop {
         let deadline = match joined {
             None => join_deadline,
@@ -171,7 +176,7 @@ async fn connection(mut socket: Box<WebSocket>, st: AppState, _permit: OwnedSema
         }
         let event = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => Event::Shutdown,
+            _ = &mut cancelled => Event::Shutdown,
             item = rx.next() => Event::Out(item),
             m = socket.next() => Event::Peer(m),
             _ = &mut timer => Event::Timer,
@@ -184,12 +189,17 @@ async fn connection(mut socket: Box<WebSocket>, st: AppState, _permit: OwnedSema
             Event::Out(Err(code)) => break End::Cut(code),
             // The connection holds a sender itself, so the outbox never runs dry.
             Event::Out(Ok(None)) => break End::Flush,
-            Event::Out(Ok(Some(first))) => match write_queued(&mut socket, &mut rx, first).await {
-                Written::More => continue,
-                Written::Closed => break End::Drain,
-                Written::Killed(code) => break End::Cut(code),
-                Written::Failed => break End::Gone,
-            },
+            Event::Out(Ok(Some(first))) => {
+                if let Some(w) = rx.waited() {
+                    st.metrics.outbox_wait.observe(w.as_secs_f64());
+                }
+                match write_queued(&mut socket, &mut rx, first).await {
+                    Written::More => continue,
+                    Written::Closed => break End::Drain,
+                    Written::Killed(code) => break End::Cut(code),
+                    Written::Failed => break End::Gone,
+                }
+            }
             Event::Timer => {
                 let now = Instant::now();
                 if now >= deadline {

@@ -69,6 +69,7 @@ impl SessionHandle {
                 user_id: user_id.to_owned(),
                 req,
                 op,
+                sent: std::time::Instant::now(),
             })
             .await
             .is_ok()

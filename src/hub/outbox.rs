@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 
@@ -40,6 +41,8 @@ struct Inner {
     /// The receiving connection is gone.
     receiver_gone: bool,
     waker: Option<Waker>,
+    /// When the queue last went from empty to not empty.
+    since: Option<Instant>,
 }
 
 impl Inner {
@@ -63,8 +66,11 @@ impl Inner {
         if let Outbound::Frame(f) = &item {
             self.bytes -= f.len();
         }
-        if self.queue.is_empty() && self.queue.capacity() > KEEP_CAPACITY {
-            self.queue = VecDeque::new();
+        if self.queue.is_empty() {
+            self.since = None;
+            if self.queue.capacity() > KEEP_CAPACITY {
+                self.queue = VecDeque::new();
+            }
         }
         Some(item)
     }
@@ -102,6 +108,7 @@ pub struct Outbox {
 #[derive(Debug)]
 pub struct OutboxReceiver {
     shared: Arc<Shared>,
+    waited: Option<Duration>,
 }
 
 /// Overflow: the listener is too far behind and has been cut off.
@@ -117,6 +124,7 @@ pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
             senders: 1,
             receiver_gone: false,
             waker: None,
+            since: None,
         }),
         max_frames: max_frames.max(1),
         max_bytes,
@@ -125,7 +133,10 @@ pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
         Outbox {
             shared: shared.clone(),
         },
-        OutboxReceiver { shared },
+        OutboxReceiver {
+            shared,
+            waited: None,
+        },
     )
 }
 
@@ -162,6 +173,9 @@ impl Outbox {
         if over_bytes || inner.queue.len() >= self.shared.max_frames {
             inner.kill(crate::protocol::close::TOO_SLOW);
             return Err(TooSlow);
+        }
+        if inner.queue.is_empty() {
+            inner.since = Some(Instant::now());
         }
         inner.queue.push_back(Outbound::Frame(frame));
         inner.bytes += len;
@@ -206,6 +220,12 @@ impl Drop for OutboxReceiver {
 }
 
 impl OutboxReceiver {
+    /// How long the queue had been waiting for its writer when `next` last
+    /// took from it (the connection's scheduling delay; a metric).
+    pub fn waited(&self) -> Option<Duration> {
+        self.waited
+    }
+
     /// The next thing to write; `Ok(None)` once every sender is gone and the
     /// queue is empty; `Err(code)` when the listener was killed.
     pub async fn next(&mut self) -> Result<Option<Outbound>, u16> {
@@ -214,7 +234,9 @@ impl OutboxReceiver {
             if inner.kill != 0 {
                 return Poll::Ready(Err(inner.kill));
             }
+            let since = inner.since;
             if let Some(item) = inner.pop() {
+                self.waited = since.map(|t| t.elapsed());
                 return Poll::Ready(Ok(Some(item)));
             }
             if inner.senders == 0 {

@@ -96,6 +96,8 @@ pub enum Command {
         user_id: String,
         req: String,
         op: Op,
+        /// When the connection handed it over (for the wait metric).
+        sent: Instant,
     },
     Leave {
         listener: ListenerId,
@@ -248,12 +250,16 @@ impl SessionActor {
                         user_id,
                         req,
                         op,
-                    } => batch.push(Pending {
-                        listener,
-                        user_id,
-                        req,
-                        op,
-                    }),
+                        sent,
+                    } => {
+                        self.metrics.op_wait.observe(sent.elapsed().as_secs_f64());
+                        batch.push(Pending {
+                            listener,
+                            user_id,
+                            req,
+                            op,
+                        })
+                    }
                     Command::Leave { listener } => self.remove_listener(listener),
                     other => {
                         // Joins, snapshots and ending need the committed state.
