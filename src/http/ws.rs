@@ -5,12 +5,23 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use std::io::IoSlice;
+
+use axum::body::Body;
+use axum::extract::ws::Utf8Bytes;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
 
 use super::AppState;
 use crate::db;
@@ -28,34 +39,113 @@ const MAX_PINGS_PER_SEC: u32 = 50;
 /// How long a close frame may take to write before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-pub async fn upgrade(State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
+/// The socket a connection serves: tungstenite reads client frames and
+/// writes control frames; `write_frames` writes our text frames directly.
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+pub async fn upgrade(State(st): State<AppState>, mut req: Request) -> Response {
+    let key = match check_upgrade(&req) {
+        Ok(key) => key,
+        Err(resp) => return *resp,
+    };
     let Some(permit) = st.hub.connection_permit() else {
         st.metrics.connections_refused.inc();
         tracing::warn!("connection limit reached; refusing a WebSocket");
         return connection_limit_response();
     };
+    let on_upgrade = hyper::upgrade::on(&mut req);
     let max = st.hub.config().max_message_bytes;
-    // Small buffers: tungstenite's defaults (128 KiB each) are sized for big
-    // messages; ours are small JSON frames, and memory per idle listener is
-    // what lets one hub hold tens of thousands. The read buffer is zero-filled
-    // to its capacity on every read, and the write buffer keeps the capacity
-    // of its largest burst: 1 KiB / 2 KiB measured 17.6 → 11.3 KB per idle
-    // listener (BENCHMARKS.md) with no loss of fan-out throughput. Client
-    // frames are ops of 100–300 bytes, so reads of 256 bytes take one or two
-    // reads per frame and save 768 bytes per listener.
-    // No cap on the write buffer: tungstenite refuses (and we then drop the
-    // connection over) any single frame larger than it, and a snapshot of a
-    // long queue is one frame of several MB. What a listener may have
-    // pending is bounded by its outbox (`outbound_bytes`) instead.
-    ws.read_buffer_size(256)
-        .write_buffer_size(2 * 1024)
-        .max_write_buffer_size(usize::MAX)
-        .max_message_size(max)
-        .max_frame_size(max)
-        // Boxed: an async fn keeps its by-value arguments and the locals they
-        // move into side by side, so a 368-byte WebSocket argument cost every
-        // connection future twice that (1,936 → 1,216 bytes measured).
-        .on_upgrade(move |socket| connection(Box::new(socket), st, permit))
+    // A small read buffer: tungstenite's default (128 KiB) is sized for big
+    // messages; client frames are ops of 100–300 bytes, and memory per idle
+    // listener is what lets one hub hold tens of thousands (256 B: one or
+    // two reads per frame). Our own frames never pass through tungstenite's
+    // write buffer (see `write_frames`), which kept the capacity of the
+    // largest frame a listener was ever sent (a long queue's snapshot) for
+    // the life of the connection; it holds control frames only.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(256)
+        .write_buffer_size(0)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let socket = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                // Boxed: an async fn keeps its by-value arguments and the
+                // locals they move into side by side, so the socket argument
+                // cost every connection future twice its size.
+                connection(Box::new(socket), st, permit).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(
+            header::SEC_WEBSOCKET_ACCEPT,
+            derive_accept_key(key.as_bytes()),
+        )
+        .body(Body::empty())
+        .expect("static response parts")
+}
+
+/// RFC 6455 §4.2.1 checks of an HTTP/1.1 upgrade request; the key to sign.
+fn check_upgrade(req: &Request) -> Result<HeaderValue, Box<Response>> {
+    let headers = req.headers();
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    let refuse = |status: StatusCode, detail: &str| {
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("Bad Request"),
+            "status": status.as_u16(),
+            "detail": detail,
+            "code": "invalid",
+        });
+        let mut resp = (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response();
+        if status == StatusCode::UPGRADE_REQUIRED {
+            resp.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
+        Err(Box::new(resp))
+    };
+    if req.version() != Version::HTTP_11 {
+        return refuse(StatusCode::BAD_REQUEST, "WebSocket upgrades need HTTP/1.1");
+    }
+    if !has(header::CONNECTION, "upgrade") || !has(header::UPGRADE, "websocket") {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "expected Connection: upgrade and Upgrade: websocket",
+        );
+    }
+    if !has(header::SEC_WEBSOCKET_VERSION, "13") {
+        return refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "Sec-WebSocket-Version must be 13",
+        );
+    }
+    match headers.get(header::SEC_WEBSOCKET_KEY) {
+        Some(key) if !key.is_empty() => Ok(key.clone()),
+        _ => refuse(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key"),
+    }
 }
 
 /// 503 (as `HubConfig::max_connections` documents), problem+json with the
@@ -110,7 +200,7 @@ struct Joined {
 
 /// What woke the connection task.
 enum Event {
-    Peer(Option<Result<Message, axum::Error>>),
+    Peer(Option<Result<Message, tungstenite::Error>>),
     Out(Result<Option<Outbound>, u16>),
     Timer,
     Shutdown,
@@ -134,7 +224,7 @@ enum End {
 /// authenticates the `join`, enforces the rate limit, hands ops to the
 /// session actor, and writes what the actor queued in the outbox. A task and
 /// its future are most of what an idle listener costs, so there is one.
-async fn connection(mut socket: Box<WebSocket>, st: AppState, _permit: OwnedSemaphorePermit) {
+async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemaphorePermit) {
     // Only what the loop needs: every byte held across an await is memory
     // each idle listener keeps.
     let cfg = st.hub.config();
@@ -245,7 +335,7 @@ async fn connection(mut socket: Box<WebSocket>, st: AppState, _permit: OwnedSema
                 }
                 continue;
             }
-            Message::Pong(_) => continue,
+            Message::Pong(_) | Message::Frame(_) => continue,
             Message::Close(_) => break End::PeerClosed,
         };
         let parsed = protocol::parse_client(text.as_str());
@@ -493,17 +583,11 @@ fn push(out: &Outbox, msg: &ServerMsg) {
     let _ = out.push(frame(msg));
 }
 
-fn close_code_for(e: &axum::Error) -> u16 {
-    let text = e.to_string();
-    if text.contains("Space limit exceeded")
-        || text.contains("too long")
-        || text.contains("too big")
-    {
-        close::TOO_BIG
-    } else if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
-        close::INVALID_PAYLOAD
-    } else {
-        close::PROTOCOL_ERROR
+fn close_code_for(e: &tungstenite::Error) -> u16 {
+    match e {
+        tungstenite::Error::Capacity(_) => close::TOO_BIG,
+        tungstenite::Error::Utf8(_) => close::INVALID_PAYLOAD,
+        _ => close::PROTOCOL_ERROR,
     }
 }
 
@@ -519,35 +603,44 @@ enum Written {
     Failed,
 }
 
-/// Write `first` and whatever else is queued (up to `WRITE_BATCH` frames per
-/// flush). The write races the outbox's kill: a listener cut off while its
-/// socket is full gets its close best-effort instead of the task waiting on
+/// Write `first` and whatever else is queued (up to `WRITE_BATCH` frames in
+/// one vectored write). The write races the outbox's kill: a listener cut off
+/// while its socket is full gets its close best-effort (after the frame in
+/// progress, so the stream stays well-formed) instead of the task waiting on
 /// the socket until the peer reads.
-async fn write_queued(socket: &mut WebSocket, rx: &mut OutboxReceiver, first: Outbound) -> Written {
+async fn write_queued(socket: &mut Socket, rx: &mut OutboxReceiver, first: Outbound) -> Written {
     let mut batch = vec![first];
     rx.drain_into(&mut batch, WRITE_BATCH);
+    let mut frames: Vec<Utf8Bytes> = Vec::with_capacity(batch.len());
     let mut closing = None;
-    let write = async {
-        for item in batch {
-            let m = match item {
-                Outbound::Frame(f) => Message::Text(f),
-                Outbound::Close(code, reason) => {
-                    closing = Some((code, reason));
-                    break;
-                }
-            };
-            if socket.feed(m).await.is_err() {
-                return false;
+    for item in batch {
+        match item {
+            Outbound::Frame(f) => frames.push(f),
+            Outbound::Close(code, reason) => {
+                closing = Some((code, reason));
+                break;
             }
         }
-        socket.flush().await.is_ok()
-    };
-    let written = tokio::select! {
-        ok = write => ok,
-        code = rx.killed() => return Written::Killed(code),
-    };
-    if !written {
-        return Written::Failed;
+    }
+    if !frames.is_empty() {
+        // Whatever tungstenite still holds (a pong) goes out first, whole.
+        if socket.flush().await.is_err() {
+            return Written::Failed;
+        }
+        let mut w = FrameWriter::new(&frames);
+        let written = tokio::select! {
+            r = w.write_all(socket.get_mut()) => r.is_ok(),
+            code = rx.killed() => {
+                let finished = tokio::time::timeout(CLOSE_GRACE, w.finish_frame(socket.get_mut())).await;
+                if matches!(finished, Ok(Ok(()))) {
+                    return Written::Killed(code);
+                }
+                return Written::Failed;
+            }
+        };
+        if !written {
+            return Written::Failed;
+        }
     }
     match closing {
         Some((code, reason)) => {
@@ -555,6 +648,117 @@ async fn write_queued(socket: &mut WebSocket, rx: &mut OutboxReceiver, first: Ou
             Written::Closed
         }
         None => Written::More,
+    }
+}
+
+/// Writes server text frames straight to the socket: a 2–10 byte header and
+/// the shared payload per frame, many frames per `writev`. Every listener's
+/// copy of an update is the same `Utf8Bytes`, so nothing is copied or
+/// buffered per listener (server frames are not masked).
+struct FrameWriter<'a> {
+    frames: &'a [Utf8Bytes],
+    heads: Vec<([u8; 10], usize)>,
+    /// The frame being written and how many of its bytes are out.
+    idx: usize,
+    off: usize,
+}
+
+impl<'a> FrameWriter<'a> {
+    fn new(frames: &'a [Utf8Bytes]) -> Self {
+        FrameWriter {
+            frames,
+            heads: frames.iter().map(|f| text_header(f.len())).collect(),
+            idx: 0,
+            off: 0,
+        }
+    }
+
+    fn frame_len(&self, i: usize) -> usize {
+        self.heads[i].1 + self.frames[i].len()
+    }
+
+    /// What is left, from frame `idx` up to (not including) frame `end`.
+    fn slices(&self, end: usize) -> Vec<IoSlice<'_>> {
+        let mut v = Vec::with_capacity((end - self.idx) * 2);
+        for i in self.idx..end {
+            let head = &self.heads[i].0[..self.heads[i].1];
+            let body = self.frames[i].as_str().as_bytes();
+            let skip = if i == self.idx { self.off } else { 0 };
+            if skip < head.len() {
+                v.push(IoSlice::new(&head[skip..]));
+                v.push(IoSlice::new(body));
+            } else {
+                v.push(IoSlice::new(&body[skip - head.len()..]));
+            }
+        }
+        v
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let left = self.frame_len(self.idx) - self.off;
+            if n >= left {
+                n -= left;
+                self.idx += 1;
+                self.off = 0;
+            } else {
+                self.off += n;
+                n = 0;
+            }
+        }
+    }
+
+    async fn write_until<W: tokio::io::AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+        end: usize,
+    ) -> std::io::Result<()> {
+        while self.idx < end {
+            let n = io.write_vectored(&self.slices(end)).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            self.advance(n);
+        }
+        io.flush().await
+    }
+
+    async fn write_all<W: tokio::io::AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+    ) -> std::io::Result<()> {
+        let end = self.frames.len();
+        self.write_until(io, end).await
+    }
+
+    /// Complete the frame a cancelled `write_all` left half-written.
+    async fn finish_frame<W: tokio::io::AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+    ) -> std::io::Result<()> {
+        if self.off == 0 {
+            return Ok(());
+        }
+        let end = self.idx + 1;
+        self.write_until(io, end).await
+    }
+}
+
+/// RFC 6455 §5.2 header of a final, unmasked text frame of `len` bytes.
+fn text_header(len: usize) -> ([u8; 10], usize) {
+    let mut h = [0u8; 10];
+    h[0] = 0x81;
+    if len < 126 {
+        h[1] = len as u8;
+        (h, 2)
+    } else if let Ok(len) = u16::try_from(len) {
+        h[1] = 126;
+        h[2..4].copy_from_slice(&len.to_be_bytes());
+        (h, 4)
+    } else {
+        h[1] = 127;
+        h[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        (h, 10)
     }
 }
 
@@ -566,10 +770,71 @@ fn close_reason(code: u16) -> &'static str {
     }
 }
 
-async fn send_close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+async fn send_close(socket: &mut Socket, code: u16, reason: &'static str) {
     let frame = CloseFrame {
-        code,
+        code: CloseCode::from(code),
         reason: reason.into(),
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames written by `FrameWriter` through a pipe that takes a few
+    /// bytes at a time arrive intact at a tungstenite client, at every
+    /// header length boundary.
+    #[tokio::test]
+    async fn frame_writer_output_is_read_back_by_tungstenite() {
+        let sizes = [1usize, 125, 126, 127, 65_535, 65_536, 70_000];
+        let frames: Vec<Utf8Bytes> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let c = char::from(b'a' + i as u8);
+                Utf8Bytes::from(c.to_string().repeat(n))
+            })
+            .collect();
+        let (mut server, client) = tokio::io::duplex(7);
+        let writer = tokio::spawn(async move {
+            let mut w = FrameWriter::new(&frames);
+            w.write_all(&mut server).await.unwrap();
+            server
+        });
+        let mut ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        for (i, &n) in sizes.iter().enumerate() {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    assert_eq!(t.len(), n);
+                    assert!(t.bytes().all(|b| b == b'a' + i as u8));
+                }
+                other => panic!("frame {i}: got {other:?}"),
+            }
+        }
+        drop(writer.await.unwrap());
+    }
+
+    #[test]
+    fn text_headers_use_the_shortest_length_encoding() {
+        assert_eq!(text_header(125).1, 2);
+        assert_eq!(text_header(126).1, 4);
+        assert_eq!(text_header(65_535).1, 4);
+        assert_eq!(text_header(65_536).1, 10);
+        assert_eq!(&text_header(300).0[..4], &[0x81, 126, 1, 44]);
+    }
+
+    /// A write cut off mid-frame is completed up to the frame's end and no
+    /// further, so a close frame sent next still parses.
+    #[tokio::test]
+    async fn finish_frame_completes_only_the_frame_in_progress() {
+        let frames: Vec<Utf8Bytes> = vec!["x".repeat(40).into(), "y".repeat(40).into()];
+        let mut w = FrameWriter::new(&frames);
+        w.advance(10);
+        let mut out: Vec<u8> = Vec::new();
+        w.finish_frame(&mut out).await.unwrap();
+        assert_eq!(out.len(), 42 - 10);
+        assert_eq!(w.idx, 1);
+        assert_eq!(w.off, 0);
+    }
 }
