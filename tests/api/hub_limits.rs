@@ -911,6 +911,48 @@ async fn an_idle_actor_stops_and_a_new_join_restarts_it_unchanged() {
 }
 
 #[tokio::test]
+async fn malformed_upgrade_requests_are_refused_with_problem_json() {
+    let p = party_with(|_| {}).await;
+    let url = format!("http://{}/v1/ws", p.app.addr);
+    // A plain GET: no upgrade headers.
+    let res = p.app.http.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "invalid", "{body}");
+    // The right headers but an old protocol version.
+    let res = p
+        .app
+        .http
+        .get(&url)
+        .header("connection", "keep-alive, Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 426);
+    assert_eq!(res.headers()["sec-websocket-version"], "13");
+    // And the sample handshake of RFC 6455 §1.3 is answered with its accept key.
+    let res = p
+        .app
+        .http
+        .get(&url)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 101);
+    assert_eq!(
+        res.headers()["sec-websocket-accept"],
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
+}
+
+#[tokio::test]
 async fn the_connection_cap_refuses_upgrades_with_503_until_one_closes() {
     let p = party_with(|c| c.hub.max_connections = 2).await;
     let (mut first, _) = Client::join(&p.app, &p.host, &p.session).await;
