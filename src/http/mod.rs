@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+mod frames;
 pub mod ops;
 pub mod sessions;
 pub mod tracks;

@@ -5,8 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use std::io::IoSlice;
-
 use axum::body::Body;
 use axum::extract::ws::Utf8Bytes;
 use axum::extract::{Request, State};
@@ -15,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -23,6 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use super::frames::FrameWriter;
 use super::AppState;
 use crate::db;
 use crate::error::Error;
@@ -40,9 +38,11 @@ const MAX_PINGS_PER_SEC: u32 = 50;
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// The socket a connection serves: tungstenite reads client frames and
-/// writes control frames; `write_frames` writes our text frames directly.
+/// writes control frames; [`FrameWriter`] writes our text frames directly.
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
+/// Check the upgrade request, take a connection slot, answer 101 and serve
+/// the socket in its own task.
 pub async fn upgrade(State(st): State<AppState>, mut req: Request) -> Response {
     let key = match check_upgrade(&req) {
         Ok(key) => key,
@@ -651,117 +651,6 @@ async fn write_queued(socket: &mut Socket, rx: &mut OutboxReceiver, first: Outbo
     }
 }
 
-/// Writes server text frames straight to the socket: a 2–10 byte header and
-/// the shared payload per frame, many frames per `writev`. Every listener's
-/// copy of an update is the same `Utf8Bytes`, so nothing is copied or
-/// buffered per listener (server frames are not masked).
-struct FrameWriter<'a> {
-    frames: &'a [Utf8Bytes],
-    heads: Vec<([u8; 10], usize)>,
-    /// The frame being written and how many of its bytes are out.
-    idx: usize,
-    off: usize,
-}
-
-impl<'a> FrameWriter<'a> {
-    fn new(frames: &'a [Utf8Bytes]) -> Self {
-        FrameWriter {
-            frames,
-            heads: frames.iter().map(|f| text_header(f.len())).collect(),
-            idx: 0,
-            off: 0,
-        }
-    }
-
-    fn frame_len(&self, i: usize) -> usize {
-        self.heads[i].1 + self.frames[i].len()
-    }
-
-    /// What is left, from frame `idx` up to (not including) frame `end`.
-    fn slices(&self, end: usize) -> Vec<IoSlice<'_>> {
-        let mut v = Vec::with_capacity((end - self.idx) * 2);
-        for i in self.idx..end {
-            let head = &self.heads[i].0[..self.heads[i].1];
-            let body = self.frames[i].as_str().as_bytes();
-            let skip = if i == self.idx { self.off } else { 0 };
-            if skip < head.len() {
-                v.push(IoSlice::new(&head[skip..]));
-                v.push(IoSlice::new(body));
-            } else {
-                v.push(IoSlice::new(&body[skip - head.len()..]));
-            }
-        }
-        v
-    }
-
-    fn advance(&mut self, mut n: usize) {
-        while n > 0 {
-            let left = self.frame_len(self.idx) - self.off;
-            if n >= left {
-                n -= left;
-                self.idx += 1;
-                self.off = 0;
-            } else {
-                self.off += n;
-                n = 0;
-            }
-        }
-    }
-
-    async fn write_until<W: tokio::io::AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut W,
-        end: usize,
-    ) -> std::io::Result<()> {
-        while self.idx < end {
-            let n = io.write_vectored(&self.slices(end)).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            self.advance(n);
-        }
-        io.flush().await
-    }
-
-    async fn write_all<W: tokio::io::AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut W,
-    ) -> std::io::Result<()> {
-        let end = self.frames.len();
-        self.write_until(io, end).await
-    }
-
-    /// Complete the frame a cancelled `write_all` left half-written.
-    async fn finish_frame<W: tokio::io::AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut W,
-    ) -> std::io::Result<()> {
-        if self.off == 0 {
-            return Ok(());
-        }
-        let end = self.idx + 1;
-        self.write_until(io, end).await
-    }
-}
-
-/// RFC 6455 §5.2 header of a final, unmasked text frame of `len` bytes.
-fn text_header(len: usize) -> ([u8; 10], usize) {
-    let mut h = [0u8; 10];
-    h[0] = 0x81;
-    if len < 126 {
-        h[1] = len as u8;
-        (h, 2)
-    } else if let Ok(len) = u16::try_from(len) {
-        h[1] = 126;
-        h[2..4].copy_from_slice(&len.to_be_bytes());
-        (h, 4)
-    } else {
-        h[1] = 127;
-        h[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        (h, 10)
-    }
-}
-
 fn close_reason(code: u16) -> &'static str {
     if code == close::TOO_SLOW {
         "too slow: resume with since"
@@ -776,65 +665,4 @@ async fn send_close(socket: &mut Socket, code: u16, reason: &'static str) {
         reason: reason.into(),
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Frames written by `FrameWriter` through a pipe that takes a few
-    /// bytes at a time arrive intact at a tungstenite client, at every
-    /// header length boundary.
-    #[tokio::test]
-    async fn frame_writer_output_is_read_back_by_tungstenite() {
-        let sizes = [1usize, 125, 126, 127, 65_535, 65_536, 70_000];
-        let frames: Vec<Utf8Bytes> = sizes
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| {
-                let c = char::from(b'a' + i as u8);
-                Utf8Bytes::from(c.to_string().repeat(n))
-            })
-            .collect();
-        let (mut server, client) = tokio::io::duplex(7);
-        let writer = tokio::spawn(async move {
-            let mut w = FrameWriter::new(&frames);
-            w.write_all(&mut server).await.unwrap();
-            server
-        });
-        let mut ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
-        for (i, &n) in sizes.iter().enumerate() {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    assert_eq!(t.len(), n);
-                    assert!(t.bytes().all(|b| b == b'a' + i as u8));
-                }
-                other => panic!("frame {i}: got {other:?}"),
-            }
-        }
-        drop(writer.await.unwrap());
-    }
-
-    #[test]
-    fn text_headers_use_the_shortest_length_encoding() {
-        assert_eq!(text_header(125).1, 2);
-        assert_eq!(text_header(126).1, 4);
-        assert_eq!(text_header(65_535).1, 4);
-        assert_eq!(text_header(65_536).1, 10);
-        assert_eq!(&text_header(300).0[..4], &[0x81, 126, 1, 44]);
-    }
-
-    /// A write cut off mid-frame is completed up to the frame's end and no
-    /// further, so a close frame sent next still parses.
-    #[tokio::test]
-    async fn finish_frame_completes_only_the_frame_in_progress() {
-        let frames: Vec<Utf8Bytes> = vec!["x".repeat(40).into(), "y".repeat(40).into()];
-        let mut w = FrameWriter::new(&frames);
-        w.advance(10);
-        let mut out: Vec<u8> = Vec::new();
-        w.finish_frame(&mut out).await.unwrap();
-        assert_eq!(out.len(), 42 - 10);
-        assert_eq!(w.idx, 1);
-        assert_eq!(w.off, 0);
-    }
 }
