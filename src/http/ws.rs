@@ -59,7 +59,7 @@ pub async fn upgrade(State(st): State<AppState>, mut req: Request) -> Response {
     // messages; client frames are ops of 100–300 bytes, and memory per idle
     // listener is what lets one hub hold tens of thousands (256 B: one or
     // two reads per frame). Our own frames never pass through tungstenite's
-    // write buffer (see `write_frames`), which kept the capacity of the
+    // write buffer (see `frames::FrameWriter`), which kept the capacity of the
     // largest frame a listener was ever sent (a long queue's snapshot) for
     // the life of the connection; it holds control frames only.
     let config = WebSocketConfig::default()
