@@ -52,6 +52,9 @@ pub enum Error {
     /// The route exists but not with this HTTP method.
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// A WebSocket upgrade asking for a protocol version other than 13.
+    #[error("Sec-WebSocket-Version must be 13")]
+    WebSocketVersion,
     #[error("{0}")]
     Conflict(String),
     #[error("too many requests")]
@@ -79,7 +82,7 @@ impl Error {
             Error::Unauthorized => ErrorCode::Unauthorized,
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::NotFound(_) => ErrorCode::NotFound,
-            Error::MethodNotAllowed => ErrorCode::Invalid,
+            Error::MethodNotAllowed | Error::WebSocketVersion => ErrorCode::Invalid,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::RateLimited => ErrorCode::RateLimited,
             Error::TooLarge(_) => ErrorCode::TooLarge,

@@ -10,6 +10,7 @@ pub fn status_of(code: ErrorCode, e: &Error) -> StatusCode {
     match (code, e) {
         (_, Error::Malformed(_)) => StatusCode::BAD_REQUEST,
         (_, Error::MethodNotAllowed) => StatusCode::METHOD_NOT_ALLOWED,
+        (_, Error::WebSocketVersion) => StatusCode::UPGRADE_REQUIRED,
         (ErrorCode::Invalid, _) => StatusCode::UNPROCESSABLE_ENTITY,
         (ErrorCode::Unauthorized, _) => StatusCode::UNAUTHORIZED,
         (ErrorCode::Forbidden, _) => StatusCode::FORBIDDEN,
@@ -47,6 +48,12 @@ impl IntoResponse for Error {
         if code == ErrorCode::Unauthorized {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Error::WebSocketVersion = self {
+            res.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
         }
         res
     }

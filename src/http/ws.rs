@@ -46,7 +46,7 @@ type Socket = WebSocketStream<TokioIo<Upgraded>>;
 pub async fn upgrade(State(st): State<AppState>, mut req: Request) -> Response {
     let key = match check_upgrade(&req) {
         Ok(key) => key,
-        Err(resp) => return *resp,
+        Err(e) => return e.into_response(),
     };
     let Some(permit) = st.hub.connection_permit() else {
         st.metrics.connections_refused.inc();
@@ -97,7 +97,7 @@ pub async fn upgrade(State(st): State<AppState>, mut req: Request) -> Response {
 }
 
 /// RFC 6455 §4.2.1 checks of an HTTP/1.1 upgrade request; the key to sign.
-fn check_upgrade(req: &Request) -> Result<HeaderValue, Box<Response>> {
+fn check_upgrade(req: &Request) -> Result<HeaderValue, Error> {
     let headers = req.headers();
     let has = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
@@ -105,46 +105,19 @@ fn check_upgrade(req: &Request) -> Result<HeaderValue, Box<Response>> {
                 .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
     };
-    let refuse = |status: StatusCode, detail: &str| {
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": status.canonical_reason().unwrap_or("Bad Request"),
-            "status": status.as_u16(),
-            "detail": detail,
-            "code": "invalid",
-        });
-        let mut resp = (
-            status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
-        )
-            .into_response();
-        if status == StatusCode::UPGRADE_REQUIRED {
-            resp.headers_mut().insert(
-                header::SEC_WEBSOCKET_VERSION,
-                HeaderValue::from_static("13"),
-            );
-        }
-        Err(Box::new(resp))
-    };
+    let refuse = |detail: &str| Err(Error::Malformed(detail.to_owned()));
     if req.version() != Version::HTTP_11 {
-        return refuse(StatusCode::BAD_REQUEST, "WebSocket upgrades need HTTP/1.1");
+        return refuse("WebSocket upgrades need HTTP/1.1");
     }
     if !has(header::CONNECTION, "upgrade") || !has(header::UPGRADE, "websocket") {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "expected Connection: upgrade and Upgrade: websocket",
-        );
+        return refuse("expected Connection: upgrade and Upgrade: websocket");
     }
     if !has(header::SEC_WEBSOCKET_VERSION, "13") {
-        return refuse(
-            StatusCode::UPGRADE_REQUIRED,
-            "Sec-WebSocket-Version must be 13",
-        );
+        return Err(Error::WebSocketVersion);
     }
     match headers.get(header::SEC_WEBSOCKET_KEY) {
         Some(key) if !key.is_empty() => Ok(key.clone()),
-        _ => refuse(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key"),
+        _ => refuse("missing Sec-WebSocket-Key"),
     }
 }
 
@@ -283,11 +256,9 @@ async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemapho
                 if let Some(w) = rx.waited() {
                     st.metrics.outbox_wait.observe(w.as_secs_f64());
                 }
-                match write_queued(&mut socket, &mut rx, first).await {
-                    Written::More => continue,
-                    Written::Closed => break End::Drain,
-                    Written::Killed(code) => break End::Cut(code),
-                    Written::Failed => break End::Gone,
+                match write_queued(&mut socket, &mut rx, first).await.end() {
+                    None => continue,
+                    Some(end) => break end,
                 }
             }
             Event::Timer => {
@@ -423,45 +394,38 @@ async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemapho
     // socket with unread data resets it, and the peer could lose our close
     // frame. Then cut the connection.
     let finish = Box::pin(async {
-        let peer_open = match end {
-            End::Gone => false,
-            End::Drain => true,
-            End::PeerClosed => {
-                let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
-                false
-            }
-            End::Cut(code) => {
-                send_close(&mut socket, code, close_reason(code)).await;
-                true
-            }
-            End::Flush => loop {
-                match rx.next().await {
-                    Ok(Some(first)) => match write_queued(&mut socket, &mut rx, first).await {
-                        Written::More => {}
-                        Written::Closed => break true,
-                        Written::Failed => break false,
-                        Written::Killed(code) => {
-                            send_close(&mut socket, code, close_reason(code)).await;
-                            break true;
+        let mut end = end;
+        loop {
+            end = match end {
+                End::Gone => return,
+                End::PeerClosed => {
+                    let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
+                    return;
+                }
+                End::Cut(code) => {
+                    send_close(&mut socket, code, close_reason(code)).await;
+                    End::Drain
+                }
+                End::Drain => {
+                    while let Some(Ok(m)) = socket.next().await {
+                        if matches!(m, Message::Close(_)) {
+                            break;
                         }
-                    },
+                    }
+                    return;
+                }
+                End::Flush => match rx.next().await {
+                    Ok(Some(first)) => write_queued(&mut socket, &mut rx, first)
+                        .await
+                        .end()
+                        .unwrap_or(End::Flush),
                     Ok(None) => {
                         let _ = tokio::time::timeout(CLOSE_GRACE, socket.close()).await;
-                        break true;
+                        End::Drain
                     }
-                    Err(code) => {
-                        send_close(&mut socket, code, close_reason(code)).await;
-                        break true;
-                    }
-                }
-            },
-        };
-        if peer_open {
-            while let Some(Ok(m)) = socket.next().await {
-                if matches!(m, Message::Close(_)) {
-                    break;
-                }
-            }
+                    Err(code) => End::Cut(code),
+                },
+            };
         }
     });
     let _ = tokio::time::timeout(CLOSE_GRACE * 2, finish).await;
@@ -601,6 +565,18 @@ enum Written {
     Killed(u16),
     /// The socket failed.
     Failed,
+}
+
+impl Written {
+    /// How the connection ends after this write; `None`: it carries on.
+    fn end(self) -> Option<End> {
+        match self {
+            Written::More => None,
+            Written::Closed => Some(End::Drain),
+            Written::Killed(code) => Some(End::Cut(code)),
+            Written::Failed => Some(End::Gone),
+        }
+    }
 }
 
 /// Write `first` and whatever else is queued (up to `WRITE_BATCH` frames in

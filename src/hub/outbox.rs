@@ -56,9 +56,15 @@ impl Inner {
         if self.kill == 0 {
             self.kill = code;
         }
+        self.drop_queued();
+        self.wake();
+    }
+
+    /// Drop what waits (and its memory): nobody will write it.
+    fn drop_queued(&mut self) {
         self.queue = VecDeque::new();
         self.bytes = 0;
-        self.wake();
+        self.since = None;
     }
 
     fn pop(&mut self) -> Option<Outbound> {
@@ -214,8 +220,7 @@ impl Drop for OutboxReceiver {
     fn drop(&mut self) {
         let mut inner = self.shared.lock();
         inner.receiver_gone = true;
-        inner.queue = VecDeque::new();
-        inner.bytes = 0;
+        inner.drop_queued();
     }
 }
 
