@@ -393,6 +393,8 @@ struct Order {
     last: Vec<i64>,
     pending: VecDeque<(usize, i64, u64)>,
     samples: Samples,
+    deliveries: u64,
+    deliveries_in_window: u64,
 }
 
 impl Order {
@@ -421,9 +423,11 @@ impl Order {
         if v > last {
             self.last[slot] = v;
         }
-        sh.c.deliveries.fetch_add(1, Relaxed);
+        // Counted locally and added once in `finish`: shared counters
+        // bumped per delivery bounce a cache line between threads.
+        self.deliveries += 1;
         if sh.in_window(t) {
-            sh.c.deliveries_in_window.fetch_add(1, Relaxed);
+            self.deliveries_in_window += 1;
         }
         self.pending.push_back((stream, v, t));
         if self.pending.len() > 4096 {
@@ -449,6 +453,10 @@ impl Order {
     }
 
     fn finish(&mut self, sh: &Shared) {
+        sh.c.deliveries
+            .fetch_add(std::mem::take(&mut self.deliveries), Relaxed);
+        sh.c.deliveries_in_window
+            .fetch_add(std::mem::take(&mut self.deliveries_in_window), Relaxed);
         self.resolve(sh);
         sh.c.unmatched.fetch_add(self.pending.len() as u64, Relaxed);
         self.pending.clear();
@@ -476,6 +484,8 @@ async fn listener(
         last: vec![0],
         pending: VecDeque::new(),
         samples: Samples::new(),
+        deliveries: 0,
+        deliveries_in_window: 0,
     };
     let mut permit = Some(permit);
     let mut since: Option<i64> = None;
@@ -518,6 +528,10 @@ async fn listener(
         } else {
             sh.c.rejoins.fetch_add(1, Relaxed);
         }
+        // Made once per connection, not per frame: each `notified()` /
+        // `cancelled()` registers a waiter under a lock.
+        let mut churned = std::pin::pin!(churn.notified());
+        let mut ended = std::pin::pin!(sh.end.cancelled());
         loop {
             tokio::select! {
                 m = ws.next() => match m {
@@ -537,7 +551,7 @@ async fn listener(
                         break 'conn;
                     }
                 },
-                _ = churn.notified() => {
+                _ = &mut churned => {
                     // Leave, wait for the 1000 close, come back with since.
                     let _ = ws.send(Message::text(r#"{"type":"leave"}"#)).await;
                     let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -553,7 +567,7 @@ async fn listener(
                     since = Some(order.last[0]);
                     continue 'conn;
                 }
-                _ = sh.end.cancelled() => {
+                _ = &mut ended => {
                     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
                     break 'conn;
                 }

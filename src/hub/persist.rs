@@ -82,69 +82,135 @@ fn idx(i: Option<usize>) -> Option<i32> {
 /// Sibling CTEs see the same snapshot, which the batch respects: new entries
 /// carry their final position, moves and deletes only touch entries that
 /// existed before, and a track is never both linked and unlinked.
-const WRITE_COMMIT: &str = r#"
-WITH
-  t AS (
+///
+/// Only the parts with rows go into the statement: Postgres plans and
+/// starts every CTE it is given, which for a one-op commit cost as much as
+/// the writes. Every statement still binds all 46 parameters (sqlx sends
+/// their types, so an unused one is fine); each combination of parts is one
+/// prepared statement per connection.
+const WRITE_COMMIT: [(Part, &str, &str); 11] = [
+    (
+        Part::Track,
+        "t",
+        r#"
     INSERT INTO "Track" ("id", "spotifyId", "name", "artists", "album", "popularity", "createdAt", "updatedAt")
     SELECT u.id, u.sp, u.name, ARRAY(SELECT jsonb_array_elements_text(u.artists)), u.album, u.pop, $1, $1
     FROM UNNEST($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::int4[])
          AS u(id, sp, name, artists, album, pop)
     ON CONFLICT ("spotifyId") DO UPDATE SET "name" = EXCLUDED."name",
         "artists" = EXCLUDED."artists", "album" = EXCLUDED."album",
-        "popularity" = EXCLUDED."popularity", "updatedAt" = EXCLUDED."updatedAt"
-    RETURNING 1),
-  pu AS (
+        "popularity" = EXCLUDED."popularity", "updatedAt" = EXCLUDED."updatedAt""#,
+    ),
+    (
+        Part::Changes,
+        "pu",
+        r#"
     INSERT INTO "PlaylistUpdate" ("id", "playlistId", "type", "trackId", "userId", "timestamp",
         "hubVersion", "hubEntryId", "hubFromIndex", "hubToIndex", "hubReq")
     SELECT u.id, u.pl, u.kind, u.track, u.usr, u.at, u.ver, u.entry, u.fromi, u.toi, u.req
     FROM UNNEST($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamp[],
                 $14::int8[], $15::text[], $16::int4[], $17::int4[], $18::text[])
-         AS u(id, pl, kind, track, usr, at, ver, entry, fromi, toi, req)
-    RETURNING 1),
-  qi AS (
+         AS u(id, pl, kind, track, usr, at, ver, entry, fromi, toi, req)"#,
+    ),
+    (
+        Part::Inserts,
+        "qi",
+        r#"
     INSERT INTO hub_queue_entry (entry_id, session_id, track_id, added_by, added_at, position)
     SELECT u.id, u.sid, u.track, u.usr, u.at, u.pos
     FROM UNNEST($19::text[], $20::text[], $21::text[], $22::text[], $23::timestamp[], $24::text[])
-         AS u(id, sid, track, usr, at, pos)
-    RETURNING 1),
-  qm AS (
+         AS u(id, sid, track, usr, at, pos)"#,
+    ),
+    (
+        Part::Moves,
+        "qm",
+        r#"
     UPDATE hub_queue_entry q SET position = u.pos
-    FROM UNNEST($25::text[], $26::text[]) AS u(id, pos) WHERE q.entry_id = u.id
-    RETURNING 1),
-  qd AS (
-    DELETE FROM hub_queue_entry WHERE entry_id = ANY($27::text[])
-    RETURNING 1),
-  pl AS (
+    FROM UNNEST($25::text[], $26::text[]) AS u(id, pos) WHERE q.entry_id = u.id"#,
+    ),
+    (
+        Part::Deletes,
+        "qd",
+        r#"
+    DELETE FROM hub_queue_entry WHERE entry_id = ANY($27::text[])"#,
+    ),
+    (
+        Part::Links,
+        "pl",
+        r#"
     INSERT INTO "_PlaylistToTrack" ("A", "B") SELECT * FROM UNNEST($28::text[], $29::text[])
-    ON CONFLICT DO NOTHING
-    RETURNING 1),
-  pd AS (
+    ON CONFLICT DO NOTHING"#,
+    ),
+    (
+        Part::Unlinks,
+        "pd",
+        r#"
     DELETE FROM "_PlaylistToTrack" p USING UNNEST($30::text[], $31::text[]) AS u(a, b)
-    WHERE p."A" = u.a AND p."B" = u.b
-    RETURNING 1),
-  ti AS (
+    WHERE p."A" = u.a AND p."B" = u.b"#,
+    ),
+    (
+        Part::Reactions,
+        "ti",
+        r#"
     -- The same reaction twice in one millisecond is stored once (Prisma's
     -- unique key); ON CONFLICT keeps that from failing the whole commit.
     INSERT INTO "TrackInteraction" ("id", "userId", "trackId", "type", "timestamp", "hubSessionId", "hubReq", "hubVersion")
     SELECT u.id, u.usr, u.track, u.kind, u.at, u.sid, u.req, u.ver
     FROM UNNEST($32::text[], $33::text[], $34::text[], $35::text[], $36::timestamp[], $37::text[], $38::text[], $39::int8[])
          AS u(id, usr, track, kind, at, sid, req, ver)
-    ON CONFLICT DO NOTHING
-    RETURNING 1),
-  hs AS (
+    ON CONFLICT DO NOTHING"#,
+    ),
+    (
+        Part::Sessions,
+        "hs",
+        r#"
     UPDATE hub_session h SET version = u.ver, commits = u.n
-    FROM UNNEST($40::text[], $41::int8[], $42::int8[]) AS u(sid, ver, n) WHERE h.session_id = u.sid
-    RETURNING 1),
-  up AS (
+    FROM UNNEST($40::text[], $41::int8[], $42::int8[]) AS u(sid, ver, n) WHERE h.session_id = u.sid"#,
+    ),
+    (
+        Part::Touched,
+        "up",
+        r#"
     UPDATE "Playlist" p SET "updatedAt" = u.at
-    FROM UNNEST($43::text[], $44::timestamp[]) AS u(id, at) WHERE p."id" = u.id
-    RETURNING 1),
-  us AS (
+    FROM UNNEST($43::text[], $44::timestamp[]) AS u(id, at) WHERE p."id" = u.id"#,
+    ),
+    (
+        Part::Touched,
+        "us",
+        r#"
     UPDATE "GroupSession" s SET "updatedAt" = u.at
-    FROM UNNEST($45::text[], $46::timestamp[]) AS u(id, at) WHERE s."id" = u.id
-    RETURNING 1)
-SELECT 1
-"#;
+    FROM UNNEST($45::text[], $46::timestamp[]) AS u(id, at) WHERE s."id" = u.id"#,
+    ),
+];
+
+/// Which rows a part of `WRITE_COMMIT` writes; it is left out when there
+/// are none.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Track,
+    Changes,
+    Inserts,
+    Moves,
+    Deletes,
+    Links,
+    Unlinks,
+    Reactions,
+    Sessions,
+    Touched,
+}
+
+/// The statement made of the parts of `WRITE_COMMIT` that have rows.
+fn statement(has: impl Fn(Part) -> bool) -> String {
+    let ctes: Vec<String> = WRITE_COMMIT
+        .iter()
+        .filter(|(part, _, _)| has(*part))
+        .map(|(_, name, sql)| format!("{name} AS ({sql}\n    RETURNING 1)"))
+        .collect();
+    if ctes.is_empty() {
+        return "SELECT 1".to_owned();
+    }
+    format!("WITH\n{}\nSELECT 1", ctes.join(",\n"))
+}
 
 /// Write the commits of one or more sessions atomically (see `WRITE_COMMIT`).
 pub async fn write_commits(db: &PgPool, commits: &[&SessionCommit]) -> Result<(), sqlx::Error> {
@@ -191,7 +257,20 @@ pub async fn write_commits(db: &PgPool, commits: &[&SessionCommit]) -> Result<()
         .filter(|c| !c.write.changes.is_empty())
         .collect();
     let touched_at: Vec<NaiveDateTime> = touched.iter().map(|c| c.at.naive_utc()).collect();
-    sqlx::query(WRITE_COMMIT)
+    let has = |part: Part| match part {
+        Part::Track => !tracks.is_empty(),
+        Part::Changes => !changes.is_empty(),
+        Part::Inserts => !inserts.is_empty(),
+        Part::Moves => !moves.is_empty(),
+        Part::Deletes => !deletes.is_empty(),
+        Part::Links => !link_a.is_empty(),
+        Part::Unlinks => !unlink_a.is_empty(),
+        Part::Reactions => !reactions.is_empty(),
+        Part::Sessions => !commits.is_empty(),
+        Part::Touched => !touched.is_empty(),
+    };
+    let sql = statement(has);
+    sqlx::query(&sql)
         // Track
         .bind(commits[0].at.naive_utc())
         .bind(tracks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>())
@@ -497,4 +576,31 @@ pub async fn changes_after(
             Some((r.version, change, utc(r.at)))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_holds_exactly_the_parts_with_rows() {
+        let sql = statement(|p| matches!(p, Part::Reactions | Part::Sessions));
+        assert!(sql.starts_with("WITH\nti AS ("), "{sql}");
+        assert!(sql.contains("\nhs AS ("), "{sql}");
+        for absent in [
+            "t AS", "pu AS", "qi AS", "qm AS", "qd AS", "pl AS", "pd AS", "up AS", "us AS",
+        ] {
+            assert!(!sql.contains(&format!("\n{absent} (")), "{absent} in {sql}");
+        }
+        // `ti` ends in a comment-free line, so RETURNING is not swallowed.
+        assert_eq!(sql.matches("\n    RETURNING 1)").count(), 2, "{sql}");
+        assert!(sql.ends_with("\nSELECT 1"));
+    }
+
+    #[test]
+    fn every_part_is_used_when_all_have_rows() {
+        let sql = statement(|_| true);
+        assert_eq!(sql.matches(" AS (").count(), WRITE_COMMIT.len(), "{sql}");
+        assert_eq!(statement(|_| false), "SELECT 1");
+    }
 }
