@@ -113,6 +113,7 @@ pub async fn upsert(
         tracks::set_features(&mut *tx, &track.id, f).await?;
     }
     tx.commit().await?;
+    st.hub.tracks().put(std::sync::Arc::new(track.clone()));
     let features = tracks::features(&st.db, &track.id).await?;
     let status = if inserted {
         StatusCode::CREATED

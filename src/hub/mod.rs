@@ -7,6 +7,7 @@ pub mod persist;
 pub mod queue;
 pub mod registry;
 pub mod session;
+pub mod tracks;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub struct Hub {
 struct HubInner {
     db: PgPool,
     committer: committer::Committer,
+    tracks: Arc<tracks::TrackCache>,
     metrics: Arc<Metrics>,
     config: HubConfig,
     registry: Registry,
@@ -87,6 +89,7 @@ impl Hub {
         Hub {
             inner: Arc::new(HubInner {
                 committer: committer::Committer::start(db.clone(), metrics.clone(), COMMIT_WORKERS),
+                tracks: Arc::default(),
                 db,
                 metrics,
                 config,
@@ -100,6 +103,11 @@ impl Hub {
 
     pub fn config(&self) -> &HubConfig {
         &self.inner.config
+    }
+
+    /// The tracks session actors share; REST updates it after writing one.
+    pub fn tracks(&self) -> &tracks::TrackCache {
+        &self.inner.tracks
     }
 
     /// Cancelled when the hub shuts down: connections close with 1001.
@@ -117,15 +125,15 @@ impl Hub {
         self.inner.registry.get_or_start(session_id, || {
             let (tx, rx) = mpsc::channel(ACTOR_INBOX);
             let handle = SessionHandle { tx };
-            let actor = SessionActor::new(
-                session_id.to_owned(),
-                self.inner.db.clone(),
-                self.inner.committer.clone(),
-                self.inner.metrics.clone(),
-                self.inner.config.clone(),
-                rx,
-                self.inner.shutdown.clone(),
-            );
+            let shared = session::Shared {
+                db: self.inner.db.clone(),
+                committer: self.inner.committer.clone(),
+                tracks: self.inner.tracks.clone(),
+                metrics: self.inner.metrics.clone(),
+                config: self.inner.config.clone(),
+                shutdown: self.inner.shutdown.clone(),
+            };
+            let actor = SessionActor::new(session_id.to_owned(), shared, rx);
             let hub = self.clone();
             let (id, mine) = (session_id.to_owned(), handle.clone());
             self.inner

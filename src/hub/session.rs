@@ -20,6 +20,7 @@ use super::committer::{CommitError, Committer};
 use super::outbox::Outbox;
 use super::persist::{self, BatchWrite, LoggedChange, LoggedInteraction, SessionCommit};
 use super::queue::{Applied, Entry, Queue, QueueError};
+use super::tracks::TrackCache;
 use crate::config::HubConfig;
 use crate::db::sessions::{self, MemberRow};
 use crate::db::tracks::TrackInput;
@@ -159,6 +160,7 @@ pub struct SessionActor {
     id: String,
     db: PgPool,
     committer: Committer,
+    tracks: Arc<TrackCache>,
     metrics: Arc<Metrics>,
     config: HubConfig,
     rx: mpsc::Receiver<Command>,
@@ -182,20 +184,31 @@ struct Loaded {
     recent: VecDeque<(i64, Utf8Bytes)>,
 }
 
+/// What every session actor shares with the rest of the hub.
+pub struct Shared {
+    pub db: PgPool,
+    pub committer: Committer,
+    pub tracks: Arc<TrackCache>,
+    pub metrics: Arc<Metrics>,
+    pub config: HubConfig,
+    pub shutdown: CancellationToken,
+}
+
 impl SessionActor {
-    pub fn new(
-        id: String,
-        db: PgPool,
-        committer: Committer,
-        metrics: Arc<Metrics>,
-        config: HubConfig,
-        rx: mpsc::Receiver<Command>,
-        shutdown: CancellationToken,
-    ) -> SessionActor {
+    pub fn new(id: String, shared: Shared, rx: mpsc::Receiver<Command>) -> SessionActor {
+        let Shared {
+            db,
+            committer,
+            tracks,
+            metrics,
+            config,
+            shutdown,
+        } = shared;
         SessionActor {
             id,
             db,
             committer,
+            tracks,
             metrics,
             config,
             rx,
@@ -774,6 +787,9 @@ impl SessionActor {
             }
             return;
         }
+        for t in refreshed.values() {
+            self.tracks.put(t.clone());
+        }
         let st = self.st_mut();
         st.version = version;
         st.commits = commits;
@@ -848,6 +864,7 @@ impl SessionActor {
     async fn resolve_tracks(&self, batch: &[Pending]) -> Result<Tracks> {
         let mut ids = Vec::new();
         let mut spotify = Vec::new();
+        let mut found = Tracks::default();
         for p in batch {
             match &p.op {
                 Op::Add {
@@ -857,7 +874,12 @@ impl SessionActor {
                 | Op::Interaction { track_id: id, .. }
                     if self.known_track(id).is_none() =>
                 {
-                    ids.push(id.clone());
+                    match self.tracks.get(id) {
+                        Some(t) => {
+                            found.by_id.insert(id.clone(), t);
+                        }
+                        None => ids.push(id.clone()),
+                    }
                 }
                 Op::Add {
                     track: TrackRef::Meta(t),
@@ -866,10 +888,11 @@ impl SessionActor {
                 _ => {}
             }
         }
-        let mut found = Tracks::default();
         if !ids.is_empty() {
             for t in persist::tracks_by_id(&self.db, &ids).await? {
-                found.by_id.insert(t.id.clone(), Arc::new(t));
+                let t = Arc::new(t);
+                self.tracks.put(t.clone());
+                found.by_id.insert(t.id.clone(), t);
             }
         }
         if !spotify.is_empty() {

@@ -723,3 +723,42 @@ async fn a_commit_whose_connection_dies_is_resolved_before_answering() {
     );
     p.app.stop().await;
 }
+
+/// Tracks are cached hub-wide; whatever the hub writes replaces the cached
+/// copy, so a later add in another session shows the stored metadata.
+#[tokio::test]
+async fn a_track_the_hub_updates_is_shown_updated_in_every_later_add() {
+    let p = party().await;
+    let id = p.app.track(&p.host, "cache-sp-1", "Old Name").await;
+    let (mut a, _) = Client::join(&p.app, &p.host, &p.session).await;
+    let added_name = |m: ServerMsg| match m {
+        ServerMsg::Update { change, .. } => change.track.unwrap().name,
+        other => panic!("expected update, got {other:?}"),
+    };
+    a.send(json!({"type": "add", "req": "c1", "trackId": id}))
+        .await;
+    assert_eq!(added_name(a.recv_np().await), "Old Name");
+    a.recv_until(|m| matches!(m, ServerMsg::Ack { .. })).await;
+
+    // Renamed over REST: a second session (whose queue does not hold the
+    // track) sees the new name.
+    assert_eq!(p.app.track(&p.host, "cache-sp-1", "REST Name").await, id);
+    let (second, _) = p.app.create_session(&p.host, "second").await;
+    let (mut b, _) = Client::join(&p.app, &p.host, &second).await;
+    b.send(json!({"type": "add", "req": "c2", "trackId": id}))
+        .await;
+    assert_eq!(added_name(b.recv_np().await), "REST Name");
+    b.recv_until(|m| matches!(m, ServerMsg::Ack { .. })).await;
+
+    // Renamed by an add carrying metadata: a third session sees that too.
+    a.send(json!({"type": "add", "req": "c3", "track": {"spotifyId": "cache-sp-1", "name": "Add Name", "artists": ["Artist"], "album": "Album"}}))
+        .await;
+    assert_eq!(added_name(a.recv_np().await), "Add Name");
+    a.recv_until(|m| matches!(m, ServerMsg::Ack { .. })).await;
+    let (third, _) = p.app.create_session(&p.host, "third").await;
+    let (mut c, _) = Client::join(&p.app, &p.host, &third).await;
+    c.send(json!({"type": "add", "req": "c4", "trackId": id}))
+        .await;
+    assert_eq!(added_name(c.recv_np().await), "Add Name");
+    p.app.stop().await;
+}
