@@ -69,6 +69,8 @@ pub struct SessionCommit {
     /// COMMIT outcome can be checked.
     pub commits: i64,
     pub at: DateTime<Utc>,
+    /// Set the Playlist's and GroupSession's `updatedAt` to `at`.
+    pub touch: bool,
     pub write: BatchWrite,
 }
 
@@ -251,11 +253,7 @@ pub async fn write_commits(db: &PgPool, commits: &[&SessionCommit]) -> Result<()
         .iter()
         .flat_map(|c| c.write.interactions.iter().map(move |x| (*c, x)))
         .collect();
-    let touched: Vec<&SessionCommit> = commits
-        .iter()
-        .copied()
-        .filter(|c| !c.write.changes.is_empty())
-        .collect();
+    let touched: Vec<&SessionCommit> = commits.iter().copied().filter(|c| c.touch).collect();
     let touched_at: Vec<NaiveDateTime> = touched.iter().map(|c| c.at.naive_utc()).collect();
     let has = |part: Part| match part {
         Part::Track => !tracks.is_empty(),

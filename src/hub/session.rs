@@ -35,6 +35,10 @@ const MAX_BATCH: usize = 512;
 const RECENT_UPDATES: usize = 1024;
 /// A resume missing more than this many updates gets a snapshot instead.
 const MAX_REPLAY: i64 = 5000;
+/// A queue change sets the session's and playlist's `updatedAt` (what the
+/// session list sorts by) at most this often: two more rows per commit
+/// otherwise, one of them in four indexes.
+const ACTIVITY_RESOLUTION: Duration = Duration::from_secs(5);
 
 pub type ListenerId = u64;
 
@@ -170,6 +174,8 @@ pub struct SessionActor {
     next_listener: ListenerId,
     /// Users whose presence changed this round → (name, their new listeners).
     presence_dirty: HashMap<String, (String, Vec<ListenerId>)>,
+    /// When a commit of this actor last set the session's `updatedAt`.
+    touched: Option<Instant>,
 }
 
 /// A session's state once loaded.
@@ -217,6 +223,7 @@ impl SessionActor {
             listeners: HashMap::new(),
             next_listener: 1,
             presence_dirty: HashMap::new(),
+            touched: None,
         }
     }
 
@@ -742,6 +749,10 @@ impl SessionActor {
         for t in &write.track_upserts {
             refreshed.insert(t.id.clone(), Arc::new(t.clone()));
         }
+        let touch = !write.changes.is_empty()
+            && self
+                .touched
+                .is_none_or(|t| t.elapsed() >= ACTIVITY_RESOLUTION);
         let result = self
             .committer
             .commit(SessionCommit {
@@ -750,6 +761,7 @@ impl SessionActor {
                 version,
                 commits,
                 at,
+                touch,
                 write,
             })
             .await;
@@ -789,6 +801,9 @@ impl SessionActor {
         }
         for t in refreshed.values() {
             self.tracks.put(t.clone());
+        }
+        if touch {
+            self.touched = Some(Instant::now());
         }
         let st = self.st_mut();
         st.version = version;

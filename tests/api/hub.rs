@@ -762,3 +762,37 @@ async fn a_track_the_hub_updates_is_shown_updated_in_every_later_add() {
     assert_eq!(added_name(c.recv_np().await), "Add Name");
     p.app.stop().await;
 }
+
+/// The session list sorts by `updatedAt`: a queue change moves it (the hub
+/// sets it at most every few seconds per session, always on the first).
+#[tokio::test]
+async fn a_queue_change_sets_the_sessions_updated_at() {
+    let p = party().await;
+    let stamps = |app: &TestApp, session: &str| {
+        let (db, session) = (app.db.clone(), session.to_owned());
+        async move {
+            sqlx::query_as::<_, (chrono::NaiveDateTime, chrono::NaiveDateTime)>(
+                r#"SELECT s."updatedAt", p."updatedAt" FROM "GroupSession" s
+                   JOIN "Playlist" p ON p."sessionId" = s."id" WHERE s."id" = $1"#,
+            )
+            .bind(session)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    let before = stamps(&p.app, &p.session).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
+    host.add("u1", &p.tracks[0]).await;
+    let after = stamps(&p.app, &p.session).await;
+    assert!(
+        after.0 > before.0,
+        "GroupSession.updatedAt {before:?} → {after:?}"
+    );
+    assert!(
+        after.1 > before.1,
+        "Playlist.updatedAt {before:?} → {after:?}"
+    );
+    p.app.stop().await;
+}
