@@ -57,12 +57,9 @@ impl TrackCache {
         self.map.insert(track.id.clone(), (track, Instant::now()));
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }
 

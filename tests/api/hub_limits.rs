@@ -919,32 +919,23 @@ async fn malformed_upgrade_requests_are_refused_with_problem_json() {
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["code"], "invalid", "{body}");
+    // An upgrade request with the sample key of RFC 6455 §1.3.
+    let upgrade = |connection: &'static str, version: &'static str| {
+        p.app
+            .http
+            .get(&url)
+            .header("connection", connection)
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", version)
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .send()
+    };
     // The right headers but an old protocol version.
-    let res = p
-        .app
-        .http
-        .get(&url)
-        .header("connection", "keep-alive, Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "8")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .send()
-        .await
-        .unwrap();
+    let res = upgrade("keep-alive, Upgrade", "8").await.unwrap();
     assert_eq!(res.status(), 426);
     assert_eq!(res.headers()["sec-websocket-version"], "13");
-    // And the sample handshake of RFC 6455 §1.3 is answered with its accept key.
-    let res = p
-        .app
-        .http
-        .get(&url)
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .send()
-        .await
-        .unwrap();
+    // And the sample handshake is answered with its accept key.
+    let res = upgrade("Upgrade", "13").await.unwrap();
     assert_eq!(res.status(), 101);
     assert_eq!(
         res.headers()["sec-websocket-accept"],
