@@ -58,6 +58,18 @@ pub fn loopback_addr(url: &str) -> anyhow::Result<SocketAddr> {
 /// Source address for the connection with global index `g`: spread over
 /// `n` addresses 127.0.0.1, 127.0.0.2, … (None when n <= 1: let the kernel
 /// choose).
+/// A comma-separated list of loopback servers (`--floor a,b,c`).
+pub fn loopback_addrs(list: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    list.split(',')
+        .filter(|a| !a.trim().is_empty())
+        .map(|a| loopback_addr(a.trim()))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .and_then(|v| {
+            anyhow::ensure!(!v.is_empty(), "no server address given");
+            Ok(v)
+        })
+}
+
 pub fn source_ip(g: usize, n: usize) -> Option<Ipv4Addr> {
     if n <= 1 {
         return None;
@@ -382,6 +394,11 @@ mod tests {
         assert!(loopback_addr("http://127.0.0.1:8080").is_ok());
         assert!(loopback_addr("127.0.0.2:9").is_ok());
         assert!(loopback_addr("http://10.0.0.1:80").is_err());
+        let many = loopback_addrs("127.0.0.1:9090, 127.0.0.1:9091,").unwrap();
+        assert_eq!(many.len(), 2);
+        assert_eq!(many[1].port(), 9091);
+        assert!(loopback_addrs("127.0.0.1:9090,10.0.0.1:9091").is_err());
+        assert!(loopback_addrs(" ,").is_err());
     }
 
     #[test]

@@ -25,13 +25,21 @@ use crate::common::*;
 pub struct Setup {
     pub nonce: String,
     pub floor: bool,
-    pub dst: SocketAddr,
+    /// Servers to connect to: session j's connections go to `dsts[j % len]`.
+    pub dsts: Vec<SocketAddr>,
     pub ws_path: String,
     pub sessions: Vec<SessionSetup>,
     pub tokens: Vec<String>,
     pub tracks: Vec<String>,
     pub ring_path: String,
     pub plan: Plan,
+}
+
+impl Setup {
+    /// The server session `j` lives on.
+    pub fn dst(&self, j: usize) -> SocketAddr {
+        self.dsts[j % self.dsts.len()]
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -349,7 +357,7 @@ async fn connect_join(
     since: Option<i64>,
 ) -> Result<(Ws, String), String> {
     let src = source_ip(gi, sh.setup.plan.source_ips);
-    let mut ws = ws_connect(sh.setup.dst, &sh.setup.ws_path, src)
+    let mut ws = ws_connect(sh.setup.dst(j), &sh.setup.ws_path, src)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     ws.send(Message::text(join_frame(sh, j, token, since)))

@@ -72,7 +72,7 @@ struct Common {
     /// Users registered for the run (listeners reuse them round-robin).
     #[arg(long, default_value_t = 200)]
     users: usize,
-    /// Pid of the hub, to report its RSS and CPU from /proc.
+    /// Pid of the hub (or of the first --floor), to report its RSS and CPU from /proc.
     #[arg(long)]
     hub_pid: Option<u32>,
     /// Parallel connection attempts per worker.
@@ -123,7 +123,9 @@ struct FanoutArgs {
     /// Server to drive: the hub, or the floor (audotics-floor) at --floor.
     #[arg(long, value_enum, default_value_t = Target::Hub)]
     target: Target,
-    /// Address of the floor server.
+    /// Address of the floor server; several, comma-separated, spread the
+    /// sessions over them round-robin (one process holds at most ~20,000
+    /// connections here, so 100,000 listeners need several floors).
     #[arg(long, default_value = "127.0.0.1:9090")]
     floor: String,
     #[arg(long, short = 's', default_value_t = 10)]
@@ -313,10 +315,10 @@ async fn parent(
     }
     let nonce = format!("{:x}", std::process::id() as u64 ^ now_ns());
     let hub_addr = loopback_addr(&common.hub)?;
-    let (dst, ws_path) = if floor {
-        (loopback_addr(&floor_addr)?, "/".to_owned())
+    let (dsts, ws_path) = if floor {
+        (loopback_addrs(&floor_addr)?, "/".to_owned())
     } else {
-        (hub_addr, "/v1/ws".to_owned())
+        (vec![hub_addr], "/v1/ws".to_owned())
     };
     let tmp = std::env::temp_dir();
     let ring_path = PathBuf::from("/dev/shm").join(format!("audotics-load-{nonce}.ring"));
@@ -347,7 +349,7 @@ async fn parent(
     let setup = Setup {
         nonce: nonce.clone(),
         floor,
-        dst,
+        dsts,
         ws_path,
         sessions,
         tokens,
@@ -361,7 +363,7 @@ async fn parent(
     let _ = std::fs::remove_file(&ring_path);
     let _ = std::fs::remove_file(&setup_path);
     let (results, hub) = result?;
-    let report = merge(kind, &plan, floor, &results, &hub, procs)?;
+    let report = merge(kind, &plan, floor, &results, &hub, procs, setup.dsts.len())?;
     if common.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -612,6 +614,7 @@ fn merge(
     rs: &[WorkerResult],
     hub: &HubSample,
     procs: usize,
+    servers: usize,
 ) -> anyhow::Result<Value> {
     let mut lat = new_hist();
     let mut ack = new_hist();
@@ -637,9 +640,16 @@ fn merge(
     let window_s = (wend.saturating_sub(wstart)) as f64 / 1e9;
     let connect_s = (cend.saturating_sub(cstart)) as f64 / 1e9;
     let joined = sum(|r| r.listeners_joined) + sum(|r| r.writers_joined);
+    // --hub-pid is the first server's: with several, it holds only the
+    // sessions j with j % servers == 0.
+    let on_first: usize = (0..plan.sessions)
+        .step_by(servers.max(1))
+        .map(|j| plan.listeners[j] + plan.writers)
+        .sum();
+    let joined_first = joined as f64 * on_first as f64 / plan.total_connections().max(1) as f64;
     let per_conn = match (hub.rss_before_kib, hub.rss_loaded_kib) {
         (Some(a), Some(b)) if joined > 0 => {
-            Some((b.saturating_sub(a)) as f64 * 1024.0 / joined as f64)
+            Some((b.saturating_sub(a)) as f64 * 1024.0 / joined_first)
         }
         _ => None,
     };
