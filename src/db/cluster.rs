@@ -311,6 +311,11 @@ impl Cluster {
         o.push(("-c", "wal_compression=on".to_owned()));
         o.push(("-c", "checkpoint_timeout=15min".to_owned()));
         o.push(("-c", "max_wal_size=2GB".to_owned()));
+        // The hub's working set lives in memory: an index probe costs about
+        // what a sequential page does. With the default (4) a group commit
+        // of a few hundred ops hashes or scans the whole queue table instead
+        // of probing it by key.
+        o.push(("-c", "random_page_cost=1.1".to_owned()));
         if ephemeral {
             o.push(("-c", "fsync=off".to_owned()));
             o.push(("-c", "full_page_writes=off".to_owned()));
