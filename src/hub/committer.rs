@@ -111,9 +111,8 @@ impl Drop for Running<'_> {
 /// The next merged batch: waits for a first request, then takes what is
 /// waiting; while another commit runs and fewer than `PARALLEL_MIN` are
 /// waiting, it keeps collecting until that commit finishes (at most
-/// `WAIT_MAX`). The worker
-/// holding the receiver is the only one deciding, so idle workers just wait
-/// their turn. `None` once every handle is dropped.
+/// `WAIT_MAX`). The worker holding the receiver is the only one deciding, so
+/// idle workers just wait their turn. `None` once every handle is dropped.
 async fn next_batch(q: &Queue) -> Option<(Vec<Request>, Running<'_>)> {
     let mut rx = q.rx.lock().await;
     let mut batch = vec![rx.recv().await?];
