@@ -66,11 +66,7 @@ impl Committer {
     /// nothing is cut short.
     pub fn start(db: PgPool, metrics: Arc<Metrics>, workers: usize) -> Committer {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let queue = Arc::new(Queue {
-            rx: Mutex::new(rx),
-            running: AtomicUsize::new(0),
-            finished: Notify::new(),
-        });
+        let queue = Arc::new(Queue::new(rx));
         for _ in 0..workers.max(1) {
             tokio::spawn(worker(db.clone(), metrics.clone(), queue.clone()));
         }
@@ -96,6 +92,16 @@ struct Queue {
     rx: Mutex<mpsc::Receiver<Request>>,
     running: AtomicUsize,
     finished: Notify,
+}
+
+impl Queue {
+    fn new(rx: mpsc::Receiver<Request>) -> Queue {
+        Queue {
+            rx: Mutex::new(rx),
+            running: AtomicUsize::new(0),
+            finished: Notify::new(),
+        }
+    }
 }
 
 /// Counts a running commit; wakes a worker waiting to start one when done.
@@ -198,19 +204,12 @@ async fn commit_once(db: &PgPool, commits: &[&SessionCommit]) -> Result<(), Comm
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::hub::persist::BatchWrite;
 
     fn queue() -> (mpsc::Sender<Request>, Arc<Queue>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let q = Queue {
-            rx: Mutex::new(rx),
-            running: AtomicUsize::new(0),
-            finished: Notify::new(),
-        };
-        (tx, Arc::new(q))
+        (tx, Arc::new(Queue::new(rx)))
     }
 
     async fn send(tx: &mpsc::Sender<Request>, n: usize) {
