@@ -55,9 +55,6 @@ pub fn loopback_addr(url: &str) -> anyhow::Result<SocketAddr> {
     }
 }
 
-/// Source address for the connection with global index `g`: spread over
-/// `n` addresses 127.0.0.1, 127.0.0.2, … (None when n <= 1: let the kernel
-/// choose).
 /// A comma-separated list of loopback servers (`--floor a,b,c`).
 pub fn loopback_addrs(list: &str) -> anyhow::Result<Vec<SocketAddr>> {
     list.split(',')
@@ -70,6 +67,9 @@ pub fn loopback_addrs(list: &str) -> anyhow::Result<Vec<SocketAddr>> {
         })
 }
 
+/// Source address for the connection with global index `g`: spread over
+/// `n` addresses 127.0.0.1, 127.0.0.2, … (None when n <= 1: let the kernel
+/// choose).
 pub fn source_ip(g: usize, n: usize) -> Option<Ipv4Addr> {
     if n <= 1 {
         return None;

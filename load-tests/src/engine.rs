@@ -862,12 +862,12 @@ mod tests {
 
     use super::*;
 
-    fn decode(msg: &ServerMsg) -> (String, FrameLite<'static>) {
-        let text: &'static str = Box::leak(serde_json::to_string(msg).unwrap().into_boxed_str());
-        (
-            frame_type(text).to_owned(),
-            serde_json::from_str(text).unwrap(),
-        )
+    fn decode(text: &str) -> (&str, FrameLite<'_>) {
+        (frame_type(text), serde_json::from_str(text).unwrap())
+    }
+
+    fn encode(msg: &ServerMsg) -> String {
+        serde_json::to_string(msg).unwrap()
     }
 
     #[test]
@@ -889,11 +889,12 @@ mod tests {
             by: "u1".into(),
         };
         let at = serde_json::from_str("\"2026-11-27T07:00:00.000Z\"").unwrap();
-        let (kind, f) = decode(&ServerMsg::Update {
+        let text = encode(&ServerMsg::Update {
             version: 7,
             change,
             at,
         });
+        let (kind, f) = decode(&text);
         assert_eq!(kind, "update");
         let c = f.change.unwrap();
         assert_eq!(
@@ -901,21 +902,23 @@ mod tests {
             (OpKind::Add, "e-\"1\"", Some(3))
         );
 
-        let (kind, f) = decode(&ServerMsg::Ack {
+        let text = encode(&ServerMsg::Ack {
             req: "r-1".into(),
             version: 9,
         });
+        let (kind, f) = decode(&text);
         assert_eq!(
-            (kind.as_str(), f.req.as_deref(), f.version),
+            (kind, f.req.as_deref(), f.version),
             ("ack", Some("r-1"), Some(9))
         );
 
-        let (kind, f) = decode(&ServerMsg::Error {
+        let text = encode(&ServerMsg::Error {
             req: Some("r-2".into()),
             code: ErrorCode::NotFound,
             message: "entryId: gone".into(),
         });
-        assert_eq!((kind.as_str(), f.req.as_deref()), ("error", Some("r-2")));
+        let (kind, f) = decode(&text);
+        assert_eq!((kind, f.req.as_deref()), ("error", Some("r-2")));
         assert_eq!(f.code.as_deref(), Some("not_found"));
     }
 
