@@ -162,13 +162,8 @@ struct Done {
 
 pub struct SessionActor {
     id: String,
-    db: PgPool,
-    committer: Committer,
-    tracks: Arc<TrackCache>,
-    metrics: Arc<Metrics>,
-    config: HubConfig,
+    shared: Shared,
     rx: mpsc::Receiver<Command>,
-    shutdown: CancellationToken,
     state: Option<Loaded>,
     listeners: HashMap<ListenerId, Listener>,
     next_listener: ListenerId,
@@ -202,23 +197,10 @@ pub struct Shared {
 
 impl SessionActor {
     pub fn new(id: String, shared: Shared, rx: mpsc::Receiver<Command>) -> SessionActor {
-        let Shared {
-            db,
-            committer,
-            tracks,
-            metrics,
-            config,
-            shutdown,
-        } = shared;
         SessionActor {
             id,
-            db,
-            committer,
-            tracks,
-            metrics,
-            config,
+            shared,
             rx,
-            shutdown,
             state: None,
             listeners: HashMap::new(),
             next_listener: 1,
@@ -241,10 +223,10 @@ impl SessionActor {
                 return;
             }
         }
-        self.metrics.live_sessions.inc();
+        self.shared.metrics.live_sessions.inc();
         let mut idle_since = Some(Instant::now());
         loop {
-            let idle_deadline = idle_since.map(|t| t + self.config.idle_timeout);
+            let idle_deadline = idle_since.map(|t| t + self.shared.config.idle_timeout);
             let first = tokio::select! {
                 cmd = self.rx.recv() => match cmd { Some(c) => c, None => break },
                 _ = sleep_until(idle_deadline) => {
@@ -252,7 +234,7 @@ impl SessionActor {
                     idle_since = None;
                     continue;
                 }
-                _ = self.shutdown.cancelled() => break,
+                _ = self.shared.shutdown.cancelled() => break,
             };
             let mut cmds = vec![first];
             while cmds.len() < MAX_BATCH {
@@ -272,7 +254,10 @@ impl SessionActor {
                         op,
                         sent,
                     } => {
-                        self.metrics.op_wait.observe(sent.elapsed().as_secs_f64());
+                        self.shared
+                            .metrics
+                            .op_wait
+                            .observe(sent.elapsed().as_secs_f64());
                         batch.push(Pending {
                             listener,
                             user_id,
@@ -302,10 +287,10 @@ impl SessionActor {
             };
         }
         on_stop();
-        self.metrics.live_sessions.dec();
-        let going_away = self.shutdown.is_cancelled();
+        self.shared.metrics.live_sessions.dec();
+        let going_away = self.shared.shutdown.is_cancelled();
         for (_, l) in self.listeners.drain() {
-            self.metrics.listeners.dec();
+            self.shared.metrics.listeners.dec();
             if going_away {
                 l.outbox.close(close::GOING_AWAY, "hub shutting down");
             }
@@ -341,14 +326,14 @@ impl SessionActor {
     }
 
     async fn load(&self) -> Result<Loaded> {
-        let (session, playlist) = sessions::get(&self.db, &self.id)
+        let (session, playlist) = sessions::get(&self.shared.db, &self.id)
             .await?
             .ok_or(Error::NotFound("session"))?;
         // A session the old app made without a playlist has no host and no
         // log to write to: it cannot be joined.
         let playlist = playlist.ok_or(Error::NotFound("session"))?;
-        let (version, commits) = persist::load_counters(&self.db, &self.id).await?;
-        let stored = sessions::queue(&self.db, &self.id).await?;
+        let (version, commits) = persist::load_counters(&self.shared.db, &self.id).await?;
+        let stored = sessions::queue(&self.shared.db, &self.id).await?;
         let mut entries = Vec::with_capacity(stored.len());
         for e in stored {
             let id = Uuid::parse_str(&e.entry_id).map_err(|e| Error::Internal(e.into()))?;
@@ -365,11 +350,11 @@ impl SessionActor {
             });
         }
         // A queue stored under a larger cap still loads; it just takes no adds.
-        let cap = self.config.queue_cap.max(entries.len()).max(1);
+        let cap = self.shared.config.queue_cap.max(entries.len()).max(1);
         let queue = Queue::from_entries(entries, cap)
             .map_err(|e| Error::Internal(anyhow::anyhow!("stored queue: {e}")))?;
-        let members = sessions::members(&self.db, &self.id).await?;
-        let remembered = persist::remembered_reqs(&self.db, &self.id, &playlist.id).await?;
+        let members = sessions::members(&self.shared.db, &self.id).await?;
+        let remembered = persist::remembered_reqs(&self.shared.db, &self.id, &playlist.id).await?;
         Ok(Loaded {
             session: SessionRef {
                 id: session.id,
@@ -465,7 +450,7 @@ impl SessionActor {
             return Err(JoinRefusal::Ended);
         }
         if !self.st().members.iter().any(|m| m.0 == user.id) {
-            sessions::add_member(&self.db, &self.id, &user.id)
+            sessions::add_member(&self.shared.db, &self.id, &user.id)
                 .await
                 .map_err(|_| JoinRefusal::Unavailable)?;
             let members = &mut self.st_mut().members;
@@ -482,7 +467,7 @@ impl SessionActor {
                 outbox: outbox.clone(),
             },
         );
-        self.metrics.listeners.inc();
+        self.shared.metrics.listeners.inc();
         let version = self.st().version;
         let frames = match since {
             Some(s) if s == version => Some(vec![frame(&ServerMsg::Resumed { version })]),
@@ -515,7 +500,8 @@ impl SessionActor {
     fn replay_fits(&self, updates: &[Utf8Bytes]) -> bool {
         let bytes: usize = updates.iter().map(|f| f.len()).sum();
         // (`<`: the `resumed` frame goes first.)
-        updates.len() < self.config.outbound_frames / 2 && bytes <= self.config.outbound_bytes / 2
+        updates.len() < self.shared.config.outbound_frames / 2
+            && bytes <= self.shared.config.outbound_bytes / 2
     }
 
     /// The `update` frames after `since`, from memory or the log.
@@ -532,7 +518,7 @@ impl SessionActor {
                 );
             }
         }
-        let rows = persist::changes_after(&self.db, &st.playlist.id, since)
+        let rows = persist::changes_after(&self.shared.db, &st.playlist.id, since)
             .await
             .ok()?;
         let expected = (st.version - since) as usize;
@@ -555,7 +541,7 @@ impl SessionActor {
 
     fn remove_listener(&mut self, id: ListenerId) {
         if let Some(l) = self.listeners.remove(&id) {
-            self.metrics.listeners.dec();
+            self.shared.metrics.listeners.dec();
             self.presence_changed(&l.user_id, &l.name, None);
         }
     }
@@ -606,11 +592,11 @@ impl SessionActor {
             if l.outbox.push(msg.clone()).is_err() {
                 slow.push(*id);
             } else {
-                self.metrics.frames_sent.inc();
+                self.shared.metrics.frames_sent.inc();
             }
         }
         for id in slow {
-            self.metrics.slow_listener_disconnects.inc();
+            self.shared.metrics.slow_listener_disconnects.inc();
             tracing::debug!(session_id = %self.id, listener = id, "listener too slow: closing with 4008");
             self.remove_listener(id);
         }
@@ -622,13 +608,14 @@ impl SessionActor {
             None => false,
         };
         if slow {
-            self.metrics.slow_listener_disconnects.inc();
+            self.shared.metrics.slow_listener_disconnects.inc();
             self.remove_listener(id);
         }
     }
 
     fn refuse(&mut self, listener: ListenerId, req: &str, e: Error) {
-        self.metrics
+        self.shared
+            .metrics
             .ops_refused
             .get_or_create(&CodeLabels {
                 code: e.code().as_str(),
@@ -638,11 +625,11 @@ impl SessionActor {
     }
 
     async fn end(&mut self) -> Result<()> {
-        sessions::end(&self.db, &self.id).await?;
+        sessions::end(&self.shared.db, &self.id).await?;
         self.st_mut().session.active = false;
         let msg = frame(&ServerMsg::Ended { at: now_ms() });
         for (_, l) in self.listeners.drain() {
-            self.metrics.listeners.dec();
+            self.shared.metrics.listeners.dec();
             let _ = l.outbox.push(msg.clone());
             l.outbox.close(close::ENDED, "session ended");
         }
@@ -683,7 +670,8 @@ impl SessionActor {
         // Look up the tracks the batch names (outside any transaction: the
         // foreign keys check them again at commit).
         let resolved = self.resolve_tracks(&fresh).await;
-        self.metrics
+        self.shared
+            .metrics
             .resolve_latency
             .observe(started.elapsed().as_secs_f64());
         let mut tracks = match resolved {
@@ -714,7 +702,8 @@ impl SessionActor {
                     if let Outcome::Change { version: v, .. } = &outcome {
                         version = *v;
                     }
-                    self.metrics
+                    self.shared
+                        .metrics
                         .ops_applied
                         .get_or_create(&OpLabels { op: label })
                         .inc();
@@ -754,6 +743,7 @@ impl SessionActor {
                 .touched
                 .is_none_or(|t| t.elapsed() >= ACTIVITY_RESOLUTION);
         let result = self
+            .shared
             .committer
             .commit(SessionCommit {
                 session_id: self.id.clone(),
@@ -788,7 +778,7 @@ impl SessionActor {
             }
         };
         if !committed {
-            self.metrics.commit_failures.inc();
+            self.shared.metrics.commit_failures.inc();
             while let Some(a) = applied.pop() {
                 self.st_mut().queue.undo(a);
             }
@@ -800,7 +790,7 @@ impl SessionActor {
             return;
         }
         for t in refreshed.values() {
-            self.tracks.put(t.clone());
+            self.shared.tracks.put(t.clone());
         }
         if touch {
             self.touched = Some(Instant::now());
@@ -852,7 +842,8 @@ impl SessionActor {
             }
             self.st_mut().remembered.insert(d.key, d.ack_version);
         }
-        self.metrics
+        self.shared
+            .metrics
             .batch_latency
             .observe(started.elapsed().as_secs_f64());
     }
@@ -863,9 +854,9 @@ impl SessionActor {
     async fn learn_outcome(&self, commits: i64) -> Option<bool> {
         let mut delay = Duration::from_millis(50);
         loop {
-            match persist::commits(&self.db, &self.id).await {
+            match persist::commits(&self.shared.db, &self.id).await {
                 Ok(n) => return Some(n >= commits),
-                Err(_) if !self.shutdown.is_cancelled() => {
+                Err(_) if !self.shared.shutdown.is_cancelled() => {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
@@ -889,7 +880,7 @@ impl SessionActor {
                 | Op::Interaction { track_id: id, .. }
                     if self.known_track(id).is_none() =>
                 {
-                    match self.tracks.get(id) {
+                    match self.shared.tracks.get(id) {
                         Some(t) => {
                             found.by_id.insert(id.clone(), t);
                         }
@@ -904,14 +895,14 @@ impl SessionActor {
             }
         }
         if !ids.is_empty() {
-            for t in persist::tracks_by_id(&self.db, &ids).await? {
+            for t in persist::tracks_by_id(&self.shared.db, &ids).await? {
                 let t = Arc::new(t);
-                self.tracks.put(t.clone());
+                self.shared.tracks.put(t.clone());
                 found.by_id.insert(t.id.clone(), t);
             }
         }
         if !spotify.is_empty() {
-            for t in persist::tracks_by_spotify_id(&self.db, &spotify).await? {
+            for t in persist::tracks_by_spotify_id(&self.shared.db, &spotify).await? {
                 found.by_spotify_id.insert(t.spotify_id.clone(), t);
             }
         }
