@@ -1,17 +1,25 @@
 //! Server → client WebSocket frames, written without a per-connection
 //! buffer: every listener's copy of an update is the same `Utf8Bytes`, so a
-//! frame is a 2–10 byte header written beside that shared payload, and a
-//! batch of frames is one `writev`. Server frames are never masked.
+//! frame is a 2–10 byte header written beside that shared payload. A batch
+//! of up to 16 KiB is copied into one short-lived buffer and sent with one
+//! `send`; a bigger one (a snapshot, a burst) is one `writev` of the shared
+//! payloads. Server frames are never masked.
 
 use std::io::IoSlice;
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+/// Up to this many bytes are copied into one buffer and written with one
+/// `send`: on a socket that is cheaper than a `writev` of header and payload
+/// (the hub's CPU at 100 sessions × 100 listeners, 1,000 ops/s: 0.84 → 0.78
+/// cores, BENCHMARKS.md "Sixth round"), and copying a few hundred bytes is
+/// not.
+const COPY_MAX: usize = 16 * 1024;
+
 /// Writes server text frames straight to the socket: a 2–10 byte header and
-/// the shared payload per frame, many frames per `writev`. Every listener's
-/// copy of an update is the same `Utf8Bytes`, so nothing is copied or
-/// buffered per listener (server frames are not masked).
+/// the shared payload per frame. Every listener's copy of an update is the
+/// same `Utf8Bytes`; nothing is buffered per listener between writes.
 pub struct FrameWriter<'a> {
     frames: &'a [Utf8Bytes],
     heads: Vec<([u8; 10], usize)>,
@@ -71,7 +79,17 @@ impl<'a> FrameWriter<'a> {
         end: usize,
     ) -> std::io::Result<()> {
         while self.idx < end {
-            let n = io.write_vectored(&self.slices(end)).await?;
+            let slices = self.slices(end);
+            let total: usize = slices.iter().map(|s| s.len()).sum();
+            let n = if total <= COPY_MAX {
+                let mut buf = Vec::with_capacity(total);
+                for s in &slices {
+                    buf.extend_from_slice(s);
+                }
+                io.write(&buf).await?
+            } else {
+                io.write_vectored(&slices).await?
+            };
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
@@ -121,21 +139,18 @@ mod tests {
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::WebSocketStream;
 
-    /// Frames written by `FrameWriter` through a pipe that takes a few
-    /// bytes at a time arrive intact at a tungstenite client, at every
-    /// header length boundary.
-    #[tokio::test]
-    async fn frame_writer_output_is_read_back_by_tungstenite() {
-        let sizes = [1usize, 125, 126, 127, 65_535, 65_536, 70_000];
+    /// Writes frames of `sizes` through a pipe that takes `pipe` bytes at a
+    /// time and checks that a tungstenite client reads them back intact.
+    async fn round_trip(sizes: &[usize], pipe: usize) {
         let frames: Vec<Utf8Bytes> = sizes
             .iter()
             .enumerate()
             .map(|(i, &n)| {
-                let c = char::from(b'a' + i as u8);
+                let c = char::from(b'a' + (i % 26) as u8);
                 Utf8Bytes::from(c.to_string().repeat(n))
             })
             .collect();
-        let (mut server, client) = tokio::io::duplex(7);
+        let (mut server, client) = tokio::io::duplex(pipe);
         let writer = tokio::spawn(async move {
             let mut w = FrameWriter::new(&frames);
             w.write_all(&mut server).await.unwrap();
@@ -146,12 +161,27 @@ mod tests {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => {
                     assert_eq!(t.len(), n);
-                    assert!(t.bytes().all(|b| b == b'a' + i as u8));
+                    assert!(t.bytes().all(|b| b == b'a' + (i % 26) as u8));
                 }
                 other => panic!("frame {i}: got {other:?}"),
             }
         }
         drop(writer.await.unwrap());
+    }
+
+    /// Every header length boundary, in a batch too big to copy (vectored
+    /// writes, then a copied tail), a few bytes at a time.
+    #[tokio::test]
+    async fn frame_writer_output_is_read_back_by_tungstenite() {
+        round_trip(&[1, 125, 126, 127, 65_535, 65_536, 70_000], 7).await;
+    }
+
+    /// A batch of small frames goes out as one copied buffer; partial
+    /// writes of it resume mid-frame.
+    #[tokio::test]
+    async fn a_copied_batch_survives_partial_writes() {
+        round_trip(&[3, 300, 125, 126, 40, 1_000, 2], 5).await;
+        round_trip(&[COPY_MAX - 4, 1], 64).await;
     }
 
     #[test]

@@ -580,10 +580,10 @@ impl Written {
 }
 
 /// Write `first` and whatever else is queued (up to `WRITE_BATCH` frames in
-/// one vectored write). The write races the outbox's kill: a listener cut off
-/// while its socket is full gets its close best-effort (after the frame in
-/// progress, so the stream stays well-formed) instead of the task waiting on
-/// the socket until the peer reads.
+/// one write, see `FrameWriter`). The write races the outbox's kill: a
+/// listener cut off while its socket is full gets its close best-effort
+/// (after the frame in progress, so the stream stays well-formed) instead of
+/// the task waiting on the socket until the peer reads.
 async fn write_queued(socket: &mut Socket, rx: &mut OutboxReceiver, first: Outbound) -> Written {
     let mut batch = vec![first];
     rx.drain_into(&mut batch, WRITE_BATCH);
