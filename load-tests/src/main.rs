@@ -309,7 +309,8 @@ async fn parent(
         if per > 20.0 {
             eprintln!(
                 "warning: {per:.1} ops/s per writer connection is above the hub's default limit \
-                 (20/s, burst 40): expect rate_limited errors; add --writers"
+                 (20/s, burst 40): expect rate_limited errors unless the hub runs with \
+                 --ops-per-sec/--ops-burst (BENCHMARKS.md, Setup); or add --writers"
             );
         }
     }
