@@ -5,10 +5,10 @@
 use chrono::Utc;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
-use audotics_hub::model::{
+use audotics_protocol::model::{
     Member, PlaylistRef, QueueEntry, Role, SessionRef, Snapshot, Track, You,
 };
-use audotics_hub::protocol::{parse_client, Change, OpKind, ServerMsg};
+use audotics_protocol::{parse_client, Change, OpKind, ServerMsg};
 
 fn track(i: usize) -> Track {
     Track {

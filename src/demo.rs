@@ -10,8 +10,9 @@
 
 use sqlx::PgPool;
 
-use crate::db::tracks::{self, TrackInput};
-use crate::model::TrackFeatures;
+use crate::db::tracks;
+use audotics_protocol::model::TrackFeatures;
+use audotics_protocol::model::TrackMeta;
 
 /// How many tracks the demo catalog has.
 pub const DEMO_TRACKS: usize = 3000;
@@ -21,7 +22,7 @@ pub const DEMO_PREFIX: &str = "demo";
 /// One generated track.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DemoTrack {
-    pub input: TrackInput,
+    pub input: TrackMeta,
     pub features: TrackFeatures,
 }
 
@@ -294,7 +295,7 @@ pub fn catalog() -> Vec<DemoTrack> {
                 tempo: round(rng.range(70.0, 180.0), 1),
             };
             out.push(DemoTrack {
-                input: TrackInput {
+                input: TrackMeta {
                     spotify_id,
                     name: title(&mut rng),
                     artists: names,
@@ -325,7 +326,7 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate;
+    use audotics_protocol::rules;
 
     #[test]
     fn catalog_is_deterministic_valid_and_marked() {
@@ -335,13 +336,13 @@ mod tests {
         let mut ids = std::collections::HashSet::new();
         for t in &a {
             let i = &t.input;
-            assert_eq!(validate::spotify_id(&i.spotify_id).unwrap(), i.spotify_id);
+            assert_eq!(rules::spotify_id(&i.spotify_id).unwrap(), i.spotify_id);
             assert!(i.spotify_id.starts_with(DEMO_PREFIX) && i.spotify_id.len() == 22);
             assert!(ids.insert(i.spotify_id.clone()), "unique ids");
-            validate::text("name", &i.name, validate::TRACK_NAME_MAX).unwrap();
-            validate::text("album", &i.album, validate::TRACK_NAME_MAX).unwrap();
-            validate::artists(&i.artists).unwrap();
-            validate::popularity(i.popularity.unwrap()).unwrap();
+            rules::text("name", &i.name, rules::TRACK_NAME_MAX).unwrap();
+            rules::text("album", &i.album, rules::TRACK_NAME_MAX).unwrap();
+            rules::artists(&i.artists).unwrap();
+            rules::popularity(i.popularity.unwrap()).unwrap();
             let f = &t.features;
             for v in [
                 f.danceability,

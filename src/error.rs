@@ -2,38 +2,8 @@
 //! problem+json and `hub` maps it to protocol `error` frames — each mapping
 //! written once. Internal detail is logged where it happens, never sent.
 
-use serde::{Deserialize, Serialize};
-
-/// The protocol's error words, shared by REST (`code`) and WebSocket frames.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    Invalid,
-    Conflict,
-    RateLimited,
-    TooLarge,
-    Unavailable,
-    Internal,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Invalid => "invalid",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::TooLarge => "too_large",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Internal => "internal",
-        }
-    }
-}
+pub use audotics_protocol::ErrorCode;
+use audotics_protocol::{FieldError, FrameError, ServerMsg};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -103,6 +73,41 @@ pub fn is_connection_error(e: &sqlx::Error) -> bool {
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Tls(_)
     ) || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")))
+}
+
+impl From<FieldError> for Error {
+    fn from(e: FieldError) -> Error {
+        Error::Invalid {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
+impl From<FrameError> for Error {
+    fn from(e: FrameError) -> Error {
+        match e {
+            FrameError::Malformed(m) => Error::Malformed(m),
+            FrameError::Invalid(f) => f.into(),
+        }
+    }
+}
+
+impl Error {
+    /// The `error` frame answering `req` (if any) with this error's code and
+    /// words: the one mapping of errors to the WebSocket protocol.
+    pub fn to_frame(&self, req: Option<String>) -> ServerMsg {
+        let code = match self.code() {
+            // Internal trouble is, to a client, "not applied, retry later".
+            ErrorCode::Internal => ErrorCode::Unavailable,
+            c => c,
+        };
+        let message = match self {
+            Error::Internal(_) => "temporarily unavailable, retry later".to_owned(),
+            e => e.to_string(),
+        };
+        ServerMsg::Error { req, code, message }
+    }
 }
 
 impl From<sqlx::Error> for Error {

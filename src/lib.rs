@@ -10,12 +10,16 @@
 //! - [`db`]: Postgres — pool, embedded migrations (Prisma's tables exactly,
 //!   plus the hub's own), the private cluster launcher, one module per
 //!   aggregate.
-//! - [`model`]: the shapes clients see; [`error`]: the one error type;
-//!   [`validate`]: field rules; [`auth`]: passwords and tokens;
-//!   [`metrics`]: Prometheus metrics.
+//! - [`error`]: the one error type, mapped once to HTTP and to protocol
+//!   frames; [`auth`]: passwords and tokens; [`metrics`]: Prometheus
+//!   metrics; [`clock`]: time as the database keeps it.
+//!
+//! The wire types (frames, REST bodies, field rules) are the
+//! `audotics-protocol` crate in `protocol/`.
 
 pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod demo;
@@ -23,10 +27,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod metrics;
-pub mod model;
-pub mod protocol;
 pub mod telemetry;
-pub mod validate;
 
 pub use app::App;
 pub use config::Config;

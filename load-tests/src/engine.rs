@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use audotics_hub::protocol::ServerMsg;
+use audotics_protocol::ServerMsg;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
@@ -594,7 +594,7 @@ struct LocalQueue {
 
 impl LocalQueue {
     fn apply(&mut self, change: &ChangeLite) {
-        use audotics_hub::protocol::OpKind;
+        use audotics_protocol::OpKind;
         let id = change.entry_id.as_ref();
         match change.op {
             OpKind::Add => {
@@ -641,7 +641,7 @@ struct FrameLite<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ChangeLite<'a> {
-    op: audotics_hub::protocol::OpKind,
+    op: audotics_protocol::OpKind,
     #[serde(borrow)]
     entry_id: std::borrow::Cow<'a, str>,
     #[serde(default)]
@@ -855,9 +855,9 @@ fn hub_op(rng: &mut impl Rng, q: &LocalQueue, tracks: &[String], req: &str) -> S
 
 #[cfg(test)]
 mod tests {
-    use audotics_hub::error::ErrorCode;
-    use audotics_hub::model::Track;
-    use audotics_hub::protocol::{parse_client, Change, ClientMsg, OpKind, ServerMsg};
+    use audotics_protocol::model::Track;
+    use audotics_protocol::ErrorCode;
+    use audotics_protocol::{parse_client, Change, ClientMsg, OpKind, ServerMsg};
     use rand::SeedableRng;
 
     use super::*;

@@ -7,8 +7,9 @@ use sqlx::{PgExecutor, PgPool};
 
 use super::new_id;
 use super::tracks::{TrackRow, TRACK_COLUMNS};
+use crate::clock::{now_ms, utc};
 use crate::error::Result;
-use crate::model::{now_ms, utc, Playlist, Session, Track};
+use audotics_protocol::model::{Playlist, Session, Track};
 
 #[derive(sqlx::FromRow)]
 struct SessionRow {

@@ -5,7 +5,7 @@ use sqlx::PgPool;
 use super::users::{UserRow, USER_COLUMNS};
 use crate::auth;
 use crate::error::Result;
-use crate::model::User;
+use audotics_protocol::model::User;
 
 /// Issue a new token for `user_id`; returns the token itself (shown once).
 pub async fn issue(pool: &PgPool, user_id: &str) -> Result<String> {

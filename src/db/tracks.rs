@@ -5,19 +5,9 @@ use chrono::NaiveDateTime;
 use sqlx::{PgExecutor, PgPool};
 
 use super::new_id;
+use crate::clock::now_ms;
 use crate::error::Result;
-use crate::model::{now_ms, Track, TrackFeatures};
-
-/// Validated track metadata, as given by a client.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TrackInput {
-    pub spotify_id: String,
-    pub name: String,
-    pub artists: Vec<String>,
-    pub album: String,
-    /// `None` keeps the stored value (0 for a new track).
-    pub popularity: Option<i32>,
-}
+use audotics_protocol::model::{Track, TrackFeatures, TrackMeta};
 
 #[derive(sqlx::FromRow)]
 #[sqlx(rename_all = "camelCase")]
@@ -46,7 +36,7 @@ impl From<TrackRow> for Track {
 pub(crate) const TRACK_COLUMNS: &str = r#""Track"."id", "Track"."spotifyId", "Track"."name", "Track"."artists", "Track"."album", "Track"."popularity""#;
 
 /// Insert or update by `spotifyId`; returns the track and whether it is new.
-pub async fn upsert(db: impl PgExecutor<'_>, t: &TrackInput) -> Result<(Track, bool)> {
+pub async fn upsert(db: impl PgExecutor<'_>, t: &TrackMeta) -> Result<(Track, bool)> {
     #[derive(sqlx::FromRow)]
     struct Row {
         #[sqlx(flatten)]

@@ -4,8 +4,9 @@
 use chrono::NaiveDateTime;
 use sqlx::PgExecutor;
 
+use crate::clock::utc;
 use crate::error::Result;
-use crate::model::{utc, UpdateRecord};
+use audotics_protocol::model::UpdateRecord;
 
 /// Updates of `playlist_id` with version > `after`, in version order.
 pub async fn page(

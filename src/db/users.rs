@@ -5,8 +5,9 @@ use chrono::NaiveDateTime;
 use sqlx::PgPool;
 
 use super::{is_unique_violation, new_id};
+use crate::clock::{now_ms, utc};
 use crate::error::{Error, Result};
-use crate::model::{now_ms, utc, Preferences, User};
+use audotics_protocol::model::{Preferences, User};
 
 #[derive(sqlx::FromRow)]
 #[sqlx(rename_all = "camelCase")]

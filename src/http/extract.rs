@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use crate::db;
 use crate::error::Error;
-use crate::model::User;
+use audotics_protocol::model::User;
 
 /// A JSON body. Unparseable JSON → 400; a field of the wrong type or a
 /// missing field → 422 naming it.

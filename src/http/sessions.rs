@@ -11,7 +11,7 @@ use super::extract::{ApiJson, ApiQuery, AuthUser};
 use super::AppState;
 use crate::db::{sessions, updates};
 use crate::error::{Error, Result};
-use crate::validate;
+use audotics_protocol::rules;
 
 #[derive(Deserialize)]
 pub struct CreateBody {
@@ -26,11 +26,11 @@ pub async fn create(
     AuthUser(user): AuthUser,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    let name = validate::text("name", &b.name, validate::NAME_MAX)?;
-    let description = validate::optional_text(
+    let name = rules::text("name", &b.name, rules::NAME_MAX)?;
+    let description = rules::optional_text(
         "description",
         b.description.as_deref(),
-        validate::DESCRIPTION_MAX,
+        rules::DESCRIPTION_MAX,
     )?;
     let (session, playlist) =
         sessions::create(&st.db, &user.id, &name, description.as_deref()).await?;

@@ -9,35 +9,10 @@ use serde_json::{json, Value};
 
 use super::extract::{ApiJson, ApiQuery, AuthUser};
 use super::AppState;
-use crate::db::tracks::{self, TrackInput};
+use crate::db::tracks;
 use crate::error::{Error, Result};
-use crate::model::TrackFeatures;
-use crate::validate;
-
-/// Track metadata as clients send it (REST body and the protocol's `add.track`).
-#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TrackBody {
-    pub spotify_id: String,
-    pub name: String,
-    pub artists: Vec<String>,
-    pub album: String,
-    #[serde(default)]
-    pub popularity: Option<i32>,
-}
-
-impl TrackBody {
-    /// Check every field against the protocol's limits.
-    pub fn validate(&self) -> Result<TrackInput> {
-        Ok(TrackInput {
-            spotify_id: validate::spotify_id(&self.spotify_id)?,
-            name: validate::text("name", &self.name, validate::TRACK_NAME_MAX)?,
-            artists: validate::artists(&self.artists)?,
-            album: validate::text("album", &self.album, validate::TRACK_NAME_MAX)?,
-            popularity: self.popularity.map(validate::popularity).transpose()?,
-        })
-    }
-}
+use audotics_protocol::model::{TrackBody, TrackFeatures};
+use audotics_protocol::rules;
 
 /// The REST body: a `TrackBody` plus optional features. Spelled out rather
 /// than `#[serde(flatten)]`, which buffers the fields and so loses the path
@@ -152,11 +127,11 @@ pub async fn search(
     }
     let found = match (q.q, q.spotify_id) {
         (Some(text), None) => {
-            let text = validate::text("q", &text, validate::NAME_MAX)?;
+            let text = rules::text("q", &text, rules::NAME_MAX)?;
             tracks::search(&st.db, &text, limit).await?
         }
         (None, Some(id)) => {
-            let id = validate::spotify_id(&id)?;
+            let id = rules::spotify_id(&id)?;
             tracks::by_spotify_id(&st.db, &id)
                 .await?
                 .into_iter()

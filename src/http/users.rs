@@ -8,9 +8,10 @@ use serde_json::{json, Value};
 
 use super::extract::{ApiJson, AuthUser};
 use super::AppState;
+use crate::auth;
 use crate::db::{tokens, users};
 use crate::error::{Error, Result};
-use crate::{auth, validate};
+use audotics_protocol::rules;
 
 #[derive(Deserialize)]
 pub struct Register {
@@ -24,9 +25,9 @@ pub async fn register(
     State(st): State<AppState>,
     ApiJson(b): ApiJson<Register>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    let email = validate::email(&b.email)?;
-    let name = validate::text("name", &b.name, validate::NAME_MAX)?;
-    validate::password(&b.password)?;
+    let email = rules::email(&b.email)?;
+    let name = rules::text("name", &b.name, rules::NAME_MAX)?;
+    rules::password(&b.password)?;
     let hash = auth::hash_password(b.password).await?;
     let user = users::create(&st.db, &email, &name, &hash).await?;
     let token = tokens::issue(&st.db, &user.id).await?;
@@ -49,7 +50,7 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 
 /// `POST /v1/auth/token` → {token, user}
 pub async fn login(State(st): State<AppState>, ApiJson(b): ApiJson<Login>) -> Result<Json<Value>> {
-    let email = validate::email(&b.email)?;
+    let email = rules::email(&b.email)?;
     let found = users::credentials(&st.db, &email).await?;
     let (user_id, stored) = match found {
         Some((id, Some(hash))) => (Some(id), hash),
@@ -89,9 +90,9 @@ pub async fn put_preferences(
     AuthUser(user): AuthUser,
     ApiJson(b): ApiJson<PreferencesBody>,
 ) -> Result<Json<Value>> {
-    let top_tracks = validate::string_list("topTracks", &b.top_tracks)?;
-    let top_artists = validate::string_list("topArtists", &b.top_artists)?;
-    let genres = validate::string_list("genres", &b.genres)?;
+    let top_tracks = rules::string_list("topTracks", &b.top_tracks)?;
+    let top_artists = rules::string_list("topArtists", &b.top_artists)?;
+    let genres = rules::string_list("genres", &b.genres)?;
     let features = match b.features {
         None | Some(Value::Null) => None,
         Some(v @ Value::Object(_)) if v.to_string().len() <= 16 * 1024 => Some(v),

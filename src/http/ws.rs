@@ -15,7 +15,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
@@ -27,8 +27,8 @@ use crate::error::Error;
 use crate::hub::outbox::{outbox, Outbound, Outbox, OutboxReceiver};
 use crate::hub::session::{frame, JoinRefusal, ListenerId, Op, TrackRef};
 use crate::hub::SessionHandle;
-use crate::protocol::{self, close, ClientMsg, ServerMsg};
-use crate::validate;
+use audotics_protocol::rules;
+use audotics_protocol::{self as protocol, ClientMsg, CloseCode, ServerMsg};
 
 /// Frames written per flush at most, so one busy listener's batch stays small.
 const WRITE_BATCH: usize = 64;
@@ -174,7 +174,7 @@ struct Joined {
 /// What woke the connection task.
 enum Event {
     Peer(Option<Result<Message, tungstenite::Error>>),
-    Out(Result<Option<Outbound>, u16>),
+    Out(Result<Option<Outbound>, CloseCode>),
     Timer,
     Shutdown,
 }
@@ -184,7 +184,7 @@ enum End {
     /// Write what is queued up to its close frame (or a kill), then drain.
     Flush,
     /// Send this close code now, dropping what is queued.
-    Cut(u16),
+    Cut(CloseCode),
     /// Our close frame is sent: read until the peer answers it.
     Drain,
     /// The peer closed: send tungstenite's queued answer, nothing more.
@@ -246,7 +246,7 @@ async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemapho
         };
         let msg = match event {
             Event::Shutdown => {
-                out.close(close::GOING_AWAY, "hub shutting down");
+                out.close(CloseCode::GoingAway, "hub shutting down");
                 break End::Flush;
             }
             Event::Out(Err(code)) => break End::Cut(code),
@@ -265,10 +265,10 @@ async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemapho
                 let now = Instant::now();
                 if now >= deadline {
                     if joined.is_none() {
-                        out.close(close::JOIN_TIMEOUT, "join timeout");
+                        out.close(CloseCode::JoinTimeout, "join timeout");
                         break End::Flush;
                     }
-                    break End::Cut(close::GOING_AWAY);
+                    break End::Cut(CloseCode::GoingAway);
                 }
                 if now >= next_ping {
                     next_ping = now + ping_interval;
@@ -292,7 +292,7 @@ async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemapho
         let text = match msg {
             Message::Text(t) => t,
             Message::Binary(_) => {
-                out.close(close::UNSUPPORTED, "binary frames are not supported");
+                out.close(CloseCode::Unsupported, "binary frames are not supported");
                 break End::Flush;
             }
             Message::Ping(_) => {
@@ -301,7 +301,7 @@ async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemapho
                 }
                 pings += 1;
                 if pings > MAX_PINGS_PER_SEC {
-                    out.close(close::RATE_LIMITED, "ping flood");
+                    out.close(CloseCode::RateLimited, "ping flood");
                     break End::Flush;
                 }
                 continue;
@@ -313,7 +313,7 @@ async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemapho
         let msg = match parsed {
             Ok(m) => m,
             Err((req, e)) => {
-                push(&out, &ServerMsg::error(req, &e));
+                push(&out, &Error::from(e).to_frame(req));
                 continue;
             }
         };
@@ -333,20 +333,17 @@ async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemapho
             (ClientMsg::Join(_), Some(_)) => {
                 push(
                     &out,
-                    &ServerMsg::error(None, &Error::invalid("type", "already joined")),
+                    &Error::invalid("type", "already joined").to_frame(None),
                 );
             }
             (msg, None) => {
                 let req = protocol::msg_req(&msg).map(str::to_owned);
-                push(
-                    &out,
-                    &ServerMsg::error(req, &Error::invalid("type", "join first")),
-                );
+                push(&out, &Error::invalid("type", "join first").to_frame(req));
             }
             (ClientMsg::Leave(_), Some(j)) => {
                 Box::pin(j.handle.leave(j.listener)).await;
                 joined = None;
-                out.close(close::NORMAL, "left");
+                out.close(CloseCode::Normal, "left");
                 break End::Flush;
             }
             (msg, Some(j)) => {
@@ -359,9 +356,9 @@ async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemapho
                             code: "rate_limited",
                         })
                         .inc();
-                    push(&out, &ServerMsg::error(Some(req), &Error::RateLimited));
+                    push(&out, &Error::RateLimited.to_frame(Some(req)));
                     if strikes >= rate_strikes {
-                        out.close(close::RATE_LIMITED, "rate limited repeatedly");
+                        out.close(CloseCode::RateLimited, "rate limited repeatedly");
                         break End::Flush;
                     }
                     continue;
@@ -375,11 +372,11 @@ async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemapho
                         let sent = Box::pin(j.handle.op(j.listener, &j.user_id, req, op));
                         if !sent.await {
                             // The actor stopped (ended or shutting down).
-                            out.close(close::GOING_AWAY, "session closed");
+                            out.close(CloseCode::GoingAway, "session closed");
                             break End::Flush;
                         }
                     }
-                    Err(e) => push(&out, &ServerMsg::error(Some(req), &e)),
+                    Err(e) => push(&out, &e.to_frame(Some(req))),
                 }
             }
         }
@@ -448,25 +445,25 @@ async fn join(
     if since.is_some_and(|s| s < 0) {
         push(
             out,
-            &ServerMsg::error(None, &Error::invalid("since", "must be 0 or more")),
+            &Error::invalid("since", "must be 0 or more").to_frame(None),
         );
         return JoinStep::Stay;
     }
     let user = match db::tokens::authenticate(&st.db, &token).await {
         Ok(Some(u)) => u,
         Ok(None) => {
-            push(out, &ServerMsg::error(None, &Error::Unauthorized));
-            out.close(close::UNAUTHORIZED, "unauthorized");
+            push(out, &Error::Unauthorized.to_frame(None));
+            out.close(CloseCode::Unauthorized, "unauthorized");
             return JoinStep::Close;
         }
         Err(e) => {
-            push(out, &ServerMsg::error(None, &e));
+            push(out, &e.to_frame(None));
             return JoinStep::Stay;
         }
     };
     if session_id.is_empty() || session_id.len() > 64 {
-        push(out, &ServerMsg::error(None, &Error::NotFound("session")));
-        out.close(close::NOT_FOUND, "session not found");
+        push(out, &Error::NotFound("session").to_frame(None));
+        out.close(CloseCode::NotFound, "session not found");
         return JoinStep::Close;
     }
     match st
@@ -480,16 +477,16 @@ async fn join(
             user_id: user.id,
         }),
         Err(JoinRefusal::NotFound) => {
-            push(out, &ServerMsg::error(None, &Error::NotFound("session")));
-            out.close(close::NOT_FOUND, "session not found");
+            push(out, &Error::NotFound("session").to_frame(None));
+            out.close(CloseCode::NotFound, "session not found");
             JoinStep::Close
         }
         Err(JoinRefusal::Ended) => {
-            out.close(close::ENDED, "session ended");
+            out.close(CloseCode::Ended, "session ended");
             JoinStep::Close
         }
         Err(JoinRefusal::Unavailable) => {
-            push(out, &ServerMsg::error(None, &Error::Unavailable));
+            push(out, &Error::Unavailable.to_frame(None));
             JoinStep::Stay
         }
     }
@@ -531,7 +528,7 @@ fn to_op(msg: ClientMsg) -> Result<Op, Error> {
             base_version,
         },
         ClientMsg::Interaction(protocol::Interaction { track_id, kind, .. }) => {
-            let kind = validate::text("kind", &kind, 32)?;
+            let kind = rules::text("kind", &kind, 32)?;
             if !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
                 return Err(Error::invalid("kind", "must be lowercase letters or '_'"));
             }
@@ -547,11 +544,11 @@ fn push(out: &Outbox, msg: &ServerMsg) {
     let _ = out.push(frame(msg));
 }
 
-fn close_code_for(e: &tungstenite::Error) -> u16 {
+fn close_code_for(e: &tungstenite::Error) -> CloseCode {
     match e {
-        tungstenite::Error::Capacity(_) => close::TOO_BIG,
-        tungstenite::Error::Utf8(_) => close::INVALID_PAYLOAD,
-        _ => close::PROTOCOL_ERROR,
+        tungstenite::Error::Capacity(_) => CloseCode::TooBig,
+        tungstenite::Error::Utf8(_) => CloseCode::InvalidPayload,
+        _ => CloseCode::ProtocolError,
     }
 }
 
@@ -562,7 +559,7 @@ enum Written {
     /// A close frame from the queue was sent.
     Closed,
     /// The listener was cut off while the socket was full.
-    Killed(u16),
+    Killed(CloseCode),
     /// The socket failed.
     Failed,
 }
@@ -627,17 +624,17 @@ async fn write_queued(socket: &mut Socket, rx: &mut OutboxReceiver, first: Outbo
     }
 }
 
-fn close_reason(code: u16) -> &'static str {
-    if code == close::TOO_SLOW {
+fn close_reason(code: CloseCode) -> &'static str {
+    if code == CloseCode::TooSlow {
         "too slow: resume with since"
     } else {
         ""
     }
 }
 
-async fn send_close(socket: &mut Socket, code: u16, reason: &'static str) {
+async fn send_close(socket: &mut Socket, code: CloseCode, reason: &'static str) {
     let frame = CloseFrame {
-        code: CloseCode::from(code),
+        code: WsCloseCode::from(code.code()),
         reason: reason.into(),
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;

@@ -21,7 +21,9 @@ use crate::config::HubConfig;
 use crate::db::sessions;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::model::{Member, PlaylistRef, QueueEntry, Role, SessionRef, Snapshot, User, You};
+use audotics_protocol::model::{
+    Member, PlaylistRef, QueueEntry, Role, SessionRef, Snapshot, User, You,
+};
 use outbox::Outbox;
 use registry::Registry;
 use session::{Command, JoinRefusal, ListenerId, Op, SessionActor};

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use audotics_protocol::CloseCode;
 use axum::extract::ws::Utf8Bytes;
 
 /// What the connection sends next.
@@ -22,7 +23,7 @@ use axum::extract::ws::Utf8Bytes;
 pub enum Outbound {
     Frame(Utf8Bytes),
     /// Send this close frame after everything queued before it, then stop.
-    Close(u16, &'static str),
+    Close(CloseCode, &'static str),
 }
 
 /// A drained queue keeps at most this much capacity, so one burst does not
@@ -34,8 +35,8 @@ struct Inner {
     queue: VecDeque<Outbound>,
     /// Bytes of the frames in `queue`.
     bytes: usize,
-    /// Non-zero: stop now and close with this code, dropping what is queued.
-    kill: u16,
+    /// Set: stop now and close with this code, dropping what is queued.
+    kill: Option<CloseCode>,
     /// Live `Outbox` handles; none left means nothing more can arrive.
     senders: usize,
     /// The receiving connection is gone.
@@ -52,10 +53,8 @@ impl Inner {
         }
     }
 
-    fn kill(&mut self, code: u16) {
-        if self.kill == 0 {
-            self.kill = code;
-        }
+    fn kill(&mut self, code: CloseCode) {
+        self.kill.get_or_insert(code);
         self.drop_queued();
         self.wake();
     }
@@ -126,7 +125,7 @@ pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
         inner: Mutex::new(Inner {
             queue: VecDeque::new(),
             bytes: 0,
-            kill: 0,
+            kill: None,
             senders: 1,
             receiver_gone: false,
             waker: None,
@@ -169,7 +168,7 @@ impl Outbox {
     /// Queue a frame; on overflow the listener is killed with 4008.
     pub fn push(&self, frame: Utf8Bytes) -> Result<(), TooSlow> {
         let mut inner = self.shared.lock();
-        if inner.kill != 0 || inner.receiver_gone {
+        if inner.kill.is_some() || inner.receiver_gone {
             return Err(TooSlow);
         }
         let len = frame.len();
@@ -177,7 +176,7 @@ impl Outbox {
         // listener is "behind" only by what waits beyond the frame in flight.
         let over_bytes = inner.bytes > 0 && inner.bytes + len > self.shared.max_bytes;
         if over_bytes || inner.queue.len() >= self.shared.max_frames {
-            inner.kill(crate::protocol::close::TOO_SLOW);
+            inner.kill(CloseCode::TooSlow);
             return Err(TooSlow);
         }
         if inner.queue.is_empty() {
@@ -191,9 +190,9 @@ impl Outbox {
 
     /// Close after the frames already queued (ended, leave). If the queue is
     /// full, close at once instead.
-    pub fn close(&self, code: u16, reason: &'static str) {
+    pub fn close(&self, code: CloseCode, reason: &'static str) {
         let mut inner = self.shared.lock();
-        if inner.kill != 0 || inner.receiver_gone {
+        if inner.kill.is_some() || inner.receiver_gone {
             return;
         }
         if inner.queue.len() >= self.shared.max_frames {
@@ -205,14 +204,14 @@ impl Outbox {
     }
 
     /// Close now, dropping whatever is queued.
-    pub fn kill(&self, code: u16) {
+    pub fn kill(&self, code: CloseCode) {
         self.shared.lock().kill(code);
     }
 
     /// The connection is gone or being cut off.
     pub fn is_closed(&self) -> bool {
         let inner = self.shared.lock();
-        inner.kill != 0 || inner.receiver_gone
+        inner.kill.is_some() || inner.receiver_gone
     }
 }
 
@@ -233,11 +232,11 @@ impl OutboxReceiver {
 
     /// The next thing to write; `Ok(None)` once every sender is gone and the
     /// queue is empty; `Err(code)` when the listener was killed.
-    pub async fn next(&mut self) -> Result<Option<Outbound>, u16> {
+    pub async fn next(&mut self) -> Result<Option<Outbound>, CloseCode> {
         poll_fn(|cx| {
             let mut inner = self.shared.lock();
-            if inner.kill != 0 {
-                return Poll::Ready(Err(inner.kill));
+            if let Some(code) = inner.kill {
+                return Poll::Ready(Err(code));
             }
             let since = inner.since;
             if let Some(item) = inner.pop() {
@@ -255,11 +254,11 @@ impl OutboxReceiver {
 
     /// Resolves with the close code once the listener is killed, so a
     /// connection stuck on a full socket can give up on it.
-    pub async fn killed(&self) -> u16 {
+    pub async fn killed(&self) -> CloseCode {
         poll_fn(|cx| {
             let mut inner = self.shared.lock();
-            if inner.kill != 0 {
-                return Poll::Ready(inner.kill);
+            if let Some(code) = inner.kill {
+                return Poll::Ready(code);
             }
             inner.park(cx);
             Poll::Pending
@@ -271,7 +270,7 @@ impl OutboxReceiver {
     /// writes). Stops after a `Close`. Nothing when killed.
     pub fn drain_into(&mut self, into: &mut Vec<Outbound>, max: usize) {
         let mut inner = self.shared.lock();
-        if inner.kill != 0 {
+        if inner.kill.is_some() {
             return;
         }
         for _ in 0..max {
@@ -296,7 +295,7 @@ mod tests {
         tx.push("b".into()).unwrap();
         assert_eq!(tx.push("c".into()), Err(TooSlow));
         assert!(tx.is_closed());
-        assert_eq!(rx.next().await.unwrap_err(), 4008);
+        assert_eq!(rx.next().await.unwrap_err(), CloseCode::TooSlow);
     }
 
     #[tokio::test]
@@ -310,18 +309,18 @@ mod tests {
         assert!(matches!(rx.next().await, Ok(Some(Outbound::Frame(_)))));
         tx.push("12345".into()).unwrap();
         assert_eq!(tx.push("123456".into()), Err(TooSlow));
-        assert_eq!(rx.next().await.unwrap_err(), 4008);
+        assert_eq!(rx.next().await.unwrap_err(), CloseCode::TooSlow);
     }
 
     #[tokio::test]
     async fn close_follows_queued_frames() {
         let (tx, mut rx) = outbox(10, 100);
         tx.push("a".into()).unwrap();
-        tx.close(4010, "ended");
+        tx.close(CloseCode::Ended, "ended");
         assert!(matches!(rx.next().await, Ok(Some(Outbound::Frame(_)))));
         assert!(matches!(
             rx.next().await,
-            Ok(Some(Outbound::Close(4010, _)))
+            Ok(Some(Outbound::Close(CloseCode::Ended, _)))
         ));
     }
 
@@ -329,12 +328,12 @@ mod tests {
     async fn drain_stops_at_close_and_leaves_the_rest() {
         let (tx, mut rx) = outbox(10, 100);
         tx.push("a".into()).unwrap();
-        tx.close(1000, "");
+        tx.close(CloseCode::Normal, "");
         tx.push("late".into()).unwrap();
         let mut got = Vec::new();
         rx.drain_into(&mut got, 10);
         assert_eq!(got.len(), 2);
-        assert!(matches!(got[1], Outbound::Close(1000, _)));
+        assert!(matches!(got[1], Outbound::Close(CloseCode::Normal, _)));
     }
 
     #[tokio::test]

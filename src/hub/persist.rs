@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::PgPool;
 
+use crate::clock::utc;
 use crate::db::new_id;
 use crate::db::tracks::{TrackRow, TRACK_COLUMNS};
 use crate::error::Result;
-use crate::model::{utc, Track};
-use crate::protocol::{Change, OpKind};
+use audotics_protocol::model::Track;
+use audotics_protocol::{Change, OpKind};
 
 /// One applied queue change as the PlaylistUpdate log records it.
 #[derive(Clone, Debug)]

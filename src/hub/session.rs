@@ -21,13 +21,14 @@ use super::outbox::Outbox;
 use super::persist::{self, BatchWrite, LoggedChange, LoggedInteraction, SessionCommit};
 use super::queue::{Applied, Entry, Queue, QueueError};
 use super::tracks::TrackCache;
+use crate::clock::now_ms;
 use crate::config::HubConfig;
 use crate::db::sessions::{self, MemberRow};
-use crate::db::tracks::TrackInput;
 use crate::error::{Error, Result};
 use crate::metrics::{CodeLabels, Metrics, OpLabels};
-use crate::model::{now_ms, PlaylistRef, QueueEntry, SessionRef, Snapshot, Track, User};
-use crate::protocol::{close, Change, OpKind, ServerMsg};
+use audotics_protocol::model::TrackMeta;
+use audotics_protocol::model::{PlaylistRef, QueueEntry, SessionRef, Snapshot, Track, User};
+use audotics_protocol::{Change, CloseCode, OpKind, ServerMsg};
 
 /// Ops taken into one group commit at most.
 const MAX_BATCH: usize = 512;
@@ -46,7 +47,7 @@ pub type ListenerId = u64;
 #[derive(Debug)]
 pub enum TrackRef {
     Id(String),
-    Meta(TrackInput),
+    Meta(TrackMeta),
 }
 
 /// A client op, validated for shape by the connection.
@@ -292,7 +293,7 @@ impl SessionActor {
         for (_, l) in self.listeners.drain() {
             self.shared.metrics.listeners.dec();
             if going_away {
-                l.outbox.close(close::GOING_AWAY, "hub shutting down");
+                l.outbox.close(CloseCode::GoingAway, "hub shutting down");
             }
         }
         // Stopping: drop what is still queued unanswered, which tells each
@@ -621,7 +622,7 @@ impl SessionActor {
                 code: e.code().as_str(),
             })
             .inc();
-        self.send_to(listener, frame(&ServerMsg::error(Some(req.to_owned()), &e)));
+        self.send_to(listener, frame(&e.to_frame(Some(req.to_owned()))));
     }
 
     async fn end(&mut self) -> Result<()> {
@@ -631,7 +632,7 @@ impl SessionActor {
         for (_, l) in self.listeners.drain() {
             self.shared.metrics.listeners.dec();
             let _ = l.outbox.push(msg.clone());
-            l.outbox.close(close::ENDED, "session ended");
+            l.outbox.close(CloseCode::Ended, "session ended");
         }
         tracing::info!(session_id = %self.id, "session ended");
         Ok(())

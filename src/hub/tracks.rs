@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use crate::model::Track;
+use audotics_protocol::model::Track;
 
 /// How long a cached track is trusted before it is read again.
 pub const TTL: Duration = Duration::from_secs(60);

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use audotics_hub::model::Snapshot;
-use audotics_hub::protocol::ServerMsg;
+use audotics_protocol::model::Snapshot;
+use audotics_protocol::ServerMsg;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;

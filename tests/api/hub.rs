@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use audotics_hub::protocol::{OpKind, ServerMsg};
+use audotics_protocol::{OpKind, ServerMsg};
 use serde_json::json;
 
 use crate::client::{Client, Closed};
@@ -32,9 +32,9 @@ async fn join_add_update_then_ack_and_rows_written() {
     let p = party().await;
     let (mut host, snap) = Client::join(&p.app, &p.host, &p.session).await;
     assert_eq!(snap.version, 0);
-    assert_eq!(snap.you.role, audotics_hub::model::Role::Host);
+    assert_eq!(snap.you.role, audotics_protocol::model::Role::Host);
     let (mut guest, snap) = Client::join(&p.app, &p.guest, &p.session).await;
-    assert_eq!(snap.you.role, audotics_hub::model::Role::Member);
+    assert_eq!(snap.you.role, audotics_protocol::model::Role::Member);
     assert!(snap
         .members
         .iter()

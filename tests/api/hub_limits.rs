@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use audotics_hub::protocol::{OpKind, ServerMsg};
+use audotics_protocol::{OpKind, ServerMsg};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::{TcpSocket, TcpStream};

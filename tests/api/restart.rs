@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use audotics_hub::protocol::{OpKind, ServerMsg};
+use audotics_protocol::{OpKind, ServerMsg};
 use serde_json::{json, Value};
 
 use crate::client::Client;

@@ -1,9 +1,38 @@
 //! Field rules shared by REST and the WebSocket protocol, so both refuse the
-//! same input with the same words. Each check names the field it guards.
+//! same input with the same words. Each check names the field it guards;
+//! nothing that passes can be refused by Postgres (no NUL, no overlong text).
 
-use crate::error::{Error, Result};
+use std::fmt;
+
+/// A field that breaks a rule: `field` names it (camelCase, dotted for
+/// nested fields), `message` says which rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+pub type Result<T, E = FieldError> = std::result::Result<T, E>;
 
 pub const REQ_MAX: usize = 64;
+pub const ID_MAX: usize = 64;
 pub const TRACK_NAME_MAX: usize = 500;
 pub const ARTIST_MAX: usize = 200;
 pub const ARTISTS_MAX: usize = 50;
@@ -14,21 +43,25 @@ pub const EMAIL_MAX: usize = 320;
 pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 1024;
 pub const LIST_MAX: usize = 500;
+pub const KIND_MAX: usize = 32;
 
 /// A trimmed, non-empty string of at most `max` characters.
 pub fn text(field: &str, value: &str, max: usize) -> Result<String> {
     let v = value.trim();
     if v.is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
+        return Err(FieldError::new(field, "must not be empty"));
     }
     if v.chars().count() > max {
-        return Err(Error::invalid(
+        return Err(FieldError::new(
             field,
             format!("must be at most {max} characters"),
         ));
     }
     if v.chars().any(|c| c.is_control()) {
-        return Err(Error::invalid(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(v.to_owned())
 }
@@ -50,7 +83,7 @@ pub fn email(value: &str) -> Result<String> {
         None => false,
     };
     if !ok {
-        return Err(Error::invalid("email", "must be an email address"));
+        return Err(FieldError::new("email", "must be an email address"));
     }
     Ok(v)
 }
@@ -58,7 +91,7 @@ pub fn email(value: &str) -> Result<String> {
 pub fn password(value: &str) -> Result<()> {
     let n = value.chars().count();
     if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&n) {
-        return Err(Error::invalid(
+        return Err(FieldError::new(
             "password",
             format!("must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"),
         ));
@@ -66,13 +99,16 @@ pub fn password(value: &str) -> Result<()> {
     Ok(())
 }
 
-/// The client's request id: 1–64 characters.
+/// The client's request id: 1–64 characters, no NUL.
 pub fn req(value: &str) -> Result<()> {
     if value.is_empty() || value.chars().count() > REQ_MAX {
-        return Err(Error::invalid(
+        return Err(FieldError::new(
             "req",
             format!("must be 1 to {REQ_MAX} characters"),
         ));
+    }
+    if value.contains('\0') {
+        return Err(FieldError::new("req", "must not contain NUL"));
     }
     Ok(())
 }
@@ -83,7 +119,7 @@ pub fn spotify_id(value: &str) -> Result<String> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':')
     {
-        return Err(Error::invalid(
+        return Err(FieldError::new(
             "spotifyId",
             "must be letters, digits, '_', '-' or ':'",
         ));
@@ -93,7 +129,7 @@ pub fn spotify_id(value: &str) -> Result<String> {
 
 pub fn artists(values: &[String]) -> Result<Vec<String>> {
     if values.is_empty() || values.len() > ARTISTS_MAX {
-        return Err(Error::invalid(
+        return Err(FieldError::new(
             "artists",
             format!("must list 1 to {ARTISTS_MAX} names"),
         ));
@@ -106,15 +142,24 @@ pub fn artists(values: &[String]) -> Result<Vec<String>> {
 
 pub fn popularity(value: i32) -> Result<i32> {
     if !(0..=100).contains(&value) {
-        return Err(Error::invalid("popularity", "must be 0 to 100"));
+        return Err(FieldError::new("popularity", "must be 0 to 100"));
     }
     Ok(value)
+}
+
+/// An interaction kind: 1–32 characters of `a-z` and `_`, after trimming.
+pub fn kind(value: &str) -> Result<String> {
+    let kind = text("kind", value, KIND_MAX)?;
+    if !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+        return Err(FieldError::new("kind", "must be lowercase letters or '_'"));
+    }
+    Ok(kind)
 }
 
 /// A list of short strings (preferences), each 1–200 characters.
 pub fn string_list(field: &str, values: &[String]) -> Result<Vec<String>> {
     if values.len() > LIST_MAX {
-        return Err(Error::invalid(
+        return Err(FieldError::new(
             field,
             format!("must have at most {LIST_MAX} items"),
         ));
@@ -123,7 +168,7 @@ pub fn string_list(field: &str, values: &[String]) -> Result<Vec<String>> {
 }
 
 pub fn uuid(field: &str, value: &str) -> Result<uuid::Uuid> {
-    uuid::Uuid::parse_str(value).map_err(|_| Error::invalid(field, "must be a UUID"))
+    uuid::Uuid::parse_str(value).map_err(|_| FieldError::new(field, "must be a UUID"))
 }
 
 #[cfg(test)]
@@ -137,7 +182,7 @@ mod tests {
         assert!(text("name", &"x".repeat(11), 10).is_err());
         assert!(text("name", "a\u{0}b", 10).is_err());
         let e = text("name", "", 3).unwrap_err();
-        assert!(matches!(e, Error::Invalid { ref field, .. } if field == "name"));
+        assert_eq!(e.field, "name");
     }
 
     #[test]
@@ -152,6 +197,7 @@ mod tests {
     fn req_and_artists_rules() {
         assert!(req("r1").is_ok());
         assert!(req("").is_err());
+        assert!(req("a\0b").is_err());
         assert!(req(&"r".repeat(65)).is_err());
         assert!(req(&"r".repeat(64)).is_ok());
         assert!(artists(&[]).is_err());
@@ -161,5 +207,7 @@ mod tests {
         assert!(spotify_id("4uLU6hMCjMI75M1A2tKUQC").is_ok());
         assert!(spotify_id("bad id").is_err());
         assert!(popularity(101).is_err());
+        assert_eq!(kind(" like ").unwrap(), "like");
+        assert!(kind("Like").is_err());
     }
 }

@@ -1,32 +1,14 @@
-//! Session protocol v1: the serde types of every WebSocket message — the
-//! single source of truth for the wire. One JSON object per text frame,
-//! discriminated by `type`; camelCase fields; nullable fields always present.
-//! `protocol/` holds the JSON Schemas generated from these types.
+//! WebSocket frames of protocol v1: one JSON object per text frame,
+//! discriminated by `type`; camelCase fields; nullable fields always present
+//! in what the hub sends.
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorCode};
-use crate::http::tracks::TrackBody;
-use crate::model::{Snapshot, Track};
-
-/// Close codes the hub uses (RFC 6455 ones plus the protocol's 4xxx).
-pub mod close {
-    pub const NORMAL: u16 = 1000;
-    pub const GOING_AWAY: u16 = 1001;
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    pub const UNSUPPORTED: u16 = 1003;
-    pub const INVALID_PAYLOAD: u16 = 1007;
-    pub const TOO_BIG: u16 = 1009;
-    pub const UNAUTHORIZED: u16 = 4001;
-    pub const FORBIDDEN: u16 = 4003;
-    pub const NOT_FOUND: u16 = 4004;
-    pub const TOO_SLOW: u16 = 4008;
-    pub const JOIN_TIMEOUT: u16 = 4009;
-    pub const ENDED: u16 = 4010;
-    pub const RATE_LIMITED: u16 = 4029;
-}
+use crate::codes::ErrorCode;
+use crate::model::{Snapshot, Track, TrackBody};
+use crate::rules::FieldError;
 
 /// Client → server: one JSON object per frame, discriminated by `type`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
@@ -247,41 +229,45 @@ impl ServerMsg {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("server messages always serialize")
     }
+}
 
-    /// An `error` frame answering `req` (if any) with `e`'s code and words.
-    pub fn error(req: Option<String>, e: &Error) -> ServerMsg {
-        let code = match e.code() {
-            // Internal trouble is, to a client, "not applied, retry later".
-            ErrorCode::Internal => ErrorCode::Unavailable,
-            c => c,
-        };
-        let message = match e {
-            Error::Internal(_) => "temporarily unavailable, retry later".to_owned(),
-            e => e.to_string(),
-        };
-        ServerMsg::Error { req, code, message }
+/// Why a client frame was refused; on the wire both are `invalid`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Not JSON at all.
+    #[error("{0}")]
+    Malformed(String),
+    /// A field breaks a rule, or the frame has no usable `type`.
+    #[error("{0}")]
+    Invalid(FieldError),
+}
+
+impl From<FieldError> for FrameError {
+    fn from(e: FieldError) -> FrameError {
+        FrameError::Invalid(e)
     }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> FrameError {
+    FrameError::Invalid(FieldError::new(field, message))
 }
 
 /// Parse a client frame. On failure, returns the `req` the frame carried (if
 /// any) so the `error` can answer it, and an error naming the bad field.
-pub fn parse_client(text: &str) -> Result<ClientMsg, (Option<String>, Error)> {
+pub fn parse_client(text: &str) -> Result<ClientMsg, (Option<String>, FrameError)> {
     let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| (None, Error::Malformed(format!("malformed JSON: {e}"))))?;
+        .map_err(|e| (None, FrameError::Malformed(format!("malformed JSON: {e}"))))?;
     let serde_json::Value::Object(mut obj) = value else {
-        return Err((
-            None,
-            Error::invalid("type", "a frame must be a JSON object"),
-        ));
+        return Err((None, invalid("type", "a frame must be a JSON object")));
     };
     let req = obj
         .get("req")
         .and_then(|r| r.as_str())
-        .filter(|r| !r.is_empty() && r.chars().count() <= crate::validate::REQ_MAX)
+        .filter(|r| !r.is_empty() && r.chars().count() <= crate::rules::REQ_MAX)
         .map(str::to_owned);
     let kind = match obj.remove("type") {
         Some(serde_json::Value::String(t)) => t,
-        _ => return Err((req, Error::invalid("type", "missing or not a string"))),
+        _ => return Err((req, invalid("type", "missing or not a string"))),
     };
     // Each message's fields are read as their own struct (not through the
     // tagged enum, which would buffer them and lose the path), so a bad
@@ -296,14 +282,11 @@ pub fn parse_client(text: &str) -> Result<ClientMsg, (Option<String>, Error)> {
         "leave" => ClientMsg::Leave(fields_of(fields, &req)?),
         other => {
             let shown: String = other.chars().take(32).collect();
-            return Err((
-                req,
-                Error::invalid("type", format!("unknown type `{shown}`")),
-            ));
+            return Err((req, invalid("type", format!("unknown type `{shown}`"))));
         }
     };
     if let Some(r) = msg_req(&msg) {
-        crate::validate::req(r).map_err(|e| (None, e))?;
+        crate::rules::req(r).map_err(|e| (None, e.into()))?;
     }
     Ok(msg)
 }
@@ -311,7 +294,7 @@ pub fn parse_client(text: &str) -> Result<ClientMsg, (Option<String>, Error)> {
 fn fields_of<T: serde::de::DeserializeOwned>(
     fields: serde_json::Value,
     req: &Option<String>,
-) -> Result<T, (Option<String>, Error)> {
+) -> Result<T, (Option<String>, FrameError)> {
     serde_path_to_error::deserialize(fields).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -327,7 +310,7 @@ fn fields_of<T: serde::de::DeserializeOwned>(
                 .to_owned(),
             _ => path,
         };
-        (req.clone(), Error::invalid(field, inner))
+        (req.clone(), invalid(&field, inner))
     })
 }
 
@@ -354,169 +337,6 @@ pub const SERVER_TYPES: &[&str] = &[
     "interaction",
     "ended",
 ];
-
-/// The JSON Schemas (draft 2020-12) of protocol v1, generated from the types
-/// above: one per message (`schemas/client/<type>.json`,
-/// `schemas/server/<type>.json`) and one per direction (`schemas/client.json`,
-/// `schemas/server.json`). Paths are relative to the repository's
-/// `protocol/` folder; `tests/protocol_schema.rs` keeps the files there equal
-/// to this.
-///
-/// Client schemas describe what the hub accepts (optional fields may be
-/// omitted; unknown fields are ignored). Server schemas describe what it sends: every
-/// field is required, nullable ones are present with `null`.
-pub fn schemas() -> Vec<(String, serde_json::Value)> {
-    use schemars::generate::SchemaSettings;
-    let client = SchemaSettings::draft2020_12()
-        .for_deserialize()
-        .into_generator()
-        .into_root_schema_for::<ClientMsg>()
-        .to_value();
-    let server = SchemaSettings::draft2020_12()
-        .for_serialize()
-        .into_generator()
-        .into_root_schema_for::<ServerMsg>()
-        .to_value();
-    let mut out = Vec::new();
-    for (dir, root, title) in [
-        ("client", client, "Client → server frame"),
-        ("server", server, "Server → client frame"),
-    ] {
-        for (name, schema) in split_messages(&root, dir) {
-            out.push((format!("schemas/{dir}/{name}.json"), canonical(schema)));
-        }
-        let mut root = root;
-        root["title"] = title.into();
-        out.push((format!("schemas/{dir}.json"), canonical(root)));
-    }
-    out
-}
-
-/// One self-contained schema per variant of an internally tagged enum's
-/// root schema, named by its `type` constant.
-fn split_messages(root: &serde_json::Value, dir: &str) -> Vec<(String, serde_json::Value)> {
-    use serde_json::{json, Value};
-    let empty = serde_json::Map::new();
-    let defs = root
-        .get("$defs")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let variants = root
-        .get("oneOf")
-        .and_then(Value::as_array)
-        .expect("a tagged enum's schema has oneOf");
-    let mut out = Vec::new();
-    for v in variants {
-        let mut v = v.as_object().expect("variant schema is an object").clone();
-        let name = v["properties"]["type"]["const"]
-            .as_str()
-            .expect("variant has a `type` constant")
-            .to_owned();
-        // A newtype variant (`snapshot`) refers to its payload struct:
-        // inline that struct's fields next to `type`.
-        if let Some(Value::String(r)) = v.remove("$ref") {
-            let def = r
-                .strip_prefix("#/$defs/")
-                .and_then(|d| defs.get(d))
-                .and_then(Value::as_object)
-                .expect("$ref names a definition");
-            for (k, val) in def {
-                match k.as_str() {
-                    "properties" => {
-                        let props = v["properties"].as_object_mut().expect("properties");
-                        for (pk, pv) in val.as_object().expect("properties") {
-                            props.insert(pk.clone(), pv.clone());
-                        }
-                    }
-                    "required" => {
-                        let req = v["required"].as_array_mut().expect("required");
-                        req.extend(val.as_array().expect("required").iter().cloned());
-                    }
-                    _ => {
-                        v.entry(k.clone()).or_insert_with(|| val.clone());
-                    }
-                }
-            }
-        }
-        let direction = if dir == "client" {
-            "client → server"
-        } else {
-            "server → client"
-        };
-        let mut schema = serde_json::Map::new();
-        schema.insert(
-            "$schema".into(),
-            json!("https://json-schema.org/draft/2020-12/schema"),
-        );
-        schema.insert("title".into(), json!(format!("{name} ({direction})")));
-        let body = Value::Object(v);
-        let used = used_defs(&body, defs);
-        schema.extend(body.as_object().expect("object").clone());
-        if !used.is_empty() {
-            schema.insert("$defs".into(), Value::Object(used));
-        }
-        out.push((name, Value::Object(schema)));
-    }
-    out
-}
-
-/// The definitions `body` refers to, directly or through other definitions.
-fn used_defs(
-    body: &serde_json::Value,
-    defs: &serde_json::Map<String, serde_json::Value>,
-) -> serde_json::Map<String, serde_json::Value> {
-    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, val) in m {
-                    match (k.as_str(), val) {
-                        ("$ref", serde_json::Value::String(r)) => {
-                            if let Some(d) = r.strip_prefix("#/$defs/") {
-                                out.push(d.to_owned());
-                            }
-                        }
-                        _ => refs(val, out),
-                    }
-                }
-            }
-            serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
-            _ => {}
-        }
-    }
-    let mut todo = Vec::new();
-    refs(body, &mut todo);
-    let mut used = serde_json::Map::new();
-    while let Some(d) = todo.pop() {
-        if used.contains_key(&d) {
-            continue;
-        }
-        let def = defs.get(&d).unwrap_or_else(|| panic!("undefined $ref {d}"));
-        refs(def, &mut todo);
-        used.insert(d, def.clone());
-    }
-    used
-}
-
-/// `v` with every object's keys sorted, so the files do not depend on
-/// serde_json's `preserve_order` feature.
-fn canonical(v: serde_json::Value) -> serde_json::Value {
-    match v {
-        serde_json::Value::Object(m) => {
-            let mut entries: Vec<_> = m.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            serde_json::Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k, canonical(v)))
-                    .collect(),
-            )
-        }
-        serde_json::Value::Array(a) => {
-            serde_json::Value::Array(a.into_iter().map(canonical).collect())
-        }
-        v => v,
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -565,7 +385,8 @@ mod tests {
     #[test]
     fn bad_frames_name_the_field_and_keep_req() {
         let (req, e) = parse_client("{nope").unwrap_err();
-        assert_eq!((req, e.code()), (None, ErrorCode::Invalid));
+        assert_eq!(req, None);
+        assert!(matches!(e, FrameError::Malformed(_)), "{e}");
         let (req, e) = parse_client(r#"{"type":"warp","req":"r9"}"#).unwrap_err();
         assert_eq!(req.as_deref(), Some("r9"));
         assert!(e.to_string().contains("unknown type"));
@@ -573,7 +394,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(req.as_deref(), Some("r2"));
         assert!(
-            matches!(e, Error::Invalid { ref field, .. } if field == "toIndex"),
+            matches!(e, FrameError::Invalid(ref f) if f.field == "toIndex"),
             "{e}"
         );
         let (_, e) = parse_client(r#"{"type":"remove","entryId":"e"}"#).unwrap_err();
@@ -584,9 +405,9 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(req, None);
-        assert!(matches!(e, Error::Invalid { ref field, .. } if field == "req"));
+        assert!(matches!(e, FrameError::Invalid(ref f) if f.field == "req"));
         let (_, e) = parse_client("[1,2]").unwrap_err();
-        assert_eq!(e.code(), ErrorCode::Invalid);
+        assert!(matches!(e, FrameError::Invalid(ref f) if f.field == "type"));
     }
 
     #[test]

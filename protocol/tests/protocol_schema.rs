@@ -2,7 +2,7 @@
 //! v1. This test keeps it honest, without a database:
 //!
 //! - the JSON Schemas under `protocol/schemas/` are exactly what
-//!   `audotics_hub::protocol::schemas()` generates from the Rust types
+//!   `audotics_protocol::schemas()` generates from the Rust types
 //!   (pretty JSON + trailing newline);
 //! - `protocol/asyncapi.yaml` lists one message per schema file, and a
 //!   schema file per message;
@@ -14,7 +14,7 @@
 //! After changing a wire type, regenerate the schemas with
 //!
 //! ```sh
-//! UPDATE_PROTOCOL=1 cargo test --test protocol_schema
+//! UPDATE_PROTOCOL=1 cargo test -p audotics-protocol --test protocol_schema
 //! ```
 //!
 //! and commit the changed files under `protocol/schemas/`.
@@ -22,11 +22,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use audotics_hub::protocol::{self, ClientMsg, ServerMsg, CLIENT_TYPES, SERVER_TYPES};
+use audotics_protocol::{
+    self as protocol, ClientMsg, CloseCode, ServerMsg, CLIENT_TYPES, SERVER_TYPES,
+};
 use serde_json::Value;
 
 fn protocol_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn read(rel: &str) -> String {
@@ -93,7 +95,7 @@ fn schemas_match_the_rust_types() {
     drift.extend(stale.iter().map(|rel| format!("{rel} is not generated")));
     assert!(
         drift.is_empty(),
-        "protocol/schemas is out of date:\n  {}\nRegenerate with: UPDATE_PROTOCOL=1 cargo test --test protocol_schema",
+        "protocol/schemas is out of date:\n  {}\nRegenerate with: UPDATE_PROTOCOL=1 cargo test -p audotics-protocol --test protocol_schema",
         drift.join("\n  ")
     );
 }
@@ -243,22 +245,7 @@ fn asyncapi_lists_every_message_and_only_those() {
 }
 
 fn close_codes() -> Vec<u16> {
-    use protocol::close::*;
-    vec![
-        NORMAL,
-        GOING_AWAY,
-        PROTOCOL_ERROR,
-        UNSUPPORTED,
-        INVALID_PAYLOAD,
-        TOO_BIG,
-        UNAUTHORIZED,
-        FORBIDDEN,
-        NOT_FOUND,
-        TOO_SLOW,
-        JOIN_TIMEOUT,
-        ENDED,
-        RATE_LIMITED,
-    ]
+    CloseCode::ALL.iter().map(|c| c.code()).collect()
 }
 
 /// The example frames of README.md: `(line number, client→server?, frame)`,

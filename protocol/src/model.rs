@@ -3,20 +3,11 @@
 //! None of them has a field for a secret (password hash, tokens, Spotify
 //! tokens), so no response can carry one.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Prisma stores `DateTime` as `TIMESTAMP(3)` in UTC.
-pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
-    t.and_utc()
-}
-
-/// Now, truncated to the millisecond precision the database keeps, so what
-/// we send equals what we store.
-pub fn now_ms() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
-}
+use crate::rules::{self, FieldError};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -62,7 +53,7 @@ pub struct Playlist {
     pub session_id: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Track {
     pub id: String,
@@ -90,7 +81,7 @@ pub struct TrackFeatures {
 }
 
 /// One entry of a session's queue.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueEntry {
     pub entry_id: String,
@@ -99,7 +90,7 @@ pub struct QueueEntry {
     pub added_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     pub user_id: String,
@@ -108,14 +99,14 @@ pub struct Member {
     pub online: bool,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Role {
     Host,
     Member,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct You {
     pub user_id: String,
@@ -124,7 +115,7 @@ pub struct You {
 
 /// A session's whole state at one version: the `snapshot` frame's body and
 /// `GET /v1/sessions/{id}`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     pub version: i64,
@@ -136,7 +127,7 @@ pub struct Snapshot {
 }
 
 /// The session as the snapshot shows it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionRef {
     pub id: String,
@@ -146,7 +137,7 @@ pub struct SessionRef {
 }
 
 /// The playlist as the snapshot shows it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlaylistRef {
     pub id: String,
@@ -168,4 +159,41 @@ pub struct UpdateRecord {
     pub from_index: Option<i32>,
     pub to_index: Option<i32>,
     pub timestamp: DateTime<Utc>,
+}
+
+/// Track metadata as clients send it (REST body and the protocol's `add.track`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackBody {
+    pub spotify_id: String,
+    pub name: String,
+    pub artists: Vec<String>,
+    pub album: String,
+    #[serde(default)]
+    pub popularity: Option<i32>,
+}
+
+impl TrackBody {
+    /// Check every field against the protocol's limits.
+    pub fn validate(&self) -> Result<TrackMeta, FieldError> {
+        Ok(TrackMeta {
+            spotify_id: rules::spotify_id(&self.spotify_id)?,
+            name: rules::text("name", &self.name, rules::TRACK_NAME_MAX)?,
+            artists: rules::artists(&self.artists)?,
+            album: rules::text("album", &self.album, rules::TRACK_NAME_MAX)?,
+            popularity: self.popularity.map(rules::popularity).transpose()?,
+        })
+    }
+}
+
+/// Track metadata that passed [`TrackBody::validate`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackMeta {
+    pub spotify_id: String,
+    pub name: String,
+    pub artists: Vec<String>,
+    pub album: String,
+    /// `None` keeps the stored value (0 for a new track).
+    pub popularity: Option<i32>,
 }
