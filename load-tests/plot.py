@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plot the sweeps in BENCHMARKS.md from the --json reports of audotics-load.
+"""Plot the sweeps in docs/benchmarks/sweeps.md from the --json reports of audotics-load.
 
 Usage: python3 load-tests/plot.py RESULTS_DIR docs/
 Reads RESULTS_DIR/sweep_listeners_*.json, sweep_sessions_*.json, sweep_ops_*.json

@@ -13,7 +13,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 /// Up to this many bytes are copied into one buffer and written with one
 /// `send`: on a socket that is cheaper than a `writev` of header and payload
 /// (the hub's CPU at 100 sessions × 100 listeners, 1,000 ops/s: 0.84 → 0.78
-/// cores, BENCHMARKS.md "Sixth round"), and copying a few hundred bytes is
+/// cores, docs/benchmarks/2026-11-30-sixth-round.md), and copying a few hundred bytes is
 /// not.
 const COPY_MAX: usize = 16 * 1024;
 
