@@ -4,10 +4,11 @@
 //! the hub's own `hub_*` tables.
 
 pub mod cluster;
+pub mod commit;
+pub mod log;
 pub mod sessions;
 pub mod tokens;
 pub mod tracks;
-pub mod updates;
 pub mod users;
 
 use std::time::Duration;

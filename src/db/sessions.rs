@@ -10,6 +10,7 @@ use super::tracks::{TrackRow, TRACK_COLUMNS};
 use crate::clock::{now_ms, utc};
 use crate::error::Result;
 use audotics_protocol::model::{Playlist, Session, Track};
+use audotics_protocol::UserId;
 
 #[derive(sqlx::FromRow)]
 struct SessionRow {
@@ -157,24 +158,44 @@ pub async fn add_member(db: impl PgExecutor<'_>, session_id: &str, user_id: &str
     Ok(())
 }
 
-/// A member as stored: id, name, avatar.
-pub type MemberRow = (String, String, Option<String>);
+/// A member as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberRow {
+    pub user_id: UserId,
+    pub name: String,
+    pub avatar: Option<String>,
+}
 
+/// The members, by name then id.
 pub async fn members(db: impl PgExecutor<'_>, session_id: &str) -> Result<Vec<MemberRow>> {
-    Ok(sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: String,
+        name: String,
+        avatar: Option<String>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
         r#"SELECT u."id", u."name", u."avatar" FROM "_GroupSessionToUser" m
            JOIN "User" u ON u."id" = m."B" WHERE m."A" = $1 ORDER BY u."name", u."id""#,
     )
     .bind(session_id)
     .fetch_all(db)
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| MemberRow {
+            user_id: UserId::from_stored(r.id),
+            name: r.name,
+            avatar: r.avatar,
+        })
+        .collect())
 }
 
 /// A stored queue entry with its track, in no particular order.
 pub struct StoredEntry {
     pub entry_id: String,
     pub position: String,
-    pub added_by: String,
+    pub added_by: UserId,
     pub added_at: chrono::DateTime<chrono::Utc>,
     pub track: Track,
 }
@@ -202,9 +223,39 @@ pub async fn queue(db: impl PgExecutor<'_>, session_id: &str) -> Result<Vec<Stor
         .map(|r| StoredEntry {
             entry_id: r.entry_id,
             position: r.position,
-            added_by: r.added_by,
+            added_by: UserId::from_stored(r.added_by),
             added_at: utc(r.added_at),
             track: r.track.into(),
         })
         .collect())
+}
+
+/// The session's version and commit counter, creating the row for sessions
+/// made elsewhere (the old app).
+pub async fn counters(db: impl PgExecutor<'_>, session_id: &str) -> Result<(i64, i64)> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        version: i64,
+        commits: i64,
+    }
+    let r: Row = sqlx::query_as(
+        r#"INSERT INTO hub_session (session_id, version) VALUES ($1, 0)
+           ON CONFLICT (session_id) DO UPDATE SET version = hub_session.version
+           RETURNING version, commits"#,
+    )
+    .bind(session_id)
+    .fetch_one(db)
+    .await?;
+    Ok((r.version, r.commits))
+}
+
+/// The session's commit counter, to learn whether a batch whose COMMIT
+/// reply was lost was applied.
+pub async fn commits(db: impl PgExecutor<'_>, session_id: &str) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT commits FROM hub_session WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_one(db)
+            .await?,
+    )
 }

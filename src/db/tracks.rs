@@ -12,12 +12,25 @@ use audotics_protocol::model::{Track, TrackFeatures, TrackMeta};
 #[derive(sqlx::FromRow)]
 #[sqlx(rename_all = "camelCase")]
 pub(crate) struct TrackRow {
-    id: String,
-    spotify_id: String,
-    name: String,
-    artists: Option<Vec<String>>,
-    album: String,
-    popularity: i32,
+    pub id: String,
+    pub spotify_id: String,
+    pub name: String,
+    pub artists: Option<Vec<String>>,
+    pub album: String,
+    pub popularity: i32,
+}
+
+impl From<&Track> for TrackRow {
+    fn from(t: &Track) -> TrackRow {
+        TrackRow {
+            id: t.id.clone(),
+            spotify_id: t.spotify_id.clone(),
+            name: t.name.clone(),
+            artists: Some(t.artists.clone()),
+            album: t.album.clone(),
+            popularity: t.popularity,
+        }
+    }
 }
 
 impl From<TrackRow> for Track {
@@ -172,4 +185,26 @@ fn escape_like(q: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Tracks by id (for `add` by `trackId` and `interaction`).
+pub async fn by_ids(db: impl PgExecutor<'_>, ids: &[String]) -> Result<Vec<Track>> {
+    let rows: Vec<TrackRow> = sqlx::query_as(&format!(
+        r#"SELECT {TRACK_COLUMNS} FROM "Track" WHERE "id" = ANY($1)"#
+    ))
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Tracks by Spotify id (for `add` by metadata: reuse the stored id).
+pub async fn by_spotify_ids(db: impl PgExecutor<'_>, ids: &[String]) -> Result<Vec<Track>> {
+    let rows: Vec<TrackRow> = sqlx::query_as(&format!(
+        r#"SELECT {TRACK_COLUMNS} FROM "Track" WHERE "spotifyId" = ANY($1)"#
+    ))
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
 }

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 use super::extract::{ApiJson, ApiQuery, AuthUser};
 use super::AppState;
-use crate::db::{sessions, updates};
+use audotics_protocol::{IdError, SessionId, UserId};
+
+use crate::db::{log, sessions};
 use crate::error::{Error, Result};
 use audotics_protocol::rules;
 
@@ -69,7 +71,8 @@ pub async fn get(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
-    let snap = st.hub.snapshot(&id, &user.id).await?;
+    let id = session_id(&id)?;
+    let snap = st.hub.snapshot(&id, &UserId::from_stored(user.id)).await?;
     Ok(Json(
         serde_json::to_value(snap).map_err(|e| Error::Internal(e.into()))?,
     ))
@@ -91,7 +94,7 @@ pub async fn end(
         ));
     }
     if session.active {
-        st.hub.end(&id).await?;
+        st.hub.end(&session_id(&id)?).await?;
     }
     let (session, _) = sessions::get(&st.db, &id)
         .await?
@@ -131,9 +134,19 @@ pub async fn updates(
     };
     // One row more than asked tells whether another page follows, so the
     // last page (even a full one) says `next: null`.
-    let mut page = updates::page(&st.db, &playlist.id, after, limit + 1).await?;
-    let more = page.len() as i64 > limit;
-    page.truncate(limit as usize);
-    let next = more.then(|| page.last().map(|u| u.version)).flatten();
+    let mut records = log::after(&st.db, &playlist.id, after, limit + 1).await?;
+    let more = records.len() as i64 > limit;
+    records.truncate(limit as usize);
+    let next = more.then(|| records.last().map(|r| r.version)).flatten();
+    let page: Vec<_> = records.iter().map(log::ChangeRecord::record).collect();
     Ok(Json(json!({ "updates": page, "next": next })))
+}
+
+/// A session id from a URL: one that cannot exist is a 404, one with a
+/// control character a 422 naming it (Postgres refuses NUL in text).
+fn session_id(id: &str) -> Result<SessionId> {
+    SessionId::parse(id).map_err(|e| match e {
+        IdError::ControlCharacter => Error::invalid("id", e.to_string()),
+        _ => Error::NotFound("session"),
+    })
 }

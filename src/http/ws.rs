@@ -28,7 +28,11 @@ use crate::hub::outbox::{outbox, Outbound, Outbox, OutboxReceiver};
 use crate::hub::session::{frame, JoinRefusal, ListenerId, Op, TrackRef};
 use crate::hub::SessionHandle;
 use audotics_protocol::rules;
-use audotics_protocol::{self as protocol, ClientMsg, CloseCode, ServerMsg};
+use audotics_protocol::{
+    self as protocol, ClientMsg, CloseCode, EntryId, IdError, Req, ServerMsg, SessionId, TrackId,
+    UserId,
+};
+use tracing::Instrument;
 
 /// Frames written per flush at most, so one busy listener's batch stays small.
 const WRITE_BATCH: usize = 64;
@@ -67,7 +71,15 @@ pub async fn upgrade(State(st): State<AppState>, mut req: Request) -> Response {
         .write_buffer_size(0)
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
-    tokio::spawn(async move {
+    // Debug level: a span per connection costs memory every idle listener
+    // would hold; `RUST_LOG=audotics_hub=debug` turns them on.
+    let span = tracing::debug_span!(
+        "conn",
+        session_id = tracing::field::Empty,
+        user_id = tracing::field::Empty
+    );
+    let hub = st.hub.clone();
+    let task = async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let socket = WebSocketStream::from_raw_socket(
@@ -83,7 +95,8 @@ pub async fn upgrade(State(st): State<AppState>, mut req: Request) -> Response {
             }
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }
-    });
+    };
+    hub.spawn_connection(task.instrument(span));
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "upgrade")
@@ -168,7 +181,7 @@ impl Bucket {
 struct Joined {
     handle: SessionHandle,
     listener: ListenerId,
-    user_id: String,
+    user: UserId,
 }
 
 /// What woke the connection task.
@@ -365,11 +378,11 @@ async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemapho
                 }
                 strikes = 0;
                 match to_op(msg) {
-                    Ok(op) => {
+                    Ok((req, op)) => {
                         // Boxed, like the other rare or large awaits here: the
                         // connection future's size is memory every idle
                         // listener holds.
-                        let sent = Box::pin(j.handle.op(j.listener, &j.user_id, req, op));
+                        let sent = Box::pin(j.handle.op(j.listener, &j.user, req, op));
                         if !sent.await {
                             // The actor stopped (ended or shutting down).
                             out.close(CloseCode::GoingAway, "session closed");
@@ -461,20 +474,29 @@ async fn join(
             return JoinStep::Stay;
         }
     };
-    if session_id.is_empty() || session_id.len() > 64 {
-        push(out, &Error::NotFound("session").to_frame(None));
-        out.close(CloseCode::NotFound, "session not found");
-        return JoinStep::Close;
-    }
-    match st
-        .hub
-        .join(&session_id, user.clone(), since, out.clone())
-        .await
-    {
+    let session_id = match SessionId::parse(&session_id) {
+        Ok(id) => id,
+        // Nothing Postgres would refuse travels on; the client may join again.
+        Err(IdError::ControlCharacter) => {
+            let e = Error::invalid("sessionId", IdError::ControlCharacter.to_string());
+            push(out, &e.to_frame(None));
+            return JoinStep::Stay;
+        }
+        Err(_) => {
+            push(out, &Error::NotFound("session").to_frame(None));
+            out.close(CloseCode::NotFound, "session not found");
+            return JoinStep::Close;
+        }
+    };
+    let span = tracing::Span::current();
+    span.record("session_id", tracing::field::display(&session_id));
+    span.record("user_id", tracing::field::display(&user.id));
+    let user_id = UserId::from_stored(user.id.clone());
+    match st.hub.join(&session_id, user, since, out.clone()).await {
         Ok((handle, listener)) => JoinStep::Joined(Joined {
             handle,
             listener,
-            user_id: user.id,
+            user: user_id,
         }),
         Err(JoinRefusal::NotFound) => {
             push(out, &Error::NotFound("session").to_frame(None));
@@ -492,16 +514,19 @@ async fn join(
     }
 }
 
-/// Check an op frame's fields and turn it into the actor's `Op`.
-fn to_op(msg: ClientMsg) -> Result<Op, Error> {
-    Ok(match msg {
+/// Check an op frame's fields and parse its ids: what reaches the actor is
+/// an `Op` whose every id is well formed. An id that cannot name anything is
+/// `not_found` (the protocol's decided answer); one with a control character
+/// is `invalid` naming the field, so nothing Postgres would refuse travels on.
+fn to_op(msg: ClientMsg) -> Result<(Req, Op), Error> {
+    let (req, op) = match msg {
         ClientMsg::Add(protocol::Add {
-            track_id,
+            req,
+            track_id: id,
             track,
             index,
-            ..
         }) => {
-            let track = match (track_id, track) {
+            let track = match (id, track) {
                 (Some(_), Some(_)) => {
                     return Err(Error::invalid(
                         "track",
@@ -509,34 +534,53 @@ fn to_op(msg: ClientMsg) -> Result<Op, Error> {
                     ))
                 }
                 (None, None) => return Err(Error::invalid("trackId", "give trackId or track")),
-                (Some(id), None) => TrackRef::Id(id),
+                (Some(id), None) => TrackRef::Id(track_id(&id)?),
                 (None, Some(t)) => TrackRef::Meta(t.validate()?),
             };
-            Op::Add { track, index }
+            (req, Op::Add { track, index })
         }
-        ClientMsg::Remove(protocol::Remove { entry_id, .. }) => Op::Remove {
-            entry_id: uuid::Uuid::parse_str(&entry_id).ok(),
-        },
+        ClientMsg::Remove(protocol::Remove { req, entry_id }) => {
+            let entry = EntryId::parse(&entry_id).map_err(|_| Error::NotFound("entry"))?;
+            (req, Op::Remove { entry })
+        }
         ClientMsg::Reorder(protocol::Reorder {
+            req,
             entry_id,
             to_index,
             base_version,
-            ..
-        }) => Op::Reorder {
-            entry_id: uuid::Uuid::parse_str(&entry_id).ok(),
-            to_index,
-            base_version,
-        },
-        ClientMsg::Interaction(protocol::Interaction { track_id, kind, .. }) => {
-            let kind = rules::text("kind", &kind, 32)?;
-            if !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-                return Err(Error::invalid("kind", "must be lowercase letters or '_'"));
-            }
-            Op::Interaction { track_id, kind }
+        }) => {
+            let entry = EntryId::parse(&entry_id).map_err(|_| Error::NotFound("entry"))?;
+            let op = Op::Reorder {
+                entry,
+                to_index,
+                base_version,
+            };
+            (req, op)
+        }
+        ClientMsg::Interaction(protocol::Interaction {
+            req,
+            track_id: id,
+            kind,
+        }) => {
+            let op = Op::Interaction {
+                track: track_id(&id)?,
+                kind: rules::kind(&kind)?,
+            };
+            (req, op)
         }
         ClientMsg::Join(_) | ClientMsg::Leave(_) => {
             unreachable!("join and leave are handled by the connection")
         }
+    };
+    // `parse_client` already checked the req against the same rule.
+    Ok((Req::parse(&req)?, op))
+}
+
+/// A `trackId` from a frame.
+fn track_id(id: &str) -> Result<TrackId, Error> {
+    TrackId::parse(id).map_err(|e| match e {
+        IdError::ControlCharacter => Error::invalid("trackId", e.to_string()),
+        _ => Error::NotFound("track"),
     })
 }
 

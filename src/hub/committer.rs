@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
-use super::persist::{self, SessionCommit};
+use crate::db::commit::{self, SessionCommit};
 use crate::error::{is_connection_error, Error};
 use crate::metrics::Metrics;
 
@@ -156,10 +156,7 @@ async fn worker(db: PgPool, metrics: Arc<Metrics>, q: Arc<Queue>) {
         metrics
             .commit_latency
             .observe(started.elapsed().as_secs_f64());
-        let ops: usize = batch
-            .iter()
-            .map(|r| r.commit.write.changes.len() + r.commit.write.interactions.len())
-            .sum();
+        let ops: usize = batch.iter().map(|r| r.commit.write.ops()).sum();
         metrics.commit_batch_size.observe(ops as f64);
         match result {
             Err(CommitError::Failed(e)) if batch.len() > 1 => {
@@ -194,7 +191,7 @@ async fn worker(db: PgPool, metrics: Arc<Metrics>, q: Arc<Queue>) {
 
 async fn commit_once(db: &PgPool, commits: &[&SessionCommit]) -> Result<(), CommitError> {
     // One statement in autocommit: it is its own transaction.
-    match persist::write_commits(db, commits).await {
+    match commit::write(db, commits).await {
         Ok(()) => Ok(()),
         // The connection broke while the statement (and so its commit) ran.
         Err(e) if is_connection_error(&e) => Err(CommitError::Unknown(e.to_string())),
@@ -205,7 +202,7 @@ async fn commit_once(db: &PgPool, commits: &[&SessionCommit]) -> Result<(), Comm
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::persist::BatchWrite;
+    use crate::db::commit::BatchWrite;
 
     fn queue() -> (mpsc::Sender<Request>, Arc<Queue>) {
         let (tx, rx) = mpsc::channel(QUEUE);

@@ -1,32 +1,37 @@
 //! The session hub: one actor per active GroupSession, reached through a
-//! registry of handles. `queue` is the pure queue model the actors apply.
+//! registry of handles that hide it. Map of the module:
+//! - [`session`]: the actor, and its pure rules (`session::state`);
+//! - [`queue`]: the pure queue model the rules apply;
+//! - [`committer`]: group commit across sessions;
+//! - [`outbox`]: a listener's bounded outbound queue;
+//! - [`registry`], [`snapshot`], [`tracks`] (the track cache).
 
 pub mod committer;
 pub mod outbox;
-pub mod persist;
 pub mod queue;
 pub mod registry;
 pub mod session;
+pub mod snapshot;
 pub mod tracks;
 
-use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use audotics_protocol::model::{Snapshot, User};
+use audotics_protocol::{Req, SessionId, UserId};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::config::HubConfig;
-use crate::db::sessions;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use audotics_protocol::model::{
-    Member, PlaylistRef, QueueEntry, Role, SessionRef, Snapshot, User, You,
-};
 use outbox::Outbox;
 use registry::Registry;
-use session::{Command, JoinRefusal, ListenerId, Op, SessionActor};
+use session::{Command, JoinRefusal, ListenerId, Op};
 
 /// Commands waiting for one session actor at most; a connection sending
 /// more waits (backpressure on that connection only).
@@ -51,8 +56,15 @@ struct HubInner {
     registry: Registry,
     connections: Arc<Semaphore>,
     shutdown: CancellationToken,
-    tasks: TaskTracker,
+    /// Session actors.
+    actors: TaskTracker,
+    /// WebSocket connection tasks: shutdown waits for their close frames.
+    sockets: TaskTracker,
 }
+
+/// How long shutdown waits for connections to send their close frames and
+/// for actors to finish their commit in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A joined listener's link to its session actor.
 #[derive(Clone)]
@@ -66,11 +78,11 @@ impl SessionHandle {
     }
 
     /// Hand an op to the actor; its answer arrives on the listener's outbox.
-    pub async fn op(&self, listener: ListenerId, user_id: &str, req: String, op: Op) -> bool {
+    pub async fn op(&self, listener: ListenerId, user: &UserId, req: Req, op: Op) -> bool {
         self.tx
             .send(Command::Op {
                 listener,
-                user_id: user_id.to_owned(),
+                user: user.clone(),
                 req,
                 op,
                 sent: std::time::Instant::now(),
@@ -98,7 +110,8 @@ impl Hub {
                 registry: Registry::default(),
                 connections,
                 shutdown: CancellationToken::new(),
-                tasks: TaskTracker::new(),
+                actors: TaskTracker::new(),
+                sockets: TaskTracker::new(),
             }),
         }
     }
@@ -122,8 +135,13 @@ impl Hub {
         self.inner.connections.clone().try_acquire_owned().ok()
     }
 
+    /// Run a WebSocket connection's task; shutdown waits for it (bounded).
+    pub fn spawn_connection(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.inner.sockets.spawn(task);
+    }
+
     /// The running actor for `session_id`, started if there is none.
-    fn handle(&self, session_id: &str) -> SessionHandle {
+    fn handle(&self, session_id: &SessionId) -> SessionHandle {
         self.inner.registry.get_or_start(session_id, || {
             let (tx, rx) = mpsc::channel(ACTOR_INBOX);
             let handle = SessionHandle { tx };
@@ -135,12 +153,13 @@ impl Hub {
                 config: self.inner.config.clone(),
                 shutdown: self.inner.shutdown.clone(),
             };
-            let actor = SessionActor::new(session_id.to_owned(), shared, rx);
             let hub = self.clone();
-            let (id, mine) = (session_id.to_owned(), handle.clone());
-            self.inner
-                .tasks
-                .spawn(actor.run(move || hub.inner.registry.remove(&id, &mine)));
+            let (id, mine) = (session_id.clone(), handle.clone());
+            let span = tracing::info_span!("session", session_id = %session_id);
+            let actor = session::run(session_id.clone(), shared, rx, move || {
+                hub.inner.registry.remove(&id, &mine)
+            });
+            self.inner.actors.spawn(actor.instrument(span));
             handle
         })
     }
@@ -151,7 +170,7 @@ impl Hub {
     /// looked up again, so callers never see an actor's idle shutdown.
     async fn ask<T>(
         &self,
-        session_id: &str,
+        session_id: &SessionId,
         make: impl Fn(oneshot::Sender<T>) -> Command,
     ) -> Option<(SessionHandle, T)> {
         for _ in 0..5 {
@@ -173,7 +192,7 @@ impl Hub {
     /// Join `user` to a session as a listener whose frames go to `outbox`.
     pub async fn join(
         &self,
-        session_id: &str,
+        session_id: &SessionId,
         user: User,
         since: Option<i64>,
         outbox: Outbox,
@@ -195,11 +214,11 @@ impl Hub {
 
     /// The session as `viewer` sees it: from the live actor when there is one
     /// (so `online` is true), else from the database.
-    pub async fn snapshot(&self, session_id: &str, viewer: &str) -> Result<Snapshot> {
+    pub async fn snapshot(&self, session_id: &SessionId, viewer: &UserId) -> Result<Snapshot> {
         if let Some(handle) = self.inner.registry.get(session_id) {
             let (reply, rx) = oneshot::channel();
             let cmd = Command::Snapshot {
-                viewer: viewer.to_owned(),
+                viewer: viewer.clone(),
                 reply,
             };
             if handle.tx.send(cmd).await.is_ok() {
@@ -208,104 +227,34 @@ impl Hub {
                 }
             }
         }
-        load_snapshot(&self.inner.db, session_id, viewer, &HashSet::new()).await
+        snapshot::load(&self.inner.db, session_id.as_str(), viewer).await
     }
 
     /// End a session through its actor, so every listener gets `ended` and
     /// close 4010 in order after the updates it already had.
-    pub async fn end(&self, session_id: &str) -> Result<()> {
+    pub async fn end(&self, session_id: &SessionId) -> Result<()> {
         self.ask(session_id, |reply| Command::End { reply })
             .await
             .map_or(Err(Error::Unavailable), |(_, r)| r)
     }
 
-    /// Stop every session actor after its commit in flight, and close every
-    /// connection with 1001.
+    /// Close every connection with 1001 and stop every session actor after
+    /// its commit in flight; waits for both (at most [`SHUTDOWN_GRACE`]).
     pub async fn shutdown(&self) {
-        self.inner.shutdown.cancel();
-        self.inner.tasks.close();
-        self.inner.tasks.wait().await;
-    }
-}
-
-/// Build a snapshot from the database; `online` lists users with a live
-/// listener connection.
-pub async fn load_snapshot(
-    db: &PgPool,
-    session_id: &str,
-    viewer: &str,
-    online: &HashSet<String>,
-) -> Result<Snapshot> {
-    let (session, playlist) = sessions::get(db, session_id)
-        .await?
-        .ok_or(Error::NotFound("session"))?;
-    let playlist = playlist.ok_or(Error::NotFound("session"))?;
-    let (version, _) = persist::load_counters(db, session_id).await?;
-    let queue = sessions::queue(db, session_id)
-        .await?
-        .into_iter()
-        .map(|e| QueueEntry {
-            entry_id: e.entry_id,
-            track: e.track,
-            added_by: e.added_by,
-            added_at: e.added_at,
-        })
-        .collect();
-    let members = sessions::members(db, session_id).await?;
-    Ok(assemble_snapshot(
-        version,
-        SessionRef {
-            id: session.id,
-            name: session.name,
-            active: session.active,
-            host_id: playlist.creator_id.clone(),
-        },
-        PlaylistRef {
-            id: playlist.id,
-            name: playlist.name,
-            description: playlist.description,
-            spotify_id: playlist.spotify_id,
-        },
-        queue,
-        members,
-        online,
-        viewer,
-    ))
-}
-
-/// The one place a snapshot is put together, whether its queue came from the
-/// database or from a live actor.
-pub fn assemble_snapshot(
-    version: i64,
-    session: SessionRef,
-    playlist: PlaylistRef,
-    queue: Vec<QueueEntry>,
-    members: Vec<sessions::MemberRow>,
-    online: &HashSet<String>,
-    viewer: &str,
-) -> Snapshot {
-    let role = if session.host_id == viewer {
-        Role::Host
-    } else {
-        Role::Member
-    };
-    Snapshot {
-        version,
-        you: You {
-            user_id: viewer.to_owned(),
-            role,
-        },
-        session,
-        playlist,
-        queue,
-        members: members
-            .into_iter()
-            .map(|(user_id, name, avatar)| Member {
-                online: online.contains(&user_id),
-                user_id,
-                name,
-                avatar,
-            })
-            .collect(),
+        let inner = &self.inner;
+        inner.shutdown.cancel();
+        inner.actors.close();
+        inner.sockets.close();
+        let both = async {
+            inner.sockets.wait().await;
+            inner.actors.wait().await;
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, both).await.is_err() {
+            tracing::warn!(
+                connections = inner.sockets.len(),
+                actors = inner.actors.len(),
+                "shutdown grace over; leaving the rest"
+            );
+        }
     }
 }

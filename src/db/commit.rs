@@ -1,0 +1,611 @@
+//! One group commit — the batches of any number of sessions — written as
+//! ONE statement: data-modifying CTEs over UNNEST-ed arrays, run in
+//! autocommit so the statement is its own transaction (one round trip, one
+//! fsync). Sibling CTEs see the same snapshot, which the batch respects: new
+//! entries carry their final position, moves and deletes only touch entries
+//! that existed before, and a track is never both linked and unlinked.
+//!
+//! Each table's rows are a named struct, and each struct names its columns
+//! next to the values bound for them ([`Columns`]): the `$n` placeholders,
+//! the column list and the bound arrays are generated together, so a column
+//! cannot be shifted onto another's values.
+//!
+//! Only the parts with rows go into the statement: Postgres plans and
+//! starts every CTE it is given, which for a one-op commit cost as much as
+//! the writes. Each combination of parts is one prepared statement per
+//! connection.
+
+use std::sync::Arc;
+
+use audotics_protocol::model::Track;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+
+use super::log::ChangeRecord;
+use super::new_id;
+
+/// A PlaylistUpdate row: one logged queue change and the req it answered.
+#[derive(Debug)]
+pub struct LoggedChange {
+    pub record: ChangeRecord,
+    pub req: String,
+}
+
+/// A TrackInteraction row: one reaction and the req it answered.
+#[derive(Clone, Debug)]
+pub struct LoggedInteraction {
+    pub user_id: String,
+    pub track_id: String,
+    pub kind: String,
+    pub req: String,
+    /// The session's version when it was acked.
+    pub version: i64,
+}
+
+/// A new `hub_queue_entry` row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEntry {
+    pub entry_id: String,
+    pub track_id: String,
+    pub added_by: String,
+    pub added_at: DateTime<Utc>,
+    pub position: String,
+}
+
+/// An entry that existed before the batch and now has a new position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Moved {
+    pub entry_id: String,
+    pub position: String,
+}
+
+/// Everything one session's batch writes, as net effects on the tables.
+#[derive(Default, Debug)]
+pub struct BatchWrite {
+    pub changes: Vec<LoggedChange>,
+    pub interactions: Vec<LoggedInteraction>,
+    /// Tracks given by metadata (`add.track`), with the id the queue uses.
+    pub track_upserts: Vec<Arc<Track>>,
+    pub inserts: Vec<NewEntry>,
+    pub moves: Vec<Moved>,
+    /// Entries that existed before the batch and are gone.
+    pub deletes: Vec<String>,
+    /// Tracks now in the queue / no longer in it (`_PlaylistToTrack`).
+    pub link_tracks: Vec<String>,
+    pub unlink_tracks: Vec<String>,
+}
+
+impl BatchWrite {
+    /// Ops this batch logs (changes and reactions).
+    pub fn ops(&self) -> usize {
+        self.changes.len() + self.interactions.len()
+    }
+}
+
+/// One session's part of a commit.
+#[derive(Debug)]
+pub struct SessionCommit {
+    pub session_id: String,
+    pub playlist_id: String,
+    /// The session's version after this commit.
+    pub version: i64,
+    /// The session's commit counter after this commit: stored so a lost
+    /// COMMIT outcome can be checked.
+    pub commits: i64,
+    pub at: DateTime<Utc>,
+    /// Set the Playlist's and GroupSession's `updatedAt` to `at`.
+    pub touch: bool,
+    pub write: BatchWrite,
+}
+
+/// The columns of one table part: each declared with its name, SQL type
+/// and the array bound for it, in one call.
+#[derive(Default)]
+struct Columns<'q> {
+    cols: Vec<Column<'q>>,
+}
+
+struct Column<'q> {
+    name: &'static str,
+    sql_type: &'static str,
+    bind: Bind<'q>,
+}
+
+/// Binds one column's array to the statement being built.
+type Bind<'q> = Box<dyn FnOnce(&mut QueryBuilder<'q, Postgres>) + 'q>;
+
+impl<'q> Columns<'q> {
+    /// Column `name`: `values` bound as one `sql_type[]` parameter.
+    fn col<T>(&mut self, name: &'static str, sql_type: &'static str, values: Vec<T>) -> &mut Self
+    where
+        T: 'q,
+        Vec<T>: sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
+    {
+        self.cols.push(Column {
+            name,
+            sql_type,
+            bind: Box::new(move |qb| {
+                qb.push_bind(values);
+            }),
+        });
+        self
+    }
+
+    /// `"a", "b"`, or with `prefix`: `u."a", u."b"`.
+    fn names(&self, prefix: &str) -> String {
+        self.cols
+            .iter()
+            .map(|c| format!("{prefix}\"{}\"", c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `UNNEST($n::t[], …) AS u("a", …)`: the placeholders and the binds
+    /// are made by the same calls, in the same order.
+    fn unnest(self, qb: &mut QueryBuilder<'q, Postgres>) {
+        let names = self.names("");
+        qb.push("UNNEST(");
+        for (i, c) in self.cols.into_iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
+            }
+            (c.bind)(qb);
+            qb.push(format_args!("::{}[]", c.sql_type));
+        }
+        qb.push(format_args!(") AS u({names})"));
+    }
+}
+
+/// `values` of `rows`, one per row: the array bound for one column.
+fn each<R, T>(rows: &[R], value: impl Fn(&R) -> T) -> Vec<T> {
+    rows.iter().map(value).collect()
+}
+
+/// Which table part of the statement; each is left out when it has no rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    Track,
+    Changes,
+    Inserts,
+    Moves,
+    Deletes,
+    Links,
+    Unlinks,
+    Reactions,
+    Sessions,
+    TouchPlaylists,
+    TouchSessions,
+}
+
+/// One part: its CTE name, the SQL before and after its UNNEST, and its
+/// columns.
+struct Cte<'q> {
+    part: Part,
+    head: String,
+    cols: Columns<'q>,
+    tail: &'static str,
+}
+
+/// `INSERT INTO table ("a", …) SELECT u."a", … FROM UNNEST(…) AS u(…)`.
+fn insert<'q>(part: Part, table: &str, cols: Columns<'q>, tail: &'static str) -> Cte<'q> {
+    insert_selecting(part, table, &[], cols, tail)
+}
+
+/// Like [`insert`], with a select expression replacing `u."name"` for the
+/// columns named in `select`.
+fn insert_selecting<'q>(
+    part: Part,
+    table: &str,
+    select: &[(&str, &str)],
+    cols: Columns<'q>,
+    tail: &'static str,
+) -> Cte<'q> {
+    let selects: Vec<String> = cols
+        .cols
+        .iter()
+        .map(|c| {
+            select
+                .iter()
+                .find(|(name, _)| *name == c.name)
+                .map_or_else(|| format!("u.\"{}\"", c.name), |(_, e)| (*e).to_owned())
+        })
+        .collect();
+    Cte {
+        part,
+        head: format!(
+            "INSERT INTO {table} ({}) SELECT {} FROM ",
+            cols.names(""),
+            selects.join(", ")
+        ),
+        cols,
+        tail,
+    }
+}
+
+/// The parts of one commit of `commits`, only those with rows.
+fn parts<'q>(commits: &[&'q SessionCommit]) -> Vec<Cte<'q>> {
+    let at = commits[0].at.naive_utc();
+    let mut out = Vec::new();
+
+    // Track metadata, latest wins (one row per spotifyId per statement).
+    let mut tracks: Vec<&Track> = Vec::new();
+    for c in commits {
+        for t in &c.write.track_upserts {
+            tracks.retain(|x| x.spotify_id != t.spotify_id);
+            tracks.push(t);
+        }
+    }
+    if !tracks.is_empty() {
+        let mut c = Columns::default();
+        c.col("id", "text", each(&tracks, |t| t.id.as_str()))
+            .col(
+                "spotifyId",
+                "text",
+                each(&tracks, |t| t.spotify_id.as_str()),
+            )
+            .col("name", "text", each(&tracks, |t| t.name.as_str()))
+            // An array of arrays cannot be UNNEST-ed into rows: each row's
+            // artists travel as one JSON array.
+            .col(
+                "artists",
+                "jsonb",
+                each(&tracks, |t| serde_json::json!(t.artists)),
+            )
+            .col("album", "text", each(&tracks, |t| t.album.as_str()))
+            .col("popularity", "int4", each(&tracks, |t| t.popularity))
+            .col("createdAt", "timestamp", each(&tracks, |_| at))
+            .col("updatedAt", "timestamp", each(&tracks, |_| at));
+        out.push(insert_selecting(
+            Part::Track,
+            r#""Track""#,
+            &[(
+                "artists",
+                r#"ARRAY(SELECT jsonb_array_elements_text(u."artists"))"#,
+            )],
+            c,
+            r#"ON CONFLICT ("spotifyId") DO UPDATE SET "name" = EXCLUDED."name",
+        "artists" = EXCLUDED."artists", "album" = EXCLUDED."album",
+        "popularity" = EXCLUDED."popularity", "updatedAt" = EXCLUDED."updatedAt""#,
+        ));
+    }
+
+    let changes: Vec<(&SessionCommit, &LoggedChange)> = commits
+        .iter()
+        .flat_map(|c| c.write.changes.iter().map(move |x| (*c, x)))
+        .collect();
+    if !changes.is_empty() {
+        let cols: Vec<_> = each(&changes, |(_, x)| x.record.columns());
+        let mut c = Columns::default();
+        c.col("id", "text", each(&changes, |_| new_id()))
+            .col(
+                "playlistId",
+                "text",
+                each(&changes, |(s, _)| s.playlist_id.as_str()),
+            )
+            .col("type", "text", each(&cols, |x| x.kind))
+            .col("trackId", "text", each(&cols, |x| x.track_id))
+            .col(
+                "userId",
+                "text",
+                each(&changes, |(_, x)| x.record.by.as_str()),
+            )
+            .col(
+                "timestamp",
+                "timestamp",
+                each(&changes, |(_, x)| x.record.at.naive_utc()),
+            )
+            .col(
+                "hubVersion",
+                "int8",
+                each(&changes, |(_, x)| x.record.version),
+            )
+            .col("hubEntryId", "text", each(&cols, |x| x.entry_id))
+            .col("hubFromIndex", "int4", each(&cols, |x| x.from_index))
+            .col("hubToIndex", "int4", each(&cols, |x| x.to_index))
+            .col("hubReq", "text", each(&changes, |(_, x)| x.req.as_str()));
+        out.push(insert(Part::Changes, r#""PlaylistUpdate""#, c, ""));
+    }
+
+    let inserts: Vec<(&SessionCommit, &NewEntry)> = commits
+        .iter()
+        .flat_map(|c| c.write.inserts.iter().map(move |x| (*c, x)))
+        .collect();
+    if !inserts.is_empty() {
+        let mut c = Columns::default();
+        c.col(
+            "entry_id",
+            "text",
+            each(&inserts, |(_, x)| x.entry_id.as_str()),
+        )
+        .col(
+            "session_id",
+            "text",
+            each(&inserts, |(s, _)| s.session_id.as_str()),
+        )
+        .col(
+            "track_id",
+            "text",
+            each(&inserts, |(_, x)| x.track_id.as_str()),
+        )
+        .col(
+            "added_by",
+            "text",
+            each(&inserts, |(_, x)| x.added_by.as_str()),
+        )
+        .col(
+            "added_at",
+            "timestamp",
+            each(&inserts, |(_, x)| x.added_at.naive_utc()),
+        )
+        .col(
+            "position",
+            "text",
+            each(&inserts, |(_, x)| x.position.as_str()),
+        );
+        out.push(insert(Part::Inserts, "hub_queue_entry", c, ""));
+    }
+
+    let moves: Vec<&Moved> = commits.iter().flat_map(|c| &c.write.moves).collect();
+    if !moves.is_empty() {
+        let mut c = Columns::default();
+        c.col("entry_id", "text", each(&moves, |m| m.entry_id.as_str()))
+            .col("position", "text", each(&moves, |m| m.position.as_str()));
+        out.push(Cte {
+            part: Part::Moves,
+            head: r#"UPDATE hub_queue_entry q SET position = u."position" FROM "#.into(),
+            cols: c,
+            tail: r#"WHERE q.entry_id = u."entry_id""#,
+        });
+    }
+
+    let deletes: Vec<&str> = commits
+        .iter()
+        .flat_map(|c| c.write.deletes.iter().map(String::as_str))
+        .collect();
+    if !deletes.is_empty() {
+        let mut c = Columns::default();
+        c.col("entry_id", "text", deletes);
+        out.push(Cte {
+            part: Part::Deletes,
+            head: "DELETE FROM hub_queue_entry q USING ".into(),
+            cols: c,
+            tail: r#"WHERE q.entry_id = u."entry_id""#,
+        });
+    }
+
+    let playlist_tracks = |pick: fn(&BatchWrite) -> &Vec<String>| -> Vec<(&'q str, &'q str)> {
+        commits
+            .iter()
+            .flat_map(|c| {
+                pick(&c.write)
+                    .iter()
+                    .map(move |t| (c.playlist_id.as_str(), t.as_str()))
+            })
+            .collect()
+    };
+    let links = playlist_tracks(|w| &w.link_tracks);
+    if !links.is_empty() {
+        let mut c = Columns::default();
+        c.col("A", "text", each(&links, |l| l.0))
+            .col("B", "text", each(&links, |l| l.1));
+        out.push(insert(
+            Part::Links,
+            r#""_PlaylistToTrack""#,
+            c,
+            "ON CONFLICT DO NOTHING",
+        ));
+    }
+    let unlinks = playlist_tracks(|w| &w.unlink_tracks);
+    if !unlinks.is_empty() {
+        let mut c = Columns::default();
+        c.col("A", "text", each(&unlinks, |l| l.0))
+            .col("B", "text", each(&unlinks, |l| l.1));
+        out.push(Cte {
+            part: Part::Unlinks,
+            head: r#"DELETE FROM "_PlaylistToTrack" p USING "#.into(),
+            cols: c,
+            tail: r#"WHERE p."A" = u."A" AND p."B" = u."B""#,
+        });
+    }
+
+    let reactions: Vec<(&SessionCommit, &LoggedInteraction)> = commits
+        .iter()
+        .flat_map(|c| c.write.interactions.iter().map(move |x| (*c, x)))
+        .collect();
+    if !reactions.is_empty() {
+        let mut c = Columns::default();
+        c.col("id", "text", each(&reactions, |_| new_id()))
+            .col(
+                "userId",
+                "text",
+                each(&reactions, |(_, x)| x.user_id.as_str()),
+            )
+            .col(
+                "trackId",
+                "text",
+                each(&reactions, |(_, x)| x.track_id.as_str()),
+            )
+            .col("type", "text", each(&reactions, |(_, x)| x.kind.as_str()))
+            .col(
+                "timestamp",
+                "timestamp",
+                each(&reactions, |(s, _)| s.at.naive_utc()),
+            )
+            .col(
+                "hubSessionId",
+                "text",
+                each(&reactions, |(s, _)| s.session_id.as_str()),
+            )
+            .col("hubReq", "text", each(&reactions, |(_, x)| x.req.as_str()))
+            .col("hubVersion", "int8", each(&reactions, |(_, x)| x.version));
+        // The same reaction twice in one millisecond is stored once (Prisma's
+        // unique key); ON CONFLICT keeps that from failing the whole commit.
+        out.push(insert(
+            Part::Reactions,
+            r#""TrackInteraction""#,
+            c,
+            "ON CONFLICT DO NOTHING",
+        ));
+    }
+
+    let mut c = Columns::default();
+    c.col(
+        "session_id",
+        "text",
+        each(commits, |s| s.session_id.as_str()),
+    )
+    .col("version", "int8", each(commits, |s| s.version))
+    .col("commits", "int8", each(commits, |s| s.commits));
+    out.push(Cte {
+        part: Part::Sessions,
+        head: r#"UPDATE hub_session h SET version = u."version", commits = u."commits" FROM "#
+            .into(),
+        cols: c,
+        tail: r#"WHERE h.session_id = u."session_id""#,
+    });
+
+    let touched: Vec<&SessionCommit> = commits.iter().copied().filter(|c| c.touch).collect();
+    if !touched.is_empty() {
+        let at: Vec<NaiveDateTime> = each(&touched, |c| c.at.naive_utc());
+        let mut c = Columns::default();
+        c.col("id", "text", each(&touched, |s| s.playlist_id.as_str()))
+            .col("at", "timestamp", at.clone());
+        out.push(Cte {
+            part: Part::TouchPlaylists,
+            head: r#"UPDATE "Playlist" p SET "updatedAt" = u."at" FROM "#.into(),
+            cols: c,
+            tail: r#"WHERE p."id" = u."id""#,
+        });
+        let mut c = Columns::default();
+        c.col("id", "text", each(&touched, |s| s.session_id.as_str()))
+            .col("at", "timestamp", at);
+        out.push(Cte {
+            part: Part::TouchSessions,
+            head: r#"UPDATE "GroupSession" s SET "updatedAt" = u."at" FROM "#.into(),
+            cols: c,
+            tail: r#"WHERE s."id" = u."id""#,
+        });
+    }
+    out
+}
+
+/// The one statement made of `parts`.
+fn statement<'q>(parts: Vec<Cte<'q>>) -> QueryBuilder<'q, Postgres> {
+    let mut qb = QueryBuilder::new("WITH\n");
+    for (i, p) in parts.into_iter().enumerate() {
+        if i > 0 {
+            qb.push(",\n");
+        }
+        qb.push(format_args!("{} AS (\n    {}", part_name(p.part), p.head));
+        p.cols.unnest(&mut qb);
+        if !p.tail.is_empty() {
+            qb.push(format_args!("\n    {}", p.tail));
+        }
+        qb.push("\n    RETURNING 1)");
+    }
+    qb.push("\nSELECT 1");
+    qb
+}
+
+fn part_name(p: Part) -> &'static str {
+    match p {
+        Part::Track => "t",
+        Part::Changes => "pu",
+        Part::Inserts => "qi",
+        Part::Moves => "qm",
+        Part::Deletes => "qd",
+        Part::Links => "pl",
+        Part::Unlinks => "pd",
+        Part::Reactions => "ti",
+        Part::Sessions => "hs",
+        Part::TouchPlaylists => "up",
+        Part::TouchSessions => "us",
+    }
+}
+
+/// Write the commits of one or more sessions atomically, as one statement.
+pub async fn write(db: &PgPool, commits: &[&SessionCommit]) -> Result<(), sqlx::Error> {
+    if commits.is_empty() {
+        return Ok(());
+    }
+    let mut qb = statement(parts(commits));
+    qb.build().execute(db).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(write: BatchWrite, touch: bool) -> SessionCommit {
+        SessionCommit {
+            session_id: "s1".into(),
+            playlist_id: "p1".into(),
+            version: 2,
+            commits: 1,
+            at: DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
+            touch,
+            write,
+        }
+    }
+
+    fn sql(commits: &[&SessionCommit]) -> String {
+        statement(parts(commits)).sql().to_owned()
+    }
+
+    #[test]
+    fn a_statement_holds_exactly_the_parts_with_rows() {
+        let mut write = BatchWrite::default();
+        write.interactions.push(LoggedInteraction {
+            user_id: "u".into(),
+            track_id: "t".into(),
+            kind: "like".into(),
+            req: "r".into(),
+            version: 2,
+        });
+        let c = commit(write, false);
+        let sql = sql(&[&c]);
+        assert!(sql.starts_with("WITH\nti AS ("), "{sql}");
+        assert!(sql.contains("\nhs AS ("), "{sql}");
+        for absent in ["t", "pu", "qi", "qm", "qd", "pl", "pd", "up", "us"] {
+            assert!(
+                !sql.contains(&format!("\n{absent} AS (")),
+                "{absent} in {sql}"
+            );
+        }
+        assert_eq!(sql.matches("\n    RETURNING 1)").count(), 2, "{sql}");
+        assert!(sql.ends_with("\nSELECT 1"));
+    }
+
+    /// Each column's name sits beside its own placeholder: the n-th name of
+    /// a part's column list is the n-th UNNEST argument's alias.
+    #[test]
+    fn names_and_placeholders_are_made_together() {
+        let mut write = BatchWrite::default();
+        write.moves.push(Moved {
+            entry_id: "e".into(),
+            position: "a1".into(),
+        });
+        write.deletes.push("d".into());
+        write.link_tracks.push("t1".into());
+        let c = commit(write, true);
+        let sql = sql(&[&c]);
+        assert!(
+            sql.contains(r#"UNNEST($1::text[], $2::text[]) AS u("entry_id", "position")"#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#"UNNEST($3::text[]) AS u("entry_id")"#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#"INSERT INTO "_PlaylistToTrack" ("A", "B") SELECT u."A", u."B" FROM UNNEST($4::text[], $5::text[])"#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#"AS u("session_id", "version", "commits")"#),
+            "{sql}"
+        );
+        assert_eq!(sql.matches(" AS (").count(), 6, "{sql}");
+    }
+}

@@ -1,0 +1,407 @@
+//! One group commit of a session's ops: dedupe (exactly once) → look up
+//! the tracks they name → apply them to the live state → write them in one
+//! transaction → resolve an unknown outcome → publish. Nothing is acked or
+//! broadcast before COMMIT; a failed commit undoes every applied op and
+//! answers them `unavailable`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use audotics_protocol::model::Track;
+use audotics_protocol::{Req, ServerMsg, UserId};
+
+use super::listeners::{frame, ListenerId};
+use super::state::{Catalog, Ctx, Effect, Event, NewIds, Op, SessionState, TrackRef};
+use super::{Repeats, ReqKey, SessionActor, ACTIVITY_RESOLUTION};
+use crate::clock::now_ms;
+use crate::db::commit::{
+    BatchWrite, LoggedChange, LoggedInteraction, Moved, NewEntry, SessionCommit,
+};
+use crate::db::{sessions, tracks};
+use crate::error::{Error, Result};
+use crate::hub::committer::CommitError;
+use crate::hub::queue::Applied;
+use crate::metrics::{CodeLabels, OpLabels};
+
+/// An op waiting in the current batch.
+pub struct Pending {
+    pub listener: ListenerId,
+    pub user: UserId,
+    pub req: Req,
+    pub op: Op,
+}
+
+/// An op applied in this batch, waiting for COMMIT.
+struct Done {
+    listener: ListenerId,
+    key: ReqKey,
+    effect: Effect,
+    /// Re-sends of the same req in this batch, answered with the same ack.
+    waiters: Vec<ListenerId>,
+}
+
+/// How writing a batch ended.
+enum Persisted {
+    Committed,
+    /// Certainly not committed: the ops are answered `unavailable`.
+    NotCommitted,
+    /// The outcome was lost and the hub shut down before the database could
+    /// say: nobody is answered. Clients re-send with the same req and the
+    /// next hub resolves it against the stored log — never `unavailable` for
+    /// an op that may have committed.
+    Unresolved,
+}
+
+/// Split a batch for exactly-once: ops whose req was committed before are
+/// answered with their original ack at once; a req repeated within the
+/// batch waits for its first copy's outcome.
+fn dedupe(
+    batch: Vec<Pending>,
+    state: &SessionState,
+) -> (Vec<Pending>, Repeats, Vec<(ListenerId, Req, i64)>) {
+    let mut fresh: Vec<Pending> = Vec::with_capacity(batch.len());
+    let mut repeats = Repeats::new();
+    let mut answered = Vec::new();
+    for p in batch {
+        if let Some(version) = state.answered(&p.user, &p.req) {
+            answered.push((p.listener, p.req, version));
+        } else if fresh.iter().any(|f| f.user == p.user && f.req == p.req) {
+            repeats.entry((p.user, p.req)).or_default().push(p.listener);
+        } else {
+            fresh.push(p);
+        }
+    }
+    (fresh, repeats, answered)
+}
+
+/// Add one applied op's rows to `write`, merged with what the batch already
+/// holds (an entry added and removed in one batch writes no queue row; a
+/// track is linked or unlinked, never both).
+fn add_rows(write: &mut BatchWrite, effect: &Effect, req: &Req, state: &SessionState) {
+    match (&effect.event, &effect.applied) {
+        (Event::Change(record), Some(applied)) => {
+            match applied {
+                Applied::Inserted { entry, .. } => {
+                    write.inserts.push(NewEntry {
+                        entry_id: entry.id.to_string(),
+                        track_id: entry.item.track.id.clone(),
+                        added_by: entry.item.added_by.to_string(),
+                        added_at: entry.item.added_at,
+                        position: entry.position.as_str().to_owned(),
+                    });
+                    let track = &entry.item.track.id;
+                    write.unlink_tracks.retain(|t| t != track);
+                    write.link_tracks.push(track.clone());
+                }
+                Applied::Removed { entry, .. } => {
+                    let id = entry.id.to_string();
+                    // Added in this batch: it never reaches the table.
+                    match write.inserts.iter().position(|i| i.entry_id == id) {
+                        Some(i) => {
+                            write.inserts.remove(i);
+                        }
+                        None => {
+                            write.moves.retain(|m| m.entry_id != id);
+                            write.deletes.push(id);
+                        }
+                    }
+                    let track = &entry.item.track.id;
+                    if state.queued_track(track).is_none() {
+                        write.link_tracks.retain(|t| t != track);
+                        write.unlink_tracks.push(track.clone());
+                    }
+                }
+                Applied::Moved {
+                    id, new_position, ..
+                } => {
+                    let (id, position) = (id.to_string(), new_position.as_str().to_owned());
+                    if let Some(i) = write.inserts.iter_mut().find(|i| i.entry_id == id) {
+                        i.position = position;
+                    } else if let Some(m) = write.moves.iter_mut().find(|m| m.entry_id == id) {
+                        m.position = position;
+                    } else {
+                        write.moves.push(Moved {
+                            entry_id: id,
+                            position,
+                        });
+                    }
+                }
+            }
+            write.changes.push(LoggedChange {
+                record: record.clone(),
+                req: req.to_string(),
+            });
+        }
+        (Event::Reaction(r), _) => write.interactions.push(LoggedInteraction {
+            user_id: r.user.to_string(),
+            track_id: r.track.to_string(),
+            kind: r.kind.clone(),
+            req: req.to_string(),
+            version: effect.version,
+        }),
+        (Event::Change(_), None) => unreachable!("a queue change reports what it applied"),
+    }
+    if let Some(t) = &effect.upsert {
+        write.track_upserts.push(t.clone());
+    }
+}
+
+impl SessionActor {
+    /// Apply, persist and publish one batch of ops (group commit).
+    pub(super) async fn commit(&mut self, batch: Vec<Pending>) {
+        if batch.is_empty() {
+            return;
+        }
+        let (fresh, mut repeats, answered) = dedupe(batch, &self.state);
+        for (listener, req, version) in answered {
+            let ack = ServerMsg::Ack {
+                req: req.into_string(),
+                version,
+            };
+            self.listeners.send_to(listener, frame(&ack));
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let at = now_ms();
+        let started = Instant::now();
+        // Look up the tracks the batch names (outside any transaction: the
+        // foreign keys check them again at commit).
+        let looked_up = self.look_up_tracks(&fresh).await;
+        self.shared
+            .metrics
+            .resolve_latency
+            .observe(started.elapsed().as_secs_f64());
+        let mut catalog = match looked_up {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look up tracks");
+                for p in fresh {
+                    let waiters = repeats.remove(&(p.user, p.req.clone())).unwrap_or_default();
+                    for l in std::iter::once(p.listener).chain(waiters) {
+                        self.refuse(l, &p.req, Error::Unavailable);
+                    }
+                }
+                return;
+            }
+        };
+        let mut done: Vec<Done> = Vec::new();
+        let mut write = BatchWrite::default();
+        for p in fresh {
+            let mut ctx = Ctx {
+                at,
+                catalog: &mut catalog,
+                ids: &mut NewIds,
+            };
+            let key = (p.user.clone(), p.req.clone());
+            match self.state.apply(&p.op, &p.user, &mut ctx) {
+                Ok(effect) => {
+                    self.shared
+                        .metrics
+                        .ops_applied
+                        .get_or_create(&OpLabels { op: p.op.label() })
+                        .inc();
+                    add_rows(&mut write, &effect, &p.req, &self.state);
+                    done.push(Done {
+                        listener: p.listener,
+                        waiters: repeats.remove(&key).unwrap_or_default(),
+                        key,
+                        effect,
+                    });
+                }
+                Err(refusal) => {
+                    self.refuse(p.listener, &p.req, refusal.into());
+                    // Re-sends of a refused op are judged afresh next time.
+                    for w in repeats.remove(&key).unwrap_or_default() {
+                        let again =
+                            Error::Conflict("the first copy of this req was refused".into());
+                        self.refuse(w, &p.req, again);
+                    }
+                }
+            }
+        }
+        if done.is_empty() {
+            return;
+        }
+        match self.persist(write, at).await {
+            Persisted::Committed => self.publish(done, at),
+            Persisted::NotCommitted => {
+                while let Some(d) = done.pop() {
+                    self.state.undo(d.effect);
+                    for l in std::iter::once(d.listener).chain(d.waiters) {
+                        self.refuse(l, &d.key.1, Error::Unavailable);
+                    }
+                }
+            }
+            Persisted::Unresolved => {
+                while let Some(d) = done.pop() {
+                    self.state.undo(d.effect);
+                }
+            }
+        }
+        self.shared
+            .metrics
+            .batch_latency
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Write the batch. A commit whose outcome is unknown is resolved
+    /// against the database before anyone is answered.
+    async fn persist(&mut self, write: BatchWrite, at: chrono::DateTime<chrono::Utc>) -> Persisted {
+        let commits = self.commits + 1;
+        let touch = !write.changes.is_empty()
+            && self
+                .touched
+                .is_none_or(|t| t.elapsed() >= ACTIVITY_RESOLUTION);
+        let upserts: HashMap<String, Arc<Track>> = write
+            .track_upserts
+            .iter()
+            .map(|t| (t.id.clone(), t.clone()))
+            .collect();
+        let result = self
+            .shared
+            .committer
+            .commit(SessionCommit {
+                session_id: self.id.to_string(),
+                playlist_id: self.state.playlist.id.clone(),
+                version: self.state.version(),
+                commits,
+                at,
+                touch,
+                write,
+            })
+            .await;
+        let committed = match result {
+            Ok(()) => true,
+            Err(CommitError::Failed(e)) => {
+                tracing::warn!(error = %e, "commit failed; ops answered unavailable");
+                false
+            }
+            Err(CommitError::Unknown(e)) => {
+                tracing::warn!(error = %e, "commit outcome unknown; asking the database");
+                match self.learn_outcome(commits).await {
+                    Some(committed) => committed,
+                    None => return Persisted::Unresolved,
+                }
+            }
+        };
+        if !committed {
+            self.shared.metrics.commit_failures.inc();
+            return Persisted::NotCommitted;
+        }
+        self.commits = commits;
+        if touch {
+            self.touched = Some(Instant::now());
+        }
+        if !upserts.is_empty() {
+            for t in upserts.values() {
+                self.shared.tracks.put(t.clone());
+            }
+            // Entries queued earlier show the track as now stored.
+            self.state.refresh_tracks(&upserts);
+        }
+        Persisted::Committed
+    }
+
+    /// After COMMIT: every listener gets each change (or reaction), then
+    /// the sender (and its re-sends) the ack.
+    fn publish(&mut self, done: Vec<Done>, at: chrono::DateTime<chrono::Utc>) {
+        for d in done {
+            let msg = match &d.effect.event {
+                Event::Change(record) => {
+                    let f = frame(&record.update());
+                    self.recent.push(record.version, f.clone());
+                    f
+                }
+                Event::Reaction(r) => frame(&ServerMsg::Interaction {
+                    user_id: r.user.to_string(),
+                    track_id: r.track.to_string(),
+                    kind: r.kind.clone(),
+                    at,
+                }),
+            };
+            self.listeners.broadcast(msg);
+            let ack = frame(&ServerMsg::Ack {
+                req: d.key.1.to_string(),
+                version: d.effect.version,
+            });
+            for l in std::iter::once(d.listener).chain(d.waiters) {
+                self.listeners.send_to(l, ack.clone());
+            }
+            let (user, req) = d.key;
+            self.state.remember(user, req, d.effect.version);
+        }
+    }
+
+    /// The connection broke during COMMIT: ask the database (retrying until
+    /// it answers) whether our commit counter moved. `None` when the hub
+    /// shuts down before the database answers.
+    async fn learn_outcome(&self, commits: i64) -> Option<bool> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match sessions::commits(&self.shared.db, self.id.as_str()).await {
+                Ok(n) => return Some(n >= commits),
+                Err(_) if !self.shared.shutdown.is_cancelled() => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The tracks `batch` names that the queue does not hold already: by id
+    /// (adds by `trackId`, reactions) and by Spotify id (adds by metadata).
+    async fn look_up_tracks(&self, batch: &[Pending]) -> Result<Catalog> {
+        let mut ids = Vec::new();
+        let mut spotify = Vec::new();
+        let mut found = Catalog::default();
+        for p in batch {
+            if let Some(id) = p.op.track_id() {
+                if self.state.queued_track(id.as_str()).is_some() {
+                    continue;
+                }
+                match self.shared.tracks.get(id.as_str()) {
+                    Some(t) => {
+                        found.by_id.insert(id.to_string(), t);
+                    }
+                    None => ids.push(id.to_string()),
+                }
+            } else if let Op::Add {
+                track: TrackRef::Meta(t),
+                ..
+            } = &p.op
+            {
+                spotify.push(t.spotify_id.clone());
+            }
+        }
+        if !ids.is_empty() {
+            for t in tracks::by_ids(&self.shared.db, &ids).await? {
+                let t = Arc::new(t);
+                self.shared.tracks.put(t.clone());
+                found.by_id.insert(t.id.clone(), t);
+            }
+        }
+        if !spotify.is_empty() {
+            for t in tracks::by_spotify_ids(&self.shared.db, &spotify).await? {
+                found
+                    .by_spotify_id
+                    .insert(t.spotify_id.clone(), Arc::new(t));
+            }
+        }
+        Ok(found)
+    }
+
+    fn refuse(&mut self, listener: ListenerId, req: &Req, e: Error) {
+        self.shared
+            .metrics
+            .ops_refused
+            .get_or_create(&CodeLabels {
+                code: e.code().as_str(),
+            })
+            .inc();
+        self.listeners
+            .send_to(listener, frame(&e.to_frame(Some(req.to_string()))));
+    }
+}

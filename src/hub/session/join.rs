@@ -1,0 +1,132 @@
+//! Joining a session: membership, the first frames a listener gets (a
+//! `snapshot`, or `resumed` and exactly the updates it missed), and the
+//! memory of recent updates that serves most resumes without the database.
+
+use std::collections::VecDeque;
+
+use audotics_protocol::model::User;
+use audotics_protocol::{ServerMsg, UserId};
+use axum::extract::ws::Utf8Bytes;
+
+use super::listeners::{frame, ListenerId};
+use super::{JoinRefusal, SessionActor};
+use crate::db::log;
+use crate::db::sessions::{self, MemberRow};
+use crate::hub::outbox::Outbox;
+
+/// Updates kept in memory to serve `since` resumes without the database.
+const RECENT_UPDATES: usize = 1024;
+/// A resume missing more than this many updates gets a snapshot instead.
+const MAX_REPLAY: i64 = 5000;
+
+/// The last [`RECENT_UPDATES`] update frames, oldest first.
+#[derive(Default)]
+pub struct Recent {
+    frames: VecDeque<(i64, Utf8Bytes)>,
+}
+
+impl Recent {
+    pub fn push(&mut self, version: i64, frame: Utf8Bytes) {
+        self.frames.push_back((version, frame));
+        if self.frames.len() > RECENT_UPDATES {
+            self.frames.pop_front();
+        }
+    }
+
+    /// The frames after `since`, if memory reaches back that far.
+    fn after(&self, since: i64) -> Option<Vec<Utf8Bytes>> {
+        let (first, _) = self.frames.front()?;
+        (*first <= since + 1).then(|| {
+            self.frames
+                .iter()
+                .filter(|(v, _)| *v > since)
+                .map(|(_, f)| f.clone())
+                .collect()
+        })
+    }
+}
+
+impl SessionActor {
+    pub(super) async fn join(
+        &mut self,
+        user: User,
+        since: Option<i64>,
+        outbox: Outbox,
+    ) -> Result<ListenerId, JoinRefusal> {
+        if !self.state.session.active {
+            return Err(JoinRefusal::Ended);
+        }
+        let user_id = UserId::from_stored(user.id);
+        if !self.state.is_member(&user_id) {
+            sessions::add_member(&self.shared.db, self.id.as_str(), user_id.as_str())
+                .await
+                .map_err(|_| JoinRefusal::Unavailable)?;
+            self.state.add_member(MemberRow {
+                user_id: user_id.clone(),
+                name: user.name.clone(),
+                avatar: user.avatar,
+            });
+        }
+        let id = self
+            .listeners
+            .add(user_id.clone(), user.name, outbox.clone());
+        let frames = match self.resume(since).await {
+            Some(frames) => frames,
+            None => vec![frame(&ServerMsg::Snapshot(self.snapshot(&user_id)))],
+        };
+        for f in frames {
+            if outbox.push(f).is_err() {
+                self.listeners.remove(id);
+                return Ok(id);
+            }
+        }
+        self.listeners.announce(id);
+        Ok(id)
+    }
+
+    /// `resumed` and the missed updates, when `since` can be served by
+    /// replay; `None`: send a snapshot.
+    async fn resume(&self, since: Option<i64>) -> Option<Vec<Utf8Bytes>> {
+        let version = self.state.version();
+        let since = since?;
+        if since > version || version - since > MAX_REPLAY {
+            return None;
+        }
+        let mut frames = vec![frame(&ServerMsg::Resumed { version })];
+        if since < version {
+            let updates = self.replay(since).await?;
+            if !self.replay_fits(&updates) {
+                return None;
+            }
+            frames.extend(updates);
+        }
+        Some(frames)
+    }
+
+    /// Whether a replay can be queued to a new listener and still leave it
+    /// room for live updates: at most half its outbox (frames and bytes).
+    /// A bigger resume would overflow the outbox at once (4008, and the
+    /// client's retry with the same `since` would too): it gets a snapshot.
+    fn replay_fits(&self, updates: &[Utf8Bytes]) -> bool {
+        let bytes: usize = updates.iter().map(|f| f.len()).sum();
+        // (`<`: the `resumed` frame goes first.)
+        updates.len() < self.shared.config.outbound_frames / 2
+            && bytes <= self.shared.config.outbound_bytes / 2
+    }
+
+    /// The `update` frames after `since`, from memory or the log.
+    async fn replay(&self, since: i64) -> Option<Vec<Utf8Bytes>> {
+        if let Some(frames) = self.recent.after(since) {
+            return Some(frames);
+        }
+        let expected = self.state.version() - since;
+        let records = log::after(&self.shared.db, &self.state.playlist.id, since, expected)
+            .await
+            .ok()?;
+        if records.len() as i64 != expected {
+            tracing::warn!(since, "log replay incomplete; sending a snapshot");
+            return None;
+        }
+        Some(records.iter().map(|r| frame(&r.update())).collect())
+    }
+}

@@ -1,0 +1,251 @@
+//! A session's listener connections: their outboxes, presence, and
+//! broadcast. Pushing into an outbox never waits; a listener too far behind
+//! is cut off (4008) and leaves presence, so no listener can slow the
+//! session. Presence changes are coalesced per round of commands: a burst of
+//! joins costs one frame per user, not one per pair of listeners.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use audotics_protocol::{CloseCode, ServerMsg, UserId};
+use axum::extract::ws::Utf8Bytes;
+
+use crate::hub::outbox::Outbox;
+use crate::metrics::Metrics;
+
+pub type ListenerId = u64;
+
+struct Listener {
+    user_id: UserId,
+    name: String,
+    outbox: Outbox,
+}
+
+/// Every listener of one session.
+pub struct Listeners {
+    map: HashMap<ListenerId, Listener>,
+    next: ListenerId,
+    /// Users whose presence changed this round → (name, their new listeners).
+    dirty: HashMap<UserId, (String, Vec<ListenerId>)>,
+    metrics: Arc<Metrics>,
+}
+
+/// Serialize a server message once into frame bytes every listener shares.
+pub fn frame(msg: &ServerMsg) -> Utf8Bytes {
+    Utf8Bytes::from(msg.to_json())
+}
+
+impl Listeners {
+    pub fn new(metrics: Arc<Metrics>) -> Listeners {
+        Listeners {
+            map: HashMap::new(),
+            next: 1,
+            dirty: HashMap::new(),
+            metrics,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Users with at least one listener.
+    pub fn online(&self) -> HashSet<UserId> {
+        self.map.values().map(|l| l.user_id.clone()).collect()
+    }
+
+    /// Register a listener; others hear of it at the next flush.
+    pub fn add(&mut self, user_id: UserId, name: String, outbox: Outbox) -> ListenerId {
+        let id = self.next;
+        self.next += 1;
+        self.metrics.listeners.inc();
+        self.map.insert(
+            id,
+            Listener {
+                user_id,
+                name,
+                outbox,
+            },
+        );
+        id
+    }
+
+    /// Announce `id`'s arrival to the others at the next flush (the joiner
+    /// itself learned its state from its snapshot).
+    pub fn announce(&mut self, id: ListenerId) {
+        if let Some(l) = self.map.get(&id) {
+            let (user, name) = (l.user_id.clone(), l.name.clone());
+            self.mark(user, name, Some(id));
+        }
+    }
+
+    /// Forget a listener (it left, or its connection is gone).
+    pub fn remove(&mut self, id: ListenerId) {
+        if let Some(l) = self.map.remove(&id) {
+            self.metrics.listeners.dec();
+            self.mark(l.user_id, l.name, None);
+        }
+    }
+
+    fn mark(&mut self, user: UserId, name: String, joined: Option<ListenerId>) {
+        self.dirty
+            .entry(user)
+            .or_insert_with(|| (name, Vec::new()))
+            .1
+            .extend(joined);
+    }
+
+    /// Send one frame to a listener; cut it off if it is too far behind.
+    pub fn send_to(&mut self, id: ListenerId, frame: Utf8Bytes) {
+        let slow = match self.map.get(&id) {
+            Some(l) => l.outbox.push(frame).is_err(),
+            None => false,
+        };
+        if slow {
+            self.cut_off(id);
+        }
+    }
+
+    /// Send one shared frame to every listener.
+    pub fn broadcast(&mut self, frame: Utf8Bytes) {
+        self.broadcast_except(frame, &[]);
+    }
+
+    fn broadcast_except(&mut self, frame: Utf8Bytes, except: &[ListenerId]) {
+        let mut slow = Vec::new();
+        for (id, l) in &self.map {
+            if except.contains(id) {
+                continue;
+            }
+            if l.outbox.push(frame.clone()).is_err() {
+                slow.push(*id);
+            } else {
+                self.metrics.frames_sent.inc();
+            }
+        }
+        for id in slow {
+            self.cut_off(id);
+        }
+    }
+
+    fn cut_off(&mut self, id: ListenerId) {
+        self.metrics.slow_listener_disconnects.inc();
+        tracing::debug!(listener = id, "listener too slow: closing with 4008");
+        self.remove(id);
+    }
+
+    /// Send the coalesced presence frames. Cutting off a slow listener
+    /// changes presence again, so repeat until nothing is left (each round
+    /// removes listeners, so this ends).
+    pub fn flush_presence(&mut self) {
+        while !self.dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.dirty);
+            for (user_id, (name, joined)) in dirty {
+                let online = self.map.values().any(|l| l.user_id == user_id);
+                let msg = frame(&ServerMsg::Presence {
+                    user_id: user_id.into_string(),
+                    name,
+                    online,
+                    listeners: self.map.len(),
+                });
+                self.broadcast_except(msg, &joined);
+            }
+        }
+    }
+
+    /// Close every listener with `code`, after `last` if given (queued
+    /// behind what each already has).
+    pub fn close_all(&mut self, last: Option<Utf8Bytes>, code: CloseCode, reason: &'static str) {
+        for (_, l) in self.map.drain() {
+            self.metrics.listeners.dec();
+            if let Some(f) = &last {
+                let _ = l.outbox.push(f.clone());
+            }
+            l.outbox.close(code, reason);
+        }
+        self.dirty.clear();
+    }
+
+    /// Forget every listener without a word (their connections notice the
+    /// outbox closing when its last sender goes).
+    pub fn drop_all(&mut self) {
+        for _ in self.map.drain() {
+            self.metrics.listeners.dec();
+        }
+        self.dirty.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::outbox::{outbox, Outbound, OutboxReceiver};
+
+    fn listeners() -> Listeners {
+        Listeners::new(Arc::new(Metrics::default()))
+    }
+
+    fn drain(rx: &mut OutboxReceiver) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut items = Vec::new();
+        rx.drain_into(&mut items, usize::MAX);
+        for i in items {
+            if let Outbound::Frame(f) = i {
+                out.push(f.as_str().to_owned());
+            }
+        }
+        out
+    }
+
+    fn user(s: &str) -> UserId {
+        UserId::from_stored(s.into())
+    }
+
+    #[test]
+    fn presence_is_coalesced_per_user_and_skips_the_joiner() {
+        let mut ls = listeners();
+        let (a, mut ra) = outbox(16, 1 << 20);
+        let (b1, mut rb1) = outbox(16, 1 << 20);
+        let (b2, mut rb2) = outbox(16, 1 << 20);
+        let ann = ls.add(user("ann"), "Ann".into(), a);
+        ls.announce(ann);
+        ls.flush_presence();
+        let x = ls.add(user("ben"), "Ben".into(), b1);
+        ls.announce(x);
+        let y = ls.add(user("ben"), "Ben".into(), b2);
+        ls.announce(y);
+        ls.flush_presence();
+        let seen = drain(&mut ra);
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(
+            seen[0].contains(r#""online":true,"listeners":3"#),
+            "{seen:?}"
+        );
+        assert!(drain(&mut rb1).is_empty());
+        assert!(drain(&mut rb2).is_empty());
+    }
+
+    #[test]
+    fn a_listener_too_far_behind_is_cut_off_and_goes_offline() {
+        let mut ls = listeners();
+        let (a, mut ra) = outbox(16, 1 << 20);
+        let (slow, _rs) = outbox(1, 1 << 20);
+        ls.add(user("ann"), "Ann".into(), a);
+        ls.add(user("sam"), "Sam".into(), slow);
+        ls.broadcast(frame(&ServerMsg::Resumed { version: 1 }));
+        ls.broadcast(frame(&ServerMsg::Resumed { version: 2 }));
+        ls.flush_presence();
+        assert_eq!(ls.len(), 1);
+        let seen = drain(&mut ra);
+        assert!(
+            seen.last()
+                .unwrap()
+                .contains(r#""userId":"sam","name":"Sam","online":false,"listeners":1"#),
+            "{seen:?}"
+        );
+    }
+}

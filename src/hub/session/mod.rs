@@ -1,0 +1,367 @@
+//! The session actor: one per active GroupSession, the only writer of its
+//! state. It only orchestrates, in this order: take every command waiting
+//! (group commit), apply the ops ([`state`], pure rules), write them in one
+//! transaction ([`commit`]), and only after COMMIT ack and broadcast
+//! ([`listeners`]). Joins and resumes are in [`join`]. Reached only through
+//! `hub::SessionHandle`.
+
+mod commit;
+mod join;
+pub mod listeners;
+pub mod state;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use audotics_protocol::model::{PlaylistRef, SessionRef, Snapshot, User};
+use audotics_protocol::{CloseCode, EntryId, Req, ServerMsg, SessionId, UserId};
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::committer::Committer;
+use super::outbox::Outbox;
+use super::queue::{Entry, Position, Queue};
+use super::snapshot;
+use super::tracks::TrackCache;
+use crate::clock::now_ms;
+use crate::config::HubConfig;
+use crate::db::{log, sessions};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use listeners::Listeners;
+pub use listeners::{frame, ListenerId};
+use state::{Item, SessionState};
+pub use state::{Op, TrackRef};
+
+/// Ops taken into one group commit at most.
+const MAX_BATCH: usize = 512;
+
+/// Why a join was refused.
+#[derive(Clone, Copy, Debug)]
+pub enum JoinRefusal {
+    NotFound,
+    Ended,
+    Unavailable,
+}
+
+/// What the rest of the hub asks of a session actor.
+pub enum Command {
+    Join {
+        user: User,
+        since: Option<i64>,
+        outbox: Outbox,
+        reply: oneshot::Sender<Result<ListenerId, JoinRefusal>>,
+    },
+    Op {
+        listener: ListenerId,
+        user: UserId,
+        req: Req,
+        op: Op,
+        /// When the connection handed it over (for the wait metric).
+        sent: Instant,
+    },
+    Leave {
+        listener: ListenerId,
+    },
+    Snapshot {
+        viewer: UserId,
+        reply: oneshot::Sender<Result<Snapshot>>,
+    },
+    End {
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// What every session actor shares with the rest of the hub.
+pub struct Shared {
+    pub db: PgPool,
+    pub committer: Committer,
+    pub tracks: Arc<TrackCache>,
+    pub metrics: Arc<Metrics>,
+    pub config: HubConfig,
+    pub shutdown: CancellationToken,
+}
+
+struct SessionActor {
+    id: SessionId,
+    shared: Shared,
+    rx: mpsc::Receiver<Command>,
+    state: SessionState,
+    listeners: Listeners,
+    /// Group commits so far (stored beside the version): how a commit whose
+    /// outcome was lost is resolved.
+    commits: i64,
+    /// The last updates sent, to serve resumes without the database.
+    recent: join::Recent,
+    /// When a commit of this actor last set the session's `updatedAt`.
+    touched: Option<Instant>,
+}
+
+/// Load session `id` and serve it until it ends, idles out, or the hub
+/// shuts down; `on_stop` unregisters the actor's handle first.
+pub async fn run(
+    id: SessionId,
+    shared: Shared,
+    mut rx: mpsc::Receiver<Command>,
+    on_stop: impl FnOnce(),
+) {
+    let (state, commits) = match load(&shared, &id).await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            let refusal = match e {
+                Error::NotFound(_) => JoinRefusal::NotFound,
+                e => {
+                    tracing::warn!(error = %e, "cannot load the session");
+                    JoinRefusal::Unavailable
+                }
+            };
+            on_stop();
+            refuse_all(&mut rx, Some(refusal)).await;
+            return;
+        }
+    };
+    let listeners = Listeners::new(shared.metrics.clone());
+    let actor = SessionActor {
+        id,
+        shared,
+        rx,
+        state,
+        listeners,
+        commits,
+        recent: join::Recent::default(),
+        touched: None,
+    };
+    actor.serve(on_stop).await;
+}
+
+async fn load(shared: &Shared, id: &SessionId) -> Result<(SessionState, i64)> {
+    let db = &shared.db;
+    let (session, playlist) = sessions::get(db, id.as_str())
+        .await?
+        .ok_or(Error::NotFound("session"))?;
+    // A session the old app made without a playlist has no host and no log
+    // to write to: it cannot be joined.
+    let playlist = playlist.ok_or(Error::NotFound("session"))?;
+    let (version, commits) = sessions::counters(db, id.as_str()).await?;
+    let stored = sessions::queue(db, id.as_str()).await?;
+    let mut entries = Vec::with_capacity(stored.len());
+    for e in stored {
+        let bad = |what: String| Error::Internal(anyhow::anyhow!("stored queue entry: {what}"));
+        let entry = EntryId::parse(&e.entry_id).map_err(|x| bad(x.to_string()))?;
+        let position = Position::parse(&e.position).map_err(|x| bad(x.to_string()))?;
+        entries.push(Entry {
+            id: entry.uuid(),
+            position,
+            item: Item {
+                track: Arc::new(e.track),
+                added_by: e.added_by,
+                added_at: e.added_at,
+            },
+        });
+    }
+    // A queue stored under a larger cap still loads; it just takes no adds.
+    let cap = shared.config.queue_cap.max(entries.len()).max(1);
+    let queue = Queue::from_entries(entries, cap)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("stored queue: {e}")))?;
+    let members = sessions::members(db, id.as_str()).await?;
+    let answered = log::answered_reqs(db, id.as_str(), &playlist.id).await?;
+    let state = SessionState::new(
+        SessionRef {
+            id: session.id,
+            name: session.name,
+            active: session.active,
+            host_id: playlist.creator_id.clone(),
+        },
+        PlaylistRef {
+            id: playlist.id,
+            name: playlist.name,
+            description: playlist.description,
+            spotify_id: playlist.spotify_id,
+        },
+        version,
+        queue,
+        members,
+        answered,
+    );
+    Ok((state, commits))
+}
+
+/// Answer whatever is still queued once no actor will serve it. `None`
+/// drops the replies instead, which tells each caller to look the session
+/// up again (see `Hub::ask`).
+async fn refuse_all(rx: &mut mpsc::Receiver<Command>, refusal: Option<JoinRefusal>) {
+    rx.close();
+    while let Some(cmd) = rx.recv().await {
+        let Some(refusal) = refusal else { continue };
+        let error = || match refusal {
+            JoinRefusal::NotFound => Error::NotFound("session"),
+            _ => Error::Unavailable,
+        };
+        match cmd {
+            Command::Join { reply, .. } => {
+                let _ = reply.send(Err(refusal));
+            }
+            Command::Snapshot { reply, .. } => {
+                let _ = reply.send(Err(error()));
+            }
+            Command::End { reply } => {
+                let _ = reply.send(Err(error()));
+            }
+            Command::Op { .. } | Command::Leave { .. } => {}
+        }
+    }
+}
+
+impl SessionActor {
+    async fn serve(mut self, on_stop: impl FnOnce()) {
+        self.shared.metrics.live_sessions.inc();
+        let mut idle_since = Some(Instant::now());
+        loop {
+            let idle_deadline = idle_since.map(|t| t + self.shared.config.idle_timeout);
+            let first = tokio::select! {
+                cmd = self.rx.recv() => match cmd { Some(c) => c, None => break },
+                _ = sleep_until(idle_deadline) => {
+                    if self.listeners.is_empty() { break }
+                    idle_since = None;
+                    continue;
+                }
+                _ = self.shared.shutdown.cancelled() => break,
+            };
+            if self.round(first).await {
+                break;
+            }
+            idle_since = match (self.listeners.is_empty(), idle_since) {
+                (true, None) => Some(Instant::now()),
+                (true, since) => since,
+                (false, _) => None,
+            };
+        }
+        on_stop();
+        self.shared.metrics.live_sessions.dec();
+        if self.shared.shutdown.is_cancelled() {
+            self.listeners
+                .close_all(None, CloseCode::GoingAway, "hub shutting down");
+        } else {
+            self.listeners.drop_all();
+        }
+        // Stopping: drop what is still queued unanswered, which tells each
+        // caller to look the session up again (a new actor serves it).
+        refuse_all(&mut self.rx, None).await;
+    }
+
+    /// Handle `first` and every command already waiting; ops between other
+    /// commands form one group commit. True when the session has ended.
+    async fn round(&mut self, first: Command) -> bool {
+        let mut cmds = vec![first];
+        while cmds.len() < MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(c) => cmds.push(c),
+                Err(_) => break,
+            }
+        }
+        let mut batch = Vec::new();
+        let mut ended = false;
+        for cmd in cmds {
+            match cmd {
+                Command::Op {
+                    listener,
+                    user,
+                    req,
+                    op,
+                    sent,
+                } => {
+                    self.shared
+                        .metrics
+                        .op_wait
+                        .observe(sent.elapsed().as_secs_f64());
+                    batch.push(commit::Pending {
+                        listener,
+                        user,
+                        req,
+                        op,
+                    });
+                }
+                Command::Leave { listener } => self.listeners.remove(listener),
+                other => {
+                    // Joins, snapshots and ending see the committed state.
+                    self.commit(std::mem::take(&mut batch)).await;
+                    ended |= self.handle(other).await;
+                }
+            }
+        }
+        self.commit(batch).await;
+        self.listeners.flush_presence();
+        ended
+    }
+
+    /// Handle a command other than an op or a leave; true when the session
+    /// has ended.
+    async fn handle(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Join {
+                user,
+                since,
+                outbox,
+                reply,
+            } => {
+                let r = self.join(user, since, outbox).await;
+                let _ = reply.send(r);
+                false
+            }
+            Command::Snapshot { viewer, reply } => {
+                let _ = reply.send(Ok(self.snapshot(&viewer)));
+                false
+            }
+            Command::End { reply } => {
+                let r = self.end().await;
+                let ended = r.is_ok();
+                let _ = reply.send(r);
+                ended
+            }
+            Command::Op { .. } | Command::Leave { .. } => unreachable!("handled in the round"),
+        }
+    }
+
+    fn snapshot(&self, viewer: &UserId) -> Snapshot {
+        let st = &self.state;
+        snapshot::assemble(
+            st.version(),
+            st.session.clone(),
+            st.playlist.clone(),
+            st.queue_entries(),
+            st.members(),
+            &self.listeners.online(),
+            viewer,
+        )
+    }
+
+    async fn end(&mut self) -> Result<()> {
+        sessions::end(&self.shared.db, self.id.as_str()).await?;
+        self.state.end();
+        let ended = frame(&ServerMsg::Ended { at: now_ms() });
+        self.listeners
+            .close_all(Some(ended), CloseCode::Ended, "session ended");
+        tracing::info!("session ended");
+        Ok(())
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A queue change sets the session's and playlist's `updatedAt` (what the
+/// session list sorts by) at most this often: two more rows per commit
+/// otherwise, one of them in four indexes.
+const ACTIVITY_RESOLUTION: Duration = Duration::from_secs(5);
+
+/// Requests of one batch, keyed for exactly-once.
+type ReqKey = (UserId, Req);
+
+/// Re-sends of one req within a batch, waiting for the first copy.
+type Repeats = HashMap<ReqKey, Vec<ListenerId>>;
