@@ -58,16 +58,16 @@ struct ServeArgs {
     #[arg(long, env = "AUDOTICS_POOL_SIZE", default_value_t = 16)]
     pool_size: u32,
     /// Seconds an idle session actor (no listeners) lives on.
-    #[arg(long, env = "AUDOTICS_IDLE_SECS", default_value_t = 60)]
+    #[arg(long, env = "AUDOTICS_IDLE_SECS", default_value_t = HubConfig::default().idle_timeout.as_secs())]
     idle_secs: u64,
     /// Maximum concurrent WebSocket connections.
-    #[arg(long, env = "AUDOTICS_MAX_CONNECTIONS", default_value_t = 100_000)]
+    #[arg(long, env = "AUDOTICS_MAX_CONNECTIONS", default_value_t = HubConfig::default().max_connections)]
     max_connections: usize,
-    /// Sustained ops per second per connection (protocol default 20).
-    #[arg(long, env = "AUDOTICS_OPS_PER_SEC", default_value_t = 20.0)]
+    /// Sustained ops per second per connection (the protocol's default).
+    #[arg(long, env = "AUDOTICS_OPS_PER_SEC", default_value_t = HubConfig::default().ops_per_sec)]
     ops_per_sec: f64,
-    /// Op burst per connection (protocol default 40).
-    #[arg(long, env = "AUDOTICS_OPS_BURST", default_value_t = 40.0)]
+    /// Op burst per connection (the protocol's default).
+    #[arg(long, env = "AUDOTICS_OPS_BURST", default_value_t = HubConfig::default().ops_burst)]
     ops_burst: f64,
     /// Load the demo catalog (see `demo`) before serving.
     #[arg(long)]

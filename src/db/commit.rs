@@ -224,230 +224,209 @@ fn insert_selecting<'q>(
 
 /// The parts of one commit of `commits`, only those with rows.
 fn parts<'q>(commits: &[&'q SessionCommit]) -> Vec<Cte<'q>> {
-    let at = commits[0].at.naive_utc();
-    let mut out = Vec::new();
+    let mut out: Vec<Cte<'q>> = [
+        track_upserts(commits),
+        playlist_updates(commits),
+        queue_inserts(commits),
+        queue_moves(commits),
+        queue_deletes(commits),
+        playlist_links(commits),
+        playlist_unlinks(commits),
+        interactions(commits),
+        Some(session_counters(commits)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    out.extend(activity(commits));
+    out
+}
 
-    // Track metadata, latest wins (one row per spotifyId per statement).
+/// The rows of every commit's `pick`, each with its commit.
+fn rows<'q, T>(
+    commits: &[&'q SessionCommit],
+    pick: impl Fn(&'q BatchWrite) -> &'q [T],
+) -> Vec<(&'q SessionCommit, &'q T)> {
+    commits
+        .iter()
+        .flat_map(|c| pick(&c.write).iter().map(move |x| (*c, x)))
+        .collect()
+}
+
+/// `"Track"`: metadata given with adds, latest wins (one row per Spotify id
+/// per statement). An array of arrays cannot be UNNEST-ed into rows, so each
+/// row's artists travel as one JSON array.
+#[rustfmt::skip]
+fn track_upserts<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
     let mut tracks: Vec<&Track> = Vec::new();
-    for c in commits {
-        for t in &c.write.track_upserts {
-            tracks.retain(|x| x.spotify_id != t.spotify_id);
-            tracks.push(t);
-        }
+    for t in commits.iter().flat_map(|c| &c.write.track_upserts) {
+        tracks.retain(|x| x.spotify_id != t.spotify_id);
+        tracks.push(t);
     }
-    if !tracks.is_empty() {
-        let mut c = Columns::default();
-        c.col("id", "text", each(&tracks, |t| t.id.as_str()))
-            .col(
-                "spotifyId",
-                "text",
-                each(&tracks, |t| t.spotify_id.as_str()),
-            )
-            .col("name", "text", each(&tracks, |t| t.name.as_str()))
-            // An array of arrays cannot be UNNEST-ed into rows: each row's
-            // artists travel as one JSON array.
-            .col(
-                "artists",
-                "jsonb",
-                each(&tracks, |t| serde_json::json!(t.artists)),
-            )
-            .col("album", "text", each(&tracks, |t| t.album.as_str()))
-            .col("popularity", "int4", each(&tracks, |t| t.popularity))
-            .col("createdAt", "timestamp", each(&tracks, |_| at))
-            .col("updatedAt", "timestamp", each(&tracks, |_| at));
-        out.push(insert_selecting(
-            Part::Track,
-            r#""Track""#,
-            &[(
-                "artists",
-                r#"ARRAY(SELECT jsonb_array_elements_text(u."artists"))"#,
-            )],
-            c,
-            r#"ON CONFLICT ("spotifyId") DO UPDATE SET "name" = EXCLUDED."name",
+    if tracks.is_empty() {
+        return None;
+    }
+    let at = commits[0].at.naive_utc();
+    let mut c = Columns::default();
+    c.col("id",         "text",      each(&tracks, |t| t.id.as_str()))
+     .col("spotifyId",  "text",      each(&tracks, |t| t.spotify_id.as_str()))
+     .col("name",       "text",      each(&tracks, |t| t.name.as_str()))
+     .col("artists",    "jsonb",     each(&tracks, |t| serde_json::json!(t.artists)))
+     .col("album",      "text",      each(&tracks, |t| t.album.as_str()))
+     .col("popularity", "int4",      each(&tracks, |t| t.popularity))
+     .col("createdAt",  "timestamp", each(&tracks, |_| at))
+     .col("updatedAt",  "timestamp", each(&tracks, |_| at));
+    Some(insert_selecting(
+        Part::Track,
+        r#""Track""#,
+        &[("artists", r#"ARRAY(SELECT jsonb_array_elements_text(u."artists"))"#)],
+        c,
+        r#"ON CONFLICT ("spotifyId") DO UPDATE SET "name" = EXCLUDED."name",
         "artists" = EXCLUDED."artists", "album" = EXCLUDED."album",
         "popularity" = EXCLUDED."popularity", "updatedAt" = EXCLUDED."updatedAt""#,
-        ));
-    }
+    ))
+}
 
-    let changes: Vec<(&SessionCommit, &LoggedChange)> = commits
-        .iter()
-        .flat_map(|c| c.write.changes.iter().map(move |x| (*c, x)))
-        .collect();
-    if !changes.is_empty() {
-        let cols: Vec<_> = each(&changes, |(_, x)| x.record.columns());
-        let mut c = Columns::default();
-        c.col("id", "text", each(&changes, |_| new_id()))
-            .col(
-                "playlistId",
-                "text",
-                each(&changes, |(s, _)| s.playlist_id.as_str()),
-            )
-            .col("type", "text", each(&cols, |x| x.kind))
-            .col("trackId", "text", each(&cols, |x| x.track_id))
-            .col(
-                "userId",
-                "text",
-                each(&changes, |(_, x)| x.record.by.as_str()),
-            )
-            .col(
-                "timestamp",
-                "timestamp",
-                each(&changes, |(_, x)| x.record.at.naive_utc()),
-            )
-            .col(
-                "hubVersion",
-                "int8",
-                each(&changes, |(_, x)| x.record.version),
-            )
-            .col("hubEntryId", "text", each(&cols, |x| x.entry_id))
-            .col("hubFromIndex", "int4", each(&cols, |x| x.from_index))
-            .col("hubToIndex", "int4", each(&cols, |x| x.to_index))
-            .col("hubReq", "text", each(&changes, |(_, x)| x.req.as_str()));
-        out.push(insert(Part::Changes, r#""PlaylistUpdate""#, c, ""));
+/// `"PlaylistUpdate"`: the change log (columns from `log::ChangeRecord`).
+#[rustfmt::skip]
+fn playlist_updates<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
+    let changes = rows(commits, |w| &w.changes);
+    if changes.is_empty() {
+        return None;
     }
+    let log: Vec<_> = each(&changes, |(_, x)| x.record.columns());
+    let mut c = Columns::default();
+    c.col("id",           "text",      each(&changes, |_| new_id()))
+     .col("playlistId",   "text",      each(&changes, |(s, _)| s.playlist_id.as_str()))
+     .col("type",         "text",      each(&log, |l| l.kind))
+     .col("trackId",      "text",      each(&log, |l| l.track_id))
+     .col("userId",       "text",      each(&changes, |(_, x)| x.record.by.as_str()))
+     .col("timestamp",    "timestamp", each(&changes, |(_, x)| x.record.at.naive_utc()))
+     .col("hubVersion",   "int8",      each(&changes, |(_, x)| x.record.version))
+     .col("hubEntryId",   "text",      each(&log, |l| l.entry_id))
+     .col("hubFromIndex", "int4",      each(&log, |l| l.from_index))
+     .col("hubToIndex",   "int4",      each(&log, |l| l.to_index))
+     .col("hubReq",       "text",      each(&changes, |(_, x)| x.req.as_str()));
+    Some(insert(Part::Changes, r#""PlaylistUpdate""#, c, ""))
+}
 
-    let inserts: Vec<(&SessionCommit, &NewEntry)> = commits
-        .iter()
-        .flat_map(|c| c.write.inserts.iter().map(move |x| (*c, x)))
-        .collect();
-    if !inserts.is_empty() {
-        let mut c = Columns::default();
-        c.col(
-            "entry_id",
-            "text",
-            each(&inserts, |(_, x)| x.entry_id.as_str()),
-        )
-        .col(
-            "session_id",
-            "text",
-            each(&inserts, |(s, _)| s.session_id.as_str()),
-        )
-        .col(
-            "track_id",
-            "text",
-            each(&inserts, |(_, x)| x.track_id.as_str()),
-        )
-        .col(
-            "added_by",
-            "text",
-            each(&inserts, |(_, x)| x.added_by.as_str()),
-        )
-        .col(
-            "added_at",
-            "timestamp",
-            each(&inserts, |(_, x)| x.added_at.naive_utc()),
-        )
-        .col(
-            "position",
-            "text",
-            each(&inserts, |(_, x)| x.position.as_str()),
-        );
-        out.push(insert(Part::Inserts, "hub_queue_entry", c, ""));
+/// `hub_queue_entry`: entries added by the batch, at their final position.
+#[rustfmt::skip]
+fn queue_inserts<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
+    let inserts = rows(commits, |w| &w.inserts);
+    if inserts.is_empty() {
+        return None;
     }
+    let mut c = Columns::default();
+    c.col("entry_id",   "text",      each(&inserts, |(_, x)| x.entry_id.as_str()))
+     .col("session_id", "text",      each(&inserts, |(s, _)| s.session_id.as_str()))
+     .col("track_id",   "text",      each(&inserts, |(_, x)| x.track_id.as_str()))
+     .col("added_by",   "text",      each(&inserts, |(_, x)| x.added_by.as_str()))
+     .col("added_at",   "timestamp", each(&inserts, |(_, x)| x.added_at.naive_utc()))
+     .col("position",   "text",      each(&inserts, |(_, x)| x.position.as_str()));
+    Some(insert(Part::Inserts, "hub_queue_entry", c, ""))
+}
 
-    let moves: Vec<&Moved> = commits.iter().flat_map(|c| &c.write.moves).collect();
-    if !moves.is_empty() {
-        let mut c = Columns::default();
-        c.col("entry_id", "text", each(&moves, |m| m.entry_id.as_str()))
-            .col("position", "text", each(&moves, |m| m.position.as_str()));
-        out.push(Cte {
-            part: Part::Moves,
-            head: r#"UPDATE hub_queue_entry q SET position = u."position" FROM "#.into(),
-            cols: c,
-            tail: r#"WHERE q.entry_id = u."entry_id""#,
-        });
+/// `hub_queue_entry`: entries that existed before and moved.
+fn queue_moves<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
+    let moves = rows(commits, |w| &w.moves);
+    if moves.is_empty() {
+        return None;
     }
+    let mut c = Columns::default();
+    c.col(
+        "entry_id",
+        "text",
+        each(&moves, |(_, m)| m.entry_id.as_str()),
+    )
+    .col(
+        "position",
+        "text",
+        each(&moves, |(_, m)| m.position.as_str()),
+    );
+    Some(Cte {
+        part: Part::Moves,
+        head: r#"UPDATE hub_queue_entry q SET position = u."position" FROM "#.into(),
+        cols: c,
+        tail: r#"WHERE q.entry_id = u."entry_id""#,
+    })
+}
 
-    let deletes: Vec<&str> = commits
-        .iter()
-        .flat_map(|c| c.write.deletes.iter().map(String::as_str))
-        .collect();
-    if !deletes.is_empty() {
-        let mut c = Columns::default();
-        c.col("entry_id", "text", deletes);
-        out.push(Cte {
-            part: Part::Deletes,
-            head: "DELETE FROM hub_queue_entry q USING ".into(),
-            cols: c,
-            tail: r#"WHERE q.entry_id = u."entry_id""#,
-        });
+/// `hub_queue_entry`: entries that existed before and are gone.
+fn queue_deletes<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
+    let deletes = rows(commits, |w| &w.deletes);
+    if deletes.is_empty() {
+        return None;
     }
+    let mut c = Columns::default();
+    c.col("entry_id", "text", each(&deletes, |(_, d)| d.as_str()));
+    Some(Cte {
+        part: Part::Deletes,
+        head: "DELETE FROM hub_queue_entry q USING ".into(),
+        cols: c,
+        tail: r#"WHERE q.entry_id = u."entry_id""#,
+    })
+}
 
-    let playlist_tracks = |pick: fn(&BatchWrite) -> &Vec<String>| -> Vec<(&'q str, &'q str)> {
-        commits
-            .iter()
-            .flat_map(|c| {
-                pick(&c.write)
-                    .iter()
-                    .map(move |t| (c.playlist_id.as_str(), t.as_str()))
-            })
-            .collect()
-    };
-    let links = playlist_tracks(|w| &w.link_tracks);
-    if !links.is_empty() {
-        let mut c = Columns::default();
-        c.col("A", "text", each(&links, |l| l.0))
-            .col("B", "text", each(&links, |l| l.1));
-        out.push(insert(
-            Part::Links,
-            r#""_PlaylistToTrack""#,
-            c,
-            "ON CONFLICT DO NOTHING",
-        ));
+/// `"_PlaylistToTrack"` rows ("A" = playlist, "B" = track) of `pick`.
+fn playlist_tracks<'q>(
+    commits: &[&'q SessionCommit],
+    pick: fn(&BatchWrite) -> &[String],
+) -> Option<Columns<'q>> {
+    let pairs = rows(commits, pick);
+    if pairs.is_empty() {
+        return None;
     }
-    let unlinks = playlist_tracks(|w| &w.unlink_tracks);
-    if !unlinks.is_empty() {
-        let mut c = Columns::default();
-        c.col("A", "text", each(&unlinks, |l| l.0))
-            .col("B", "text", each(&unlinks, |l| l.1));
-        out.push(Cte {
-            part: Part::Unlinks,
-            head: r#"DELETE FROM "_PlaylistToTrack" p USING "#.into(),
-            cols: c,
-            tail: r#"WHERE p."A" = u."A" AND p."B" = u."B""#,
-        });
-    }
+    let mut c = Columns::default();
+    c.col("A", "text", each(&pairs, |(s, _)| s.playlist_id.as_str()))
+        .col("B", "text", each(&pairs, |(_, t)| t.as_str()));
+    Some(c)
+}
 
-    let reactions: Vec<(&SessionCommit, &LoggedInteraction)> = commits
-        .iter()
-        .flat_map(|c| c.write.interactions.iter().map(move |x| (*c, x)))
-        .collect();
-    if !reactions.is_empty() {
-        let mut c = Columns::default();
-        c.col("id", "text", each(&reactions, |_| new_id()))
-            .col(
-                "userId",
-                "text",
-                each(&reactions, |(_, x)| x.user_id.as_str()),
-            )
-            .col(
-                "trackId",
-                "text",
-                each(&reactions, |(_, x)| x.track_id.as_str()),
-            )
-            .col("type", "text", each(&reactions, |(_, x)| x.kind.as_str()))
-            .col(
-                "timestamp",
-                "timestamp",
-                each(&reactions, |(s, _)| s.at.naive_utc()),
-            )
-            .col(
-                "hubSessionId",
-                "text",
-                each(&reactions, |(s, _)| s.session_id.as_str()),
-            )
-            .col("hubReq", "text", each(&reactions, |(_, x)| x.req.as_str()))
-            .col("hubVersion", "int8", each(&reactions, |(_, x)| x.version));
-        // The same reaction twice in one millisecond is stored once (Prisma's
-        // unique key); ON CONFLICT keeps that from failing the whole commit.
-        out.push(insert(
-            Part::Reactions,
-            r#""TrackInteraction""#,
-            c,
-            "ON CONFLICT DO NOTHING",
-        ));
-    }
+/// `"_PlaylistToTrack"`: tracks now in the queue.
+fn playlist_links<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
+    let c = playlist_tracks(commits, |w| &w.link_tracks)?;
+    Some(insert(
+        Part::Links,
+        r#""_PlaylistToTrack""#,
+        c,
+        "ON CONFLICT DO NOTHING",
+    ))
+}
 
+/// `"_PlaylistToTrack"`: tracks no longer in the queue.
+fn playlist_unlinks<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
+    Some(Cte {
+        part: Part::Unlinks,
+        head: r#"DELETE FROM "_PlaylistToTrack" p USING "#.into(),
+        cols: playlist_tracks(commits, |w| &w.unlink_tracks)?,
+        tail: r#"WHERE p."A" = u."A" AND p."B" = u."B""#,
+    })
+}
+
+/// `"TrackInteraction"`. The same reaction twice in one millisecond is
+/// stored once (Prisma's unique key); ON CONFLICT keeps that from failing
+/// the whole commit.
+#[rustfmt::skip]
+fn interactions<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
+    let reactions = rows(commits, |w| &w.interactions);
+    if reactions.is_empty() {
+        return None;
+    }
+    let mut c = Columns::default();
+    c.col("id",           "text",      each(&reactions, |_| new_id()))
+     .col("userId",       "text",      each(&reactions, |(_, x)| x.user_id.as_str()))
+     .col("trackId",      "text",      each(&reactions, |(_, x)| x.track_id.as_str()))
+     .col("type",         "text",      each(&reactions, |(_, x)| x.kind.as_str()))
+     .col("timestamp",    "timestamp", each(&reactions, |(s, _)| s.at.naive_utc()))
+     .col("hubSessionId", "text",      each(&reactions, |(s, _)| s.session_id.as_str()))
+     .col("hubReq",       "text",      each(&reactions, |(_, x)| x.req.as_str()))
+     .col("hubVersion",   "int8",      each(&reactions, |(_, x)| x.version));
+    Some(insert(Part::Reactions, r#""TrackInteraction""#, c, "ON CONFLICT DO NOTHING"))
+}
+
+/// `hub_session`: each session's version and commit counter (every commit).
+fn session_counters<'q>(commits: &[&'q SessionCommit]) -> Cte<'q> {
     let mut c = Columns::default();
     c.col(
         "session_id",
@@ -456,37 +435,45 @@ fn parts<'q>(commits: &[&'q SessionCommit]) -> Vec<Cte<'q>> {
     )
     .col("version", "int8", each(commits, |s| s.version))
     .col("commits", "int8", each(commits, |s| s.commits));
-    out.push(Cte {
+    Cte {
         part: Part::Sessions,
         head: r#"UPDATE hub_session h SET version = u."version", commits = u."commits" FROM "#
             .into(),
         cols: c,
         tail: r#"WHERE h.session_id = u."session_id""#,
-    });
+    }
+}
 
+/// `"Playlist"` and `"GroupSession"` `updatedAt`, for the commits that
+/// touch them.
+fn activity<'q>(commits: &[&'q SessionCommit]) -> Vec<Cte<'q>> {
     let touched: Vec<&SessionCommit> = commits.iter().copied().filter(|c| c.touch).collect();
-    if !touched.is_empty() {
-        let at: Vec<NaiveDateTime> = each(&touched, |c| c.at.naive_utc());
-        let mut c = Columns::default();
-        c.col("id", "text", each(&touched, |s| s.playlist_id.as_str()))
-            .col("at", "timestamp", at.clone());
-        out.push(Cte {
+    if touched.is_empty() {
+        return Vec::new();
+    }
+    let at: Vec<NaiveDateTime> = each(&touched, |c| c.at.naive_utc());
+    let mut playlists = Columns::default();
+    playlists
+        .col("id", "text", each(&touched, |s| s.playlist_id.as_str()))
+        .col("at", "timestamp", at.clone());
+    let mut sessions = Columns::default();
+    sessions
+        .col("id", "text", each(&touched, |s| s.session_id.as_str()))
+        .col("at", "timestamp", at);
+    vec![
+        Cte {
             part: Part::TouchPlaylists,
             head: r#"UPDATE "Playlist" p SET "updatedAt" = u."at" FROM "#.into(),
-            cols: c,
+            cols: playlists,
             tail: r#"WHERE p."id" = u."id""#,
-        });
-        let mut c = Columns::default();
-        c.col("id", "text", each(&touched, |s| s.session_id.as_str()))
-            .col("at", "timestamp", at);
-        out.push(Cte {
+        },
+        Cte {
             part: Part::TouchSessions,
             head: r#"UPDATE "GroupSession" s SET "updatedAt" = u."at" FROM "#.into(),
-            cols: c,
+            cols: sessions,
             tail: r#"WHERE s."id" = u."id""#,
-        });
-    }
-    out
+        },
+    ]
 }
 
 /// The one statement made of `parts`.

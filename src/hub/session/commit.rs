@@ -12,16 +12,14 @@ use audotics_protocol::model::Track;
 use audotics_protocol::{Req, ServerMsg, UserId};
 
 use super::listeners::{frame, ListenerId};
+use super::rows;
 use super::state::{Catalog, Ctx, Effect, Event, NewIds, Op, SessionState, TrackRef};
 use super::{Repeats, ReqKey, SessionActor, ACTIVITY_RESOLUTION};
 use crate::clock::now_ms;
-use crate::db::commit::{
-    BatchWrite, LoggedChange, LoggedInteraction, Moved, NewEntry, SessionCommit,
-};
+use crate::db::commit::{BatchWrite, SessionCommit};
 use crate::db::{sessions, tracks};
 use crate::error::{Error, Result};
 use crate::hub::committer::CommitError;
-use crate::hub::queue::Applied;
 use crate::metrics::{CodeLabels, OpLabels};
 
 /// An op waiting in the current batch.
@@ -75,78 +73,6 @@ fn dedupe(
     (fresh, repeats, answered)
 }
 
-/// Add one applied op's rows to `write`, merged with what the batch already
-/// holds (an entry added and removed in one batch writes no queue row; a
-/// track is linked or unlinked, never both).
-fn add_rows(write: &mut BatchWrite, effect: &Effect, req: &Req, state: &SessionState) {
-    match (&effect.event, &effect.applied) {
-        (Event::Change(record), Some(applied)) => {
-            match applied {
-                Applied::Inserted { entry, .. } => {
-                    write.inserts.push(NewEntry {
-                        entry_id: entry.id.to_string(),
-                        track_id: entry.item.track.id.clone(),
-                        added_by: entry.item.added_by.to_string(),
-                        added_at: entry.item.added_at,
-                        position: entry.position.as_str().to_owned(),
-                    });
-                    let track = &entry.item.track.id;
-                    write.unlink_tracks.retain(|t| t != track);
-                    write.link_tracks.push(track.clone());
-                }
-                Applied::Removed { entry, .. } => {
-                    let id = entry.id.to_string();
-                    // Added in this batch: it never reaches the table.
-                    match write.inserts.iter().position(|i| i.entry_id == id) {
-                        Some(i) => {
-                            write.inserts.remove(i);
-                        }
-                        None => {
-                            write.moves.retain(|m| m.entry_id != id);
-                            write.deletes.push(id);
-                        }
-                    }
-                    let track = &entry.item.track.id;
-                    if state.queued_track(track).is_none() {
-                        write.link_tracks.retain(|t| t != track);
-                        write.unlink_tracks.push(track.clone());
-                    }
-                }
-                Applied::Moved {
-                    id, new_position, ..
-                } => {
-                    let (id, position) = (id.to_string(), new_position.as_str().to_owned());
-                    if let Some(i) = write.inserts.iter_mut().find(|i| i.entry_id == id) {
-                        i.position = position;
-                    } else if let Some(m) = write.moves.iter_mut().find(|m| m.entry_id == id) {
-                        m.position = position;
-                    } else {
-                        write.moves.push(Moved {
-                            entry_id: id,
-                            position,
-                        });
-                    }
-                }
-            }
-            write.changes.push(LoggedChange {
-                record: record.clone(),
-                req: req.to_string(),
-            });
-        }
-        (Event::Reaction(r), _) => write.interactions.push(LoggedInteraction {
-            user_id: r.user.to_string(),
-            track_id: r.track.to_string(),
-            kind: r.kind.clone(),
-            req: req.to_string(),
-            version: effect.version,
-        }),
-        (Event::Change(_), None) => unreachable!("a queue change reports what it applied"),
-    }
-    if let Some(t) = &effect.upsert {
-        write.track_upserts.push(t.clone());
-    }
-}
-
 impl SessionActor {
     /// Apply, persist and publish one batch of ops (group commit).
     pub(super) async fn commit(&mut self, batch: Vec<Pending>) {
@@ -179,33 +105,58 @@ impl SessionActor {
                 tracing::warn!(error = %e, "cannot look up tracks");
                 for p in fresh {
                     let waiters = repeats.remove(&(p.user, p.req.clone())).unwrap_or_default();
-                    for l in std::iter::once(p.listener).chain(waiters) {
-                        self.refuse(l, &p.req, Error::Unavailable);
-                    }
+                    let all = std::iter::once(p.listener).chain(waiters);
+                    self.refuse_each(all, &p.req, || Error::Unavailable);
                 }
                 return;
             }
         };
+        let (done, write) = self.apply_all(fresh, repeats, &mut catalog, at);
+        if done.is_empty() {
+            return;
+        }
+        match self.persist(write, at).await {
+            Persisted::Committed => self.publish(done, at),
+            Persisted::NotCommitted => self.roll_back(done, true),
+            Persisted::Unresolved => self.roll_back(done, false),
+        }
+        self.shared
+            .metrics
+            .batch_latency
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Apply each op to the live state; refusals are answered at once. The
+    /// applied ones and their rows come back, waiting for COMMIT.
+    fn apply_all(
+        &mut self,
+        fresh: Vec<Pending>,
+        mut repeats: Repeats,
+        catalog: &mut Catalog,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> (Vec<Done>, BatchWrite) {
         let mut done: Vec<Done> = Vec::new();
         let mut write = BatchWrite::default();
         for p in fresh {
             let mut ctx = Ctx {
                 at,
-                catalog: &mut catalog,
+                catalog,
                 ids: &mut NewIds,
             };
             let key = (p.user.clone(), p.req.clone());
+            let waiters = repeats.remove(&key).unwrap_or_default();
             match self.state.apply(&p.op, &p.user, &mut ctx) {
                 Ok(effect) => {
+                    let op = p.op.label();
                     self.shared
                         .metrics
                         .ops_applied
-                        .get_or_create(&OpLabels { op: p.op.label() })
+                        .get_or_create(&OpLabels { op })
                         .inc();
-                    add_rows(&mut write, &effect, &p.req, &self.state);
+                    rows::add(&mut write, &effect, &p.req, &self.state);
                     done.push(Done {
                         listener: p.listener,
-                        waiters: repeats.remove(&key).unwrap_or_default(),
+                        waiters,
                         key,
                         effect,
                     });
@@ -213,37 +164,25 @@ impl SessionActor {
                 Err(refusal) => {
                     self.refuse(p.listener, &p.req, refusal.into());
                     // Re-sends of a refused op are judged afresh next time.
-                    for w in repeats.remove(&key).unwrap_or_default() {
-                        let again =
-                            Error::Conflict("the first copy of this req was refused".into());
-                        self.refuse(w, &p.req, again);
-                    }
+                    self.refuse_each(waiters, &p.req, || {
+                        Error::Conflict("the first copy of this req was refused".into())
+                    });
                 }
             }
         }
-        if done.is_empty() {
-            return;
-        }
-        match self.persist(write, at).await {
-            Persisted::Committed => self.publish(done, at),
-            Persisted::NotCommitted => {
-                while let Some(d) = done.pop() {
-                    self.state.undo(d.effect);
-                    for l in std::iter::once(d.listener).chain(d.waiters) {
-                        self.refuse(l, &d.key.1, Error::Unavailable);
-                    }
-                }
-            }
-            Persisted::Unresolved => {
-                while let Some(d) = done.pop() {
-                    self.state.undo(d.effect);
-                }
+        (done, write)
+    }
+
+    /// Undo a batch that did not commit, newest op first; when it certainly
+    /// did not, answer its ops `unavailable` (safe to retry).
+    fn roll_back(&mut self, mut done: Vec<Done>, answer: bool) {
+        while let Some(d) = done.pop() {
+            self.state.undo(d.effect);
+            if answer {
+                let all = std::iter::once(d.listener).chain(d.waiters);
+                self.refuse_each(all, &d.key.1, || Error::Unavailable);
             }
         }
-        self.shared
-            .metrics
-            .batch_latency
-            .observe(started.elapsed().as_secs_f64());
     }
 
     /// Write the batch. A commit whose outcome is unknown is resolved
@@ -391,6 +330,18 @@ impl SessionActor {
             }
         }
         Ok(found)
+    }
+
+    /// Refuse the op `req` to each of `listeners` (its sender and re-sends).
+    fn refuse_each(
+        &mut self,
+        listeners: impl IntoIterator<Item = ListenerId>,
+        req: &Req,
+        error: impl Fn() -> Error,
+    ) {
+        for l in listeners {
+            self.refuse(l, req, error());
+        }
     }
 
     fn refuse(&mut self, listener: ListenerId, req: &Req, e: Error) {

@@ -8,6 +8,7 @@
 mod commit;
 mod join;
 pub mod listeners;
+mod rows;
 pub mod state;
 
 use std::collections::HashMap;

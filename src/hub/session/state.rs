@@ -509,11 +509,12 @@ fn queue_refusal(e: QueueError, field: &'static str) -> Refusal {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    struct SeqIds(u128);
+    /// Ids from a counter, so runs are reproducible.
+    pub(crate) struct SeqIds(u128);
 
     impl Ids for SeqIds {
         fn entry(&mut self) -> EntryId {
@@ -549,7 +550,7 @@ mod tests {
         }
     }
 
-    fn state(cap: usize) -> SessionState {
+    pub(crate) fn state(cap: usize) -> SessionState {
         SessionState::new(
             SessionRef {
                 id: "s".into(),
@@ -578,6 +579,35 @@ mod tests {
         c
     }
 
+    /// A state with its batch's catalog and ids.
+    pub(crate) struct Fixture {
+        pub state: SessionState,
+        pub catalog: Catalog,
+        pub ids: SeqIds,
+    }
+
+    impl Fixture {
+        pub(crate) fn new(state: SessionState) -> Fixture {
+            Fixture {
+                state,
+                catalog: catalog(),
+                ids: SeqIds(0),
+            }
+        }
+    }
+
+    pub(crate) fn apply_to(f: &mut Fixture, who: &str, op: Op) -> Result<Effect, Refusal> {
+        apply(&mut f.state, &mut f.catalog, &mut f.ids, who, op)
+    }
+
+    pub(crate) fn reorder_op(entry: EntryId, to_index: usize) -> Op {
+        Op::Reorder {
+            entry,
+            to_index,
+            base_version: None,
+        }
+    }
+
     /// Apply with a fresh context; returns the effect or refusal.
     fn apply(
         st: &mut SessionState,
@@ -594,14 +624,14 @@ mod tests {
         st.apply(&op, &user(who), &mut ctx)
     }
 
-    fn add(t: &str) -> Op {
+    pub(crate) fn add_op(t: &str) -> Op {
         Op::Add {
             track: TrackRef::Id(TrackId::from_stored(t.into())),
             index: None,
         }
     }
 
-    fn entry_of(e: &Effect) -> EntryId {
+    pub(crate) fn entry_of(e: &Effect) -> EntryId {
         match &e.event {
             Event::Change(r) => EntryId::parse(r.entry()).unwrap(),
             Event::Reaction(_) => panic!("no entry"),
@@ -611,7 +641,7 @@ mod tests {
     #[test]
     fn changes_take_consecutive_versions_and_reactions_none() {
         let (mut st, mut cat, mut ids) = (state(10), catalog(), SeqIds(0));
-        let a = apply(&mut st, &mut cat, &mut ids, "ann", add("t1")).unwrap();
+        let a = apply(&mut st, &mut cat, &mut ids, "ann", add_op("t1")).unwrap();
         assert_eq!(a.version, 1);
         let r = apply(
             &mut st,
@@ -626,15 +656,15 @@ mod tests {
         .unwrap();
         assert_eq!(r.version, 1);
         assert!(matches!(r.event, Event::Reaction(_)));
-        let b = apply(&mut st, &mut cat, &mut ids, "ben", add("t2")).unwrap();
+        let b = apply(&mut st, &mut cat, &mut ids, "ben", add_op("t2")).unwrap();
         assert_eq!((b.version, st.version()), (2, 2));
     }
 
     #[test]
     fn only_the_host_reorders() {
         let (mut st, mut cat, mut ids) = (state(10), catalog(), SeqIds(0));
-        let a = apply(&mut st, &mut cat, &mut ids, "ann", add("t1")).unwrap();
-        apply(&mut st, &mut cat, &mut ids, "ann", add("t2")).unwrap();
+        let a = apply(&mut st, &mut cat, &mut ids, "ann", add_op("t1")).unwrap();
+        apply(&mut st, &mut cat, &mut ids, "ann", add_op("t2")).unwrap();
         let mv = Op::Reorder {
             entry: entry_of(&a),
             to_index: 1,
@@ -658,8 +688,8 @@ mod tests {
     #[test]
     fn the_host_or_the_adder_removes() {
         let (mut st, mut cat, mut ids) = (state(10), catalog(), SeqIds(0));
-        let a = apply(&mut st, &mut cat, &mut ids, "ann", add("t1")).unwrap();
-        let b = apply(&mut st, &mut cat, &mut ids, "ann", add("t2")).unwrap();
+        let a = apply(&mut st, &mut cat, &mut ids, "ann", add_op("t1")).unwrap();
+        let b = apply(&mut st, &mut cat, &mut ids, "ann", add_op("t2")).unwrap();
         let remove = |e: &Effect| Op::Remove { entry: entry_of(e) };
         assert!(matches!(
             apply(&mut st, &mut cat, &mut ids, "ben", remove(&a)),
@@ -677,8 +707,8 @@ mod tests {
     #[test]
     fn a_stale_base_version_is_a_conflict_and_changes_nothing() {
         let (mut st, mut cat, mut ids) = (state(10), catalog(), SeqIds(0));
-        let a = apply(&mut st, &mut cat, &mut ids, "host", add("t1")).unwrap();
-        apply(&mut st, &mut cat, &mut ids, "host", add("t2")).unwrap();
+        let a = apply(&mut st, &mut cat, &mut ids, "host", add_op("t1")).unwrap();
+        apply(&mut st, &mut cat, &mut ids, "host", add_op("t2")).unwrap();
         let before = st.queue_entries();
         let stale = Op::Reorder {
             entry: entry_of(&a),
@@ -707,7 +737,7 @@ mod tests {
     fn unknown_tracks_and_bad_indices_are_refused_with_the_field() {
         let (mut st, mut cat, mut ids) = (state(2), catalog(), SeqIds(0));
         assert_eq!(
-            apply(&mut st, &mut cat, &mut ids, "ann", add("nope")).unwrap_err(),
+            apply(&mut st, &mut cat, &mut ids, "ann", add_op("nope")).unwrap_err(),
             Refusal::NotFound("track")
         );
         let far = Op::Add {
@@ -718,10 +748,10 @@ mod tests {
             Error::from(apply(&mut st, &mut cat, &mut ids, "ann", far).unwrap_err()).to_string(),
             "index: index 7 is outside the queue of 0 entries"
         );
-        apply(&mut st, &mut cat, &mut ids, "ann", add("t1")).unwrap();
-        apply(&mut st, &mut cat, &mut ids, "ann", add("t1")).unwrap();
+        apply(&mut st, &mut cat, &mut ids, "ann", add_op("t1")).unwrap();
+        apply(&mut st, &mut cat, &mut ids, "ann", add_op("t1")).unwrap();
         assert_eq!(
-            apply(&mut st, &mut cat, &mut ids, "ann", add("t1")).unwrap_err(),
+            apply(&mut st, &mut cat, &mut ids, "ann", add_op("t1")).unwrap_err(),
             Refusal::Full(2)
         );
         assert_eq!(st.version(), 2);
@@ -823,7 +853,7 @@ mod tests {
         fn members_never_reorder(ops in proptest::collection::vec((1..3usize, 0..8usize, 0..8usize), 1..20)) {
             let (mut st, mut cat, mut ids) = (state(10), catalog(), SeqIds(0));
             for t in ["t0", "t1", "t2"] {
-                apply(&mut st, &mut cat, &mut ids, "ann", add(t)).unwrap();
+                apply(&mut st, &mut cat, &mut ids, "ann", add_op(t)).unwrap();
             }
             let before = st.queue_entries();
             for (w, a, b) in ops {
