@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Database};
 use crate::db::{self, Cluster};
-use crate::http::{self, AppState};
+use crate::http::gate::Gate;
+use crate::http::{self, server, AppState};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 
@@ -50,16 +50,19 @@ impl App {
                 return Err(e);
             }
         };
-        raise_open_files_limit();
+        let open_files = raise_open_files_limit();
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
+        let mut config = config;
+        let gate = connection_caps(&mut config, open_files);
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(pool.clone(), metrics.clone(), config.hub.clone());
         let state = AppState {
             db: pool,
             metrics,
             hub,
+            gate,
             config: Arc::new(config),
         };
         Ok(App {
@@ -99,19 +102,15 @@ impl App {
             shutdown.await;
             hub_stop.cancel();
         };
-        // TCP_NODELAY: frames are small and latency is the product; without
-        // it Nagle holds a frame back until the peer ACKs the previous one.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let serve = axum::serve(
+        server::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router,
+            state.gate.clone(),
+            state.config.http.header_timeout,
+            state.metrics.clone(),
+            signal,
         )
-        .with_graceful_shutdown(signal);
-        let result = serve.await;
+        .await;
         tracing::info!("shutting down: draining");
         let _ = tokio::time::timeout(Duration::from_secs(10), state.hub.shutdown()).await;
         state.db.close().await;
@@ -119,7 +118,7 @@ impl App {
             tokio::task::block_in_place(|| c.stop());
             tracing::info!("private Postgres stopped");
         }
-        result.context("serving HTTP")
+        Ok(())
     }
 }
 
@@ -131,8 +130,33 @@ async fn connect_and_migrate(url: &str, pool_size: u32) -> anyhow::Result<PgPool
     Ok(pool)
 }
 
-/// Each connection is a file descriptor: lift the soft limit to the hard one.
-fn raise_open_files_limit() {
+/// The gate's caps from the open files limit, and the WebSocket cap kept
+/// below them so that plain HTTP (`/healthz`, REST) still has room when
+/// WebSockets fill the hub.
+fn connection_caps(config: &mut Config, open_files: u64) -> Arc<Gate> {
+    // Descriptors the hub needs besides connections: the pool, the
+    // listener, log and data files, the private cluster's pipes.
+    let own = config.pool_size as usize + 64;
+    let derived = (open_files as usize).saturating_sub(own).max(1);
+    let total = config.http.max_connections.unwrap_or(derived).min(derived);
+    let headroom = (total / 10).clamp(1, 256);
+    let ws = config
+        .hub
+        .max_connections
+        .min(total.saturating_sub(headroom).max(1));
+    tracing::info!(
+        total,
+        websockets = ws,
+        unproven_per_ip = config.http.max_unproven_per_ip,
+        "connection caps"
+    );
+    config.hub.max_connections = ws;
+    Gate::new(total, config.http.max_unproven_per_ip)
+}
+
+/// Each connection is a file descriptor: lift the soft limit to the hard
+/// one. Returns the limit in force.
+fn raise_open_files_limit() -> u64 {
     // SAFETY: plain getrlimit/setrlimit on our own process.
     unsafe {
         let mut lim = libc::rlimit {
@@ -149,6 +173,11 @@ fn raise_open_files_limit() {
             }
         }
         tracing::info!(open_files_limit = lim.rlim_cur, "file descriptor limit");
+        match lim.rlim_cur {
+            // Unknown: assume the common default.
+            0 => 1024,
+            n => n,
+        }
     }
 }
 

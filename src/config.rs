@@ -59,6 +59,31 @@ impl Default for HubConfig {
     }
 }
 
+/// What keeps one client from exhausting the HTTP side.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// A request head must arrive within this after the connection opens
+    /// or its last response; slower (or idle) connections are closed.
+    pub header_timeout: Duration,
+    /// TCP connections in all (HTTP and WebSocket). `None`: the open files
+    /// limit less what the hub needs for itself (pool, files).
+    pub max_connections: Option<usize>,
+    /// Connections per peer address that have not joined a session (a
+    /// request being read, an idle keep-alive, a WebSocket before `join`).
+    /// 0: no cap (behind a load balancer that enforces its own).
+    pub max_unproven_per_ip: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_timeout: Duration::from_secs(10),
+            max_connections: None,
+            max_unproven_per_ip: 512,
+        }
+    }
+}
+
 /// Everything `App::build` needs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -70,6 +95,7 @@ pub struct Config {
     /// embedded in the binary.
     pub web_dir: Option<PathBuf>,
     pub hub: HubConfig,
+    pub http: HttpConfig,
 }
 
 impl Config {
@@ -81,6 +107,7 @@ impl Config {
             pool_size: 10,
             web_dir: None,
             hub: HubConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use audotics_hub::config::{Config, Database, HubConfig};
+use audotics_hub::config::{Config, Database, HttpConfig, HubConfig};
 use audotics_hub::{app, db, demo, telemetry, App};
 use clap::{Args, Parser, Subcommand};
 
@@ -69,6 +69,18 @@ struct ServeArgs {
     /// Op burst per connection (the protocol's default).
     #[arg(long, env = "AUDOTICS_OPS_BURST", default_value_t = HubConfig::default().ops_burst)]
     ops_burst: f64,
+    /// TCP connections in all (default: the open files limit less what the
+    /// hub needs itself); past it, new connections get 503.
+    #[arg(long, env = "AUDOTICS_MAX_HTTP_CONNECTIONS")]
+    max_http_connections: Option<usize>,
+    /// Connections per client address that have not joined a session
+    /// (0: no cap, e.g. behind a load balancer that enforces one).
+    #[arg(long, env = "AUDOTICS_MAX_UNPROVEN_PER_IP", default_value_t = HttpConfig::default().max_unproven_per_ip)]
+    max_unproven_per_ip: usize,
+    /// Seconds a client may take to send a request head (and may idle
+    /// between requests) before its connection is closed.
+    #[arg(long, env = "AUDOTICS_HEADER_TIMEOUT_SECS", default_value_t = HttpConfig::default().header_timeout.as_secs())]
+    header_timeout_secs: u64,
     /// Load the demo catalog (see `demo`) before serving.
     #[arg(long)]
     demo: bool,
@@ -118,6 +130,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pool_size: args.pool_size,
         web_dir: args.web_dir,
         hub,
+        http: HttpConfig {
+            header_timeout: std::time::Duration::from_secs(args.header_timeout_secs.max(1)),
+            max_connections: args.max_http_connections,
+            max_unproven_per_ip: args.max_unproven_per_ip,
+        },
     };
     let app = App::build(config).await?;
     if args.demo {

@@ -27,6 +27,11 @@ pub struct OpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabels {
     pub code: &'static str,
 }
@@ -46,6 +51,8 @@ pub struct Metrics {
     pub listeners: Gauge,
     pub connections: Gauge,
     pub connections_refused: Counter,
+    pub http_connections: Gauge,
+    pub http_connections_refused: Family<ReasonLabels, Counter>,
     pub ops_applied: Family<OpLabels, Counter>,
     pub ops_refused: Family<CodeLabels, Counter>,
     pub commit_batch_size: Histogram,
@@ -71,6 +78,8 @@ impl Default for Metrics {
             listeners: Gauge::default(),
             connections: Gauge::default(),
             connections_refused: Counter::default(),
+            http_connections: Gauge::default(),
+            http_connections_refused: Family::default(),
             ops_applied: Family::default(),
             ops_refused: Family::default(),
             commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
@@ -109,6 +118,16 @@ impl Default for Metrics {
             "hub_live_sessions",
             "Session actors running",
             m.live_sessions.clone(),
+        );
+        r.register(
+            "http_connections",
+            "Open TCP connections (HTTP and WebSocket)",
+            m.http_connections.clone(),
+        );
+        r.register(
+            "http_connections_refused",
+            "TCP connections refused at accept: the total or per-address cap was reached",
+            m.http_connections_refused.clone(),
         );
         r.register(
             "hub_listeners",

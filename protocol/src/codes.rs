@@ -50,6 +50,9 @@ pub enum CloseCode {
     InvalidPayload = 1007,
     /// A message over the size limit.
     TooBig = 1009,
+    /// The hub is at its connection limit and needed this connection's
+    /// place: it had not joined a session yet.
+    TryAgainLater = 1013,
     /// `join` with a bad token.
     Unauthorized = 4001,
     /// Reserved; a forbidden op gets an `error` frame instead.
@@ -68,13 +71,14 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every close code, for documentation checks.
-    pub const ALL: [CloseCode; 13] = [
+    pub const ALL: [CloseCode; 14] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
         CloseCode::ProtocolError,
         CloseCode::Unsupported,
         CloseCode::InvalidPayload,
         CloseCode::TooBig,
+        CloseCode::TryAgainLater,
         CloseCode::Unauthorized,
         CloseCode::Forbidden,
         CloseCode::NotFound,

@@ -4,7 +4,9 @@
 pub mod error;
 pub mod extract;
 mod frames;
+pub mod gate;
 pub mod ops;
+pub mod server;
 pub mod sessions;
 pub mod tracks;
 pub mod users;
@@ -32,6 +34,7 @@ pub struct AppState {
     pub db: PgPool,
     pub metrics: Arc<Metrics>,
     pub hub: Hub,
+    pub gate: Arc<gate::Gate>,
     pub config: Arc<Config>,
 }
 

@@ -33,6 +33,7 @@ pub async fn readyz(State(st): State<AppState>) -> Result<impl IntoResponse, Err
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     st.metrics.pool_connections.set(st.db.size() as i64);
     st.metrics.pool_idle.set(st.db.num_idle() as i64);
+    st.metrics.http_connections.set(st.gate.len() as i64);
     (
         StatusCode::OK,
         [(

@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::frames::FrameWriter;
+use super::server::ConnTicket;
 use super::AppState;
 use crate::db;
 use crate::error::Error;
@@ -57,6 +58,7 @@ pub async fn upgrade(State(st): State<AppState>, mut req: Request) -> Response {
         tracing::warn!("connection limit reached; refusing a WebSocket");
         return connection_limit_response();
     };
+    let ticket = req.extensions_mut().remove::<ConnTicket>();
     let on_upgrade = hyper::upgrade::on(&mut req);
     let max = st.hub.config().max_message_bytes;
     // A small read buffer: tungstenite's default (128 KiB) is sized for big
@@ -91,7 +93,7 @@ pub async fn upgrade(State(st): State<AppState>, mut req: Request) -> Response {
                 // Boxed: an async fn keeps its by-value arguments and the
                 // locals they move into side by side, so the socket argument
                 // cost every connection future twice its size.
-                connection(Box::new(socket), st, permit).await;
+                connection(Box::new(socket), st, permit, ticket).await;
             }
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }
@@ -210,13 +212,22 @@ enum End {
 /// authenticates the `join`, enforces the rate limit, hands ops to the
 /// session actor, and writes what the actor queued in the outbox. A task and
 /// its future are most of what an idle listener costs, so there is one.
-async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemaphorePermit) {
+async fn connection(
+    mut socket: Box<Socket>,
+    st: AppState,
+    _permit: OwnedSemaphorePermit,
+    ticket: Option<ConnTicket>,
+) {
     // Only what the loop needs: every byte held across an await is memory
     // each idle listener keeps.
     let cfg = st.hub.config();
     let (ping_interval, rate_strikes) = (cfg.ping_interval, cfg.rate_strikes);
     st.metrics.connections.inc();
     let (out, mut rx) = outbox(cfg.outbound_frames, cfg.outbound_bytes);
+    // Until it joins, the gate may close this connection to make room.
+    if let Some(t) = &ticket {
+        t.0.upgraded(out.clone());
+    }
     let shutdown = st.hub.shutdown_token();
     let join_deadline = Instant::now() + cfg.join_timeout;
     let silence = ping_interval + ping_interval / 2;
@@ -339,7 +350,12 @@ async fn connection(mut socket: Box<Socket>, st: AppState, _permit: OwnedSemapho
                 }),
                 None,
             ) => match Box::pin(join(&st, &out, session_id, token, since)).await {
-                JoinStep::Joined(j) => joined = Some(j),
+                JoinStep::Joined(j) => {
+                    if let Some(t) = &ticket {
+                        t.0.prove();
+                    }
+                    joined = Some(j);
+                }
                 JoinStep::Stay => {}
                 JoinStep::Close => break End::Flush,
             },
