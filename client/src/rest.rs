@@ -55,8 +55,9 @@ pub enum RestError {
     /// The hub refused the request with a problem+json body.
     #[error("HTTP {0}")]
     Problem(Problem),
-    /// A non-2xx answer without a problem body (not the hub's doing).
-    #[error("HTTP {status} without a problem body: {body}")]
+    /// A refusal without a problem body (not the hub's doing), or a success
+    /// status the route does not answer with (200 where 201 is documented).
+    #[error("unexpected HTTP {status}: {body}")]
     Status { status: u16, body: String },
     /// A 2xx answer whose body is not the shape the route promises.
     #[error("HTTP {status} with an unexpected body ({error}): {body}")]
@@ -358,18 +359,29 @@ impl Rest {
         Ok(RawResponse::read(rb).await?)
     }
 
+    /// Send `body` as JSON and decode the answer, which must have one of
+    /// the route's documented success statuses `ok`: a typed call that
+    /// returns `Ok` has checked the status exactly, not just "2xx".
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<&impl Serialize>,
+        ok: &[u16],
     ) -> Result<(u16, T)> {
         let mut rb = self.request(method, path);
         if let Some(b) = body {
             rb = rb.json(b);
         }
         let raw = RawResponse::read(rb).await?;
-        Ok((raw.status, raw.decode()?))
+        let value = raw.decode()?;
+        if !ok.contains(&raw.status) {
+            return Err(RestError::Status {
+                status: raw.status,
+                body: raw.text,
+            });
+        }
+        Ok((raw.status, value))
     }
 
     /// `POST /v1/users`: a new account and its first token.
@@ -379,27 +391,30 @@ impl Rest {
             name,
             password,
         };
-        Ok(self.call(Method::POST, "/v1/users", Some(&body)).await?.1)
+        Ok(self
+            .call(Method::POST, "/v1/users", Some(&body), &[201])
+            .await?
+            .1)
     }
 
     /// `POST /v1/auth/token`: a new token for an existing account.
     pub async fn login(&self, email: &str, password: &str) -> Result<LoggedIn> {
         let body = LoginBody { email, password };
         Ok(self
-            .call(Method::POST, "/v1/auth/token", Some(&body))
+            .call(Method::POST, "/v1/auth/token", Some(&body), &[200])
             .await?
             .1)
     }
 
     /// `GET /v1/me`.
     pub async fn me(&self) -> Result<Me> {
-        Ok(self.call(Method::GET, "/v1/me", NO_BODY).await?.1)
+        Ok(self.call(Method::GET, "/v1/me", NO_BODY, &[200]).await?.1)
     }
 
     /// `PUT /v1/me/preferences`: replaces the caller's preferences.
     pub async fn put_preferences(&self, prefs: &PreferencesBody) -> Result<Preferences> {
         let (_, a): (_, PreferencesAnswer) = self
-            .call(Method::PUT, "/v1/me/preferences", Some(prefs))
+            .call(Method::PUT, "/v1/me/preferences", Some(prefs), &[200])
             .await?;
         Ok(a.preferences)
     }
@@ -411,8 +426,9 @@ impl Rest {
         features: Option<&TrackFeatures>,
     ) -> Result<TrackUpserted> {
         let body = TrackUpsertBody { track, features };
-        let (status, mut t): (_, TrackUpserted) =
-            self.call(Method::POST, "/v1/tracks", Some(&body)).await?;
+        let (status, mut t): (_, TrackUpserted) = self
+            .call(Method::POST, "/v1/tracks", Some(&body), &[200, 201])
+            .await?;
         t.created = status == 201;
         Ok(t)
     }
@@ -423,14 +439,14 @@ impl Rest {
         if let Some(l) = limit {
             path.push_str(&format!("&limit={l}"));
         }
-        let (_, a): (_, TracksAnswer) = self.call(Method::GET, &path, NO_BODY).await?;
+        let (_, a): (_, TracksAnswer) = self.call(Method::GET, &path, NO_BODY, &[200]).await?;
         Ok(a.tracks)
     }
 
     /// `GET /v1/tracks?spotifyId=`: the track with that Spotify id, if known.
     pub async fn track_by_spotify_id(&self, spotify_id: &str) -> Result<Option<Track>> {
         let path = format!("/v1/tracks?spotifyId={}", encode(spotify_id));
-        let (_, a): (_, TracksAnswer) = self.call(Method::GET, &path, NO_BODY).await?;
+        let (_, a): (_, TracksAnswer) = self.call(Method::GET, &path, NO_BODY, &[200]).await?;
         Ok(a.tracks.into_iter().next())
     }
 
@@ -442,7 +458,7 @@ impl Rest {
     ) -> Result<SessionCreated> {
         let body = SessionBody { name, description };
         Ok(self
-            .call(Method::POST, "/v1/sessions", Some(&body))
+            .call(Method::POST, "/v1/sessions", Some(&body), &[201])
             .await?
             .1)
     }
@@ -464,20 +480,20 @@ impl Rest {
             true => "/v1/sessions".to_owned(),
             false => format!("/v1/sessions?{}", query.join("&")),
         };
-        let (_, a): (_, SessionsAnswer) = self.call(Method::GET, &path, NO_BODY).await?;
+        let (_, a): (_, SessionsAnswer) = self.call(Method::GET, &path, NO_BODY, &[200]).await?;
         Ok(a.sessions)
     }
 
     /// `GET /v1/sessions/{id}`: the session's snapshot, as the caller sees it.
     pub async fn session(&self, id: &str) -> Result<Snapshot> {
         let path = format!("/v1/sessions/{}", encode(id));
-        Ok(self.call(Method::GET, &path, NO_BODY).await?.1)
+        Ok(self.call(Method::GET, &path, NO_BODY, &[200]).await?.1)
     }
 
     /// `POST /v1/sessions/{id}/end` (host only): the ended session.
     pub async fn end_session(&self, id: &str) -> Result<Session> {
         let path = format!("/v1/sessions/{}/end", encode(id));
-        let (_, a): (_, SessionAnswer) = self.call(Method::POST, &path, NO_BODY).await?;
+        let (_, a): (_, SessionAnswer) = self.call(Method::POST, &path, NO_BODY, &[200]).await?;
         Ok(a.session)
     }
 
@@ -497,7 +513,7 @@ impl Rest {
             path.push('?');
             path.push_str(&query.join("&"));
         }
-        Ok(self.call(Method::GET, &path, NO_BODY).await?.1)
+        Ok(self.call(Method::GET, &path, NO_BODY, &[200]).await?.1)
     }
 }
 
