@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use audotics_client::{msg, Closed};
+use audotics_client::{msg, Closed, Ws};
 use audotics_protocol::model::TrackBody;
-use audotics_protocol::{ErrorCode, OpKind, ServerMsg};
+use audotics_protocol::{msg_req, Change, ClientMsg, ErrorCode, OpKind, ServerMsg};
 
 use crate::helpers::*;
 
@@ -398,6 +398,165 @@ async fn resume_with_since_gets_exactly_the_missed_updates() {
         c.recv_np().await,
         ServerMsg::Update { version: 6, .. }
     ));
+    app.stop().await;
+}
+
+/// Send `m` and wait for its `ack`; returns the change it made. Other
+/// users' updates may arrive before it; the sender's own `update` always
+/// comes before its `ack`.
+async fn change_of(c: &mut Ws, m: ClientMsg) -> Change {
+    let req = msg_req(&m).expect("an op").to_owned();
+    c.send(&m).await;
+    let mut updates = HashMap::new();
+    loop {
+        match c.recv_np().await {
+            ServerMsg::Update {
+                version, change, ..
+            } => {
+                updates.insert(version, change);
+            }
+            ServerMsg::Ack { req: r, version } if r == req => {
+                return updates
+                    .remove(&version)
+                    .unwrap_or_else(|| panic!("no update before the ack of {req}"));
+            }
+            other => panic!("{req}: unexpected {other:?}"),
+        }
+    }
+}
+
+/// REST `/updates` and a replay of `update` frames from the log (a
+/// restarted hub has none of them in memory) are two views of one history:
+/// they agree field for field on every version, and the replay is what the
+/// listeners saw live.
+#[tokio::test]
+async fn rest_updates_and_a_replay_after_restart_agree_field_for_field() {
+    let p = party().await;
+    let (mut watcher, _) = p.app.join(&p.host, &p.session).await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    let (mut guest, _) = p.app.join(&p.guest, &p.session).await;
+    let t = &p.tracks;
+    // Adds by id and by metadata (a new track, then an existing one renamed),
+    // at the end and at an index; reorders with and without baseVersion;
+    // removes by the adder and by the host; both users.
+    let a = change_of(&mut host, msg::add("x1", &t[0], None))
+        .await
+        .entry_id;
+    let new_track = track_meta("mix-new-1", "Brand New");
+    let b = change_of(&mut host, msg::add_track("x2", new_track, Some(0)))
+        .await
+        .entry_id;
+    let c = change_of(&mut guest, msg::add("y1", &t[1], None))
+        .await
+        .entry_id;
+    let renamed = track_meta("sp2", "Song 2 (Remastered)");
+    let d = change_of(&mut guest, msg::add_track("y2", renamed, Some(1)))
+        .await
+        .entry_id;
+    change_of(&mut host, msg::reorder("x3", &c, 0, Some(4))).await;
+    change_of(&mut host, msg::reorder("x4", &a, 1, None)).await;
+    change_of(&mut guest, msg::remove("y3", &d)).await;
+    change_of(&mut host, msg::remove("x5", &c)).await;
+    change_of(&mut host, msg::add("x6", &t[0], Some(1))).await;
+    change_of(&mut host, msg::reorder("x7", &b, 0, None)).await;
+    change_of(&mut host, msg::remove("x8", &a)).await;
+    const N: i64 = 11;
+    let mut live = Vec::new();
+    while (live.len() as i64) < N {
+        if let ServerMsg::Update {
+            version,
+            change,
+            at,
+        } = watcher.recv_np().await
+        {
+            live.push((version, change, at));
+        }
+    }
+
+    // A new hub on the same database: its memory holds none of this.
+    let db_url = p.app.db_url.clone();
+    drop((watcher, host, guest));
+    p.app.stop().await;
+    let app = spawn_app_on(db_url, |_| {}).await;
+    let page = app
+        .as_user(&p.guest)
+        .updates(&p.session, Some(0), None)
+        .await
+        .unwrap();
+    assert_eq!(page.next, None);
+    assert_eq!(page.updates.len() as i64, N);
+    let mut replay = app.connect().await;
+    replay.join(&p.session, &p.guest.token, Some(0)).await;
+    assert!(matches!(
+        replay.recv_np().await,
+        ServerMsg::Resumed { version: N }
+    ));
+    let mut replayed = Vec::new();
+    for _ in 0..N {
+        match replay.recv_np().await {
+            ServerMsg::Update {
+                version,
+                change,
+                at,
+            } => replayed.push((version, change, at)),
+            other => panic!("expected a replayed update, got {other:?}"),
+        }
+    }
+    assert_eq!(replayed, live, "the replay is what listeners saw");
+    use OpKind::{Add, Remove, Reorder};
+    assert_eq!(
+        replayed.iter().map(|(_, c, _)| c.op).collect::<Vec<_>>(),
+        [Add, Add, Add, Add, Reorder, Reorder, Remove, Remove, Add, Reorder, Remove]
+    );
+    assert_eq!(
+        replayed[3].1.track.as_ref().map(|t| t.id.as_str()),
+        Some(t[2].as_str()),
+        "an add by metadata of a known spotifyId queues that track"
+    );
+
+    // Field for field, version by version.
+    let mut track_of: HashMap<String, String> = HashMap::new();
+    let index = |i: Option<usize>| i.map(|i| i32::try_from(i).unwrap());
+    for (rec, (version, change, at)) in page.updates.iter().zip(&replayed) {
+        let v = *version;
+        assert_eq!(rec.version, v);
+        assert_eq!(rec.kind, change.op.as_str(), "type at {v}");
+        assert_eq!(
+            rec.entry_id.as_deref(),
+            Some(change.entry_id.as_str()),
+            "entryId at {v}"
+        );
+        assert_eq!(rec.user_id, change.by, "userId at {v}");
+        assert_eq!(rec.timestamp, *at, "timestamp at {v}");
+        match change.op {
+            Add => {
+                let track = change.track.as_ref().expect("an add carries its track");
+                assert_eq!(rec.track_id, track.id, "trackId at {v}");
+                assert_eq!(
+                    (rec.from_index, rec.to_index),
+                    (None, index(change.index)),
+                    "indexes at {v}"
+                );
+                track_of.insert(change.entry_id.clone(), track.id.clone());
+            }
+            Remove => {
+                assert_eq!(
+                    (rec.from_index, rec.to_index),
+                    (index(change.index), None),
+                    "indexes at {v}"
+                );
+                assert_eq!(rec.track_id, track_of[&change.entry_id], "trackId at {v}");
+            }
+            Reorder => {
+                assert_eq!(
+                    (rec.from_index, rec.to_index),
+                    (index(change.from_index), index(change.to_index)),
+                    "indexes at {v}"
+                );
+                assert_eq!(rec.track_id, track_of[&change.entry_id], "trackId at {v}");
+            }
+        }
+    }
     app.stop().await;
 }
 
