@@ -18,7 +18,7 @@ pub mod rest;
 pub mod ws;
 
 pub use rest::{
-    LoggedIn, Me, PreferencesBody, Problem, RawResponse, Registered, Rest, RestError,
-    SessionCreated, TrackUpserted, UpdatesPage,
+    LoggedIn, LoginBody, Me, PreferencesBody, Problem, RawResponse, RegisterBody, Registered, Rest,
+    RestError, SessionBody, SessionCreated, TrackUpsertBody, TrackUpserted, UpdatesPage,
 };
 pub use ws::{Closed, Ws, QUIET, WAIT};

@@ -209,32 +209,37 @@ pub struct UpdatesPage {
     pub next: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct RegisterBody<'a> {
-    email: &'a str,
-    name: &'a str,
-    password: &'a str,
+/// The body of `POST /v1/users`. The request bodies are public so a test
+/// that reads an answer raw still sends the one definition of the body.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RegisterBody<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub password: &'a str,
 }
 
-#[derive(Serialize)]
-struct LoginBody<'a> {
-    email: &'a str,
-    password: &'a str,
+/// The body of `POST /v1/auth/token`.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct LoginBody<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
 }
 
-#[derive(Serialize)]
-struct SessionBody<'a> {
-    name: &'a str,
+/// The body of `POST /v1/sessions`.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct SessionBody<'a> {
+    pub name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
+    pub description: Option<&'a str>,
 }
 
-#[derive(Serialize)]
-struct TrackUpsertBody<'a> {
+/// The body of `POST /v1/tracks`: the track's fields, and `features` if any.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct TrackUpsertBody<'a> {
     #[serde(flatten)]
-    track: &'a TrackBody,
+    pub track: &'a TrackBody,
     #[serde(skip_serializing_if = "Option::is_none")]
-    features: Option<&'a TrackFeatures>,
+    pub features: Option<&'a TrackFeatures>,
 }
 
 #[derive(Deserialize)]
