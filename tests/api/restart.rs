@@ -138,7 +138,7 @@ async fn sigkill_mid_stream_loses_nothing_acked() {
     for (w, (me, token)) in users.iter().enumerate() {
         let me = me.clone();
         let mut c = Ws::connect(&hub.ws).await;
-        c.join(&session_id, &token, None).await;
+        c.join(&session_id, token, None).await;
         assert!(matches!(c.recv().await, ServerMsg::Snapshot(_)));
         let seen = results[w].clone();
         let tracks = tracks.clone();
@@ -287,14 +287,14 @@ async fn sigkill_mid_stream_loses_nothing_acked() {
     // op in flight at the kill is applied at most once when re-sent.
     for (w, (_, token)) in users.iter().enumerate() {
         let mut c = Ws::connect(&hub.ws).await;
-        c.join(&session_id, &token, Some(version)).await;
+        c.join(&session_id, token, Some(version)).await;
         assert!(matches!(c.recv_np().await, ServerMsg::Resumed { .. }));
         let (acked, sent) = {
             let s = results[w].lock().unwrap();
             (s.acked.clone(), s.sent.clone())
         };
         for (req, v) in acked.iter().take(10) {
-            c.add(&req, &tracks[0], None).await;
+            c.add(req, &tracks[0], None).await;
             // (Updates from other writers' re-sent in-flight ops may come first.)
             match c
                 .recv_until(|m| !matches!(m, ServerMsg::Update { .. } | ServerMsg::Presence { .. }))
