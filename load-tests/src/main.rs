@@ -19,6 +19,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use audotics_client::Rest;
+use audotics_protocol::model::TrackBody;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -379,28 +381,24 @@ async fn prepare(
     plan: &Plan,
     nonce: &str,
 ) -> anyhow::Result<(Vec<SessionSetup>, Vec<String>, Vec<String>)> {
-    let base = format!("http://{}", loopback_addr(&common.hub)?);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
+    let rest = Rest::with_client(format!("http://{}", loopback_addr(&common.hub)?), http);
     let users = common.users.max(1);
     let t0 = Instant::now();
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
     let mut hs = Vec::new();
     for i in 0..users {
-        let (http, base, nonce, sem) = (http.clone(), base.clone(), nonce.to_owned(), sem.clone());
+        let (rest, nonce, sem) = (rest.clone(), nonce.to_owned(), sem.clone());
         hs.push(tokio::spawn(async move {
             let _p = sem.acquire().await;
-            let r = http
-                .post(format!("{base}/v1/users"))
-                .json(&json!({"email": format!("load-{nonce}-{i}@example.test"),
-                              "name": format!("Load {i}"), "password": "load-test-password"}))
-                .send()
-                .await?;
-            let status = r.status();
-            let v: Value = r.json().await?;
-            anyhow::ensure!(status.is_success(), "register: {status} {v}");
-            Ok::<String, anyhow::Error>(v["token"].as_str().unwrap_or_default().to_owned())
+            let email = format!("load-{nonce}-{i}@example.test");
+            let r = rest
+                .register(&email, &format!("Load {i}"), "load-test-password")
+                .await
+                .context("register")?;
+            Ok::<String, anyhow::Error>(r.token)
         }));
     }
     let mut tokens = Vec::new();
@@ -409,39 +407,30 @@ async fn prepare(
     }
     eprintln!("registered {users} users in {:.1?}", t0.elapsed());
     let mut tracks = Vec::new();
+    let owner = rest.as_user(&tokens[0]);
     for t in 0..50 {
-        let v: Value = http
-            .post(format!("{base}/v1/tracks"))
-            .bearer_auth(&tokens[0])
-            .json(&json!({"spotifyId": format!("load-track-{t:04}"), "name": format!("Load Track {t}"),
-                          "artists": ["Load Artist"], "album": "Load Album", "popularity": 50}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        tracks.push(v["track"]["id"].as_str().context("track id")?.to_owned());
+        let track = TrackBody {
+            spotify_id: format!("load-track-{t:04}"),
+            name: format!("Load Track {t}"),
+            artists: vec!["Load Artist".to_owned()],
+            album: "Load Album".to_owned(),
+            popularity: Some(50),
+        };
+        let upserted = owner.upsert_track(&track, None).await.context("track")?;
+        tracks.push(upserted.track.id);
     }
     let mut hs = Vec::new();
     for j in 0..plan.sessions {
         let host = tokens[j % users].clone();
-        let (http, base, sem) = (http.clone(), base.clone(), sem.clone());
+        let (rest, sem) = (rest.as_user(&host), sem.clone());
         hs.push(tokio::spawn(async move {
             let _p = sem.acquire().await;
-            let v: Value = http
-                .post(format!("{base}/v1/sessions"))
-                .bearer_auth(&host)
-                .json(&json!({"name": format!("load session {j}")}))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
+            let created = rest
+                .create_session(&format!("load session {j}"), None)
+                .await
+                .context("create session")?;
             Ok::<SessionSetup, anyhow::Error>(SessionSetup {
-                id: v["session"]["id"]
-                    .as_str()
-                    .context("session id")?
-                    .to_owned(),
+                id: created.session.id,
                 host_token: host,
             })
         }));

@@ -5,10 +5,11 @@
 use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 
+use audotics_client::{Rest, Ws};
 use audotics_hub::config::Config;
 use audotics_hub::db::Cluster;
 use audotics_hub::App;
-use serde_json::{json, Value};
+use audotics_protocol::model::{Snapshot, TrackBody};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -77,12 +78,23 @@ pub async fn fresh_database() -> String {
     cluster_url(&name)
 }
 
+/// The real hub, served by this test on an ephemeral port.
+///
+/// Dropping it shuts the hub down the way sshx's `TestServer` does: `Drop`
+/// cannot await, so it only sends the shutdown signal, and the hub drains on
+/// the test's runtime until that runtime ends with the test and cancels what
+/// is left (the hub's own tasks, its pool). No hub outlives its test, even
+/// one that panics. A test that must know the drain finished, and that `run`
+/// returned `Ok` (before restarting on the same database, say), calls
+/// [`TestApp::stop`] instead.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
     pub db_url: String,
     pub db: PgPool,
     pub http: reqwest::Client,
+    /// REST without a token; [`TestApp::as_user`] for one with.
+    pub rest: Rest,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -109,12 +121,15 @@ pub async fn spawn_app_on(db_url: String, tweak: impl FnOnce(&mut Config)) -> Te
     let task = tokio::spawn(app.run(async {
         let _ = rx.await;
     }));
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
     TestApp {
         addr,
-        base: format!("http://{addr}"),
+        rest: Rest::with_client(base.clone(), http.clone()),
+        base,
         db_url,
         db,
-        http: reqwest::Client::new(),
+        http,
         shutdown: Some(tx),
         task: Some(task),
     }
@@ -130,67 +145,81 @@ pub struct TestUser {
     pub token: String,
 }
 
+/// The password [`TestApp::register`] gives every user.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// An email no other test uses, from a readable prefix.
+pub fn unique_email(prefix: &str) -> String {
+    format!("{prefix}-{}@example.test", uuid::Uuid::new_v4().simple())
+}
+
+/// Track metadata for `spotify_id`, the rest filled in.
+pub fn track_meta(spotify_id: &str, name: &str) -> TrackBody {
+    TrackBody {
+        spotify_id: spotify_id.to_owned(),
+        name: name.to_owned(),
+        artists: vec!["Artist".to_owned()],
+        album: "Album".to_owned(),
+        popularity: Some(50),
+    }
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
+    /// REST as `user`.
+    pub fn as_user(&self, user: &TestUser) -> Rest {
+        self.rest.as_user(&user.token)
+    }
+
+    /// A WebSocket connection, not yet joined.
+    pub async fn connect(&self) -> Ws {
+        Ws::connect(&self.rest.ws_url()).await
+    }
+
+    /// Connect and join `session` as `user`; the connection and its snapshot.
+    pub async fn join(&self, user: &TestUser, session: &str) -> (Ws, Snapshot) {
+        let mut ws = self.connect().await;
+        let snap = ws.join_snapshot(session, &user.token).await;
+        (ws, snap)
+    }
+
     pub async fn register(&self, name: &str) -> TestUser {
-        let email = format!(
-            "{}-{}@example.test",
-            name.to_lowercase(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let password = "correct horse battery".to_owned();
-        let res = self
-            .http
-            .post(self.url("/v1/users"))
-            .json(&json!({ "email": email, "name": name, "password": password }))
-            .send()
+        let email = unique_email(&name.to_lowercase());
+        let r = self
+            .rest
+            .register(&email, name, PASSWORD)
             .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "register {name}");
-        let body: Value = res.json().await.unwrap();
+            .unwrap_or_else(|e| panic!("register {name}: {e}"));
         TestUser {
-            id: body["user"]["id"].as_str().unwrap().to_owned(),
+            id: r.user.id,
             email,
             name: name.to_owned(),
-            password,
-            token: body["token"].as_str().unwrap().to_owned(),
+            password: PASSWORD.to_owned(),
+            token: r.token,
         }
     }
 
     /// Create a session hosted by `host`; returns (session id, playlist id).
     pub async fn create_session(&self, host: &TestUser, name: &str) -> (String, String) {
-        let res = self
-            .http
-            .post(self.url("/v1/sessions"))
-            .bearer_auth(&host.token)
-            .json(&json!({ "name": name }))
-            .send()
+        let c = self
+            .as_user(host)
+            .create_session(name, None)
             .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let body: Value = res.json().await.unwrap();
-        (
-            body["session"]["id"].as_str().unwrap().to_owned(),
-            body["playlist"]["id"].as_str().unwrap().to_owned(),
-        )
+            .unwrap_or_else(|e| panic!("create session {name}: {e}"));
+        (c.session.id, c.playlist.id)
     }
 
     /// Upsert a track through REST; returns its id.
     pub async fn track(&self, user: &TestUser, spotify_id: &str, name: &str) -> String {
-        let res = self
-            .http
-            .post(self.url("/v1/tracks"))
-            .bearer_auth(&user.token)
-            .json(&json!({ "spotifyId": spotify_id, "name": name, "artists": ["Artist"], "album": "Album", "popularity": 50 }))
-            .send()
+        self.as_user(user)
+            .upsert_track(&track_meta(spotify_id, name), None)
             .await
-            .unwrap();
-        assert!(res.status().is_success(), "track upsert: {}", res.status());
-        let body: Value = res.json().await.unwrap();
-        body["track"]["id"].as_str().unwrap().to_owned()
+            .unwrap_or_else(|e| panic!("track upsert: {e}"))
+            .track
+            .id
     }
 
     /// Graceful stop (like SIGTERM), waiting for the drain.
@@ -200,6 +229,14 @@ impl TestApp {
         }
         if let Some(task) = self.task.take() {
             task.await.expect("app task").expect("app run");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
         }
     }
 }
@@ -244,4 +281,33 @@ pub async fn party_with(tweak: impl FnOnce(&mut Config)) -> Party {
         playlist,
         tracks,
     }
+}
+
+/// A number from `sql` with one bound argument.
+pub async fn count(app: &TestApp, sql: &str, arg: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .bind(arg)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+/// How many PlaylistUpdate rows `playlist` has.
+pub async fn logged_updates(app: &TestApp, playlist: &str) -> i64 {
+    count(
+        app,
+        r#"SELECT count(*) FROM "PlaylistUpdate" WHERE "playlistId" = $1"#,
+        playlist,
+    )
+    .await
+}
+
+/// How many TrackInteraction rows the hub stored for `session`.
+pub async fn logged_interactions(app: &TestApp, session: &str) -> i64 {
+    count(
+        app,
+        r#"SELECT count(*) FROM "TrackInteraction" WHERE "hubSessionId" = $1"#,
+        session,
+    )
+    .await
 }

@@ -2,19 +2,11 @@
 
 use std::collections::HashMap;
 
-use audotics_protocol::{OpKind, ServerMsg};
-use serde_json::json;
+use audotics_client::{msg, Closed, Ws};
+use audotics_protocol::model::TrackBody;
+use audotics_protocol::{msg_req, Change, ClientMsg, ErrorCode, OpKind, ServerMsg};
 
-use crate::client::{Client, Closed};
 use crate::helpers::*;
-
-async fn count(app: &TestApp, sql: &str, arg: &str) -> i64 {
-    sqlx::query_scalar(sql)
-        .bind(arg)
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
 
 /// The queue order as stored, entry ids by position.
 async fn stored_queue(app: &TestApp, session: &str) -> Vec<String> {
@@ -30,10 +22,10 @@ async fn stored_queue(app: &TestApp, session: &str) -> Vec<String> {
 #[tokio::test]
 async fn join_add_update_then_ack_and_rows_written() {
     let p = party().await;
-    let (mut host, snap) = Client::join(&p.app, &p.host, &p.session).await;
+    let (mut host, snap) = p.app.join(&p.host, &p.session).await;
     assert_eq!(snap.version, 0);
     assert_eq!(snap.you.role, audotics_protocol::model::Role::Host);
-    let (mut guest, snap) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut guest, snap) = p.app.join(&p.guest, &p.session).await;
     assert_eq!(snap.you.role, audotics_protocol::model::Role::Member);
     assert!(snap
         .members
@@ -54,7 +46,7 @@ async fn join_add_update_then_ack_and_rows_written() {
         }
         other => panic!("expected presence, got {other:?}"),
     }
-    let (v, entry) = guest.add("g1", &p.tracks[0]).await;
+    let (v, entry) = guest.add_acked("g1", &p.tracks[0]).await;
     assert_eq!(v, 1);
     match host.recv_np().await {
         ServerMsg::Update {
@@ -103,10 +95,8 @@ async fn join_add_update_then_ack_and_rows_written() {
     .await;
     assert_eq!(linked, 1);
     // Removing the only entry of that track unlinks it for the old app.
-    guest
-        .send(json!({"type": "remove", "req": "g2", "entryId": entry}))
-        .await;
-    guest.applied(2).await;
+    guest.remove("g2", &entry).await;
+    assert_eq!(guest.applied("g2").await, 2);
     let linked = count(
         &p.app,
         r#"SELECT count(*) FROM "_PlaylistToTrack" WHERE "A" = $1"#,
@@ -126,13 +116,13 @@ async fn join_add_update_then_ack_and_rows_written() {
 #[tokio::test]
 async fn total_order_and_convergence_under_concurrent_writers() {
     let p = party_with(unlimited).await;
-    let (mut watcher, _) = Client::join(&p.app, &p.host, &p.session).await;
+    let (mut watcher, _) = p.app.join(&p.host, &p.session).await;
     let mut writers = Vec::new();
     let mut users = vec![p.host.clone(), p.guest.clone()];
     users.push(p.app.register("Third").await);
     const PER_WRITER: usize = 25;
     for (w, user) in users.iter().enumerate() {
-        let (c, _) = Client::join(&p.app, user, &p.session).await;
+        let (c, _) = p.app.join(user, &p.session).await;
         let tracks = p.tracks.clone();
         let is_host = w == 0;
         let me = user.id.clone();
@@ -143,21 +133,27 @@ async fn total_order_and_convergence_under_concurrent_writers() {
                 let req = format!("w{w}-{i}");
                 // The host mixes in reorders; everyone removes some of their own.
                 let frame = if is_host && i % 3 == 2 && !entries.is_empty() {
-                    json!({"type": "reorder", "req": req, "entryId": entries[0], "toIndex": 0})
+                    msg::reorder(&req, &entries[0], 0, None)
                 } else if i % 7 == 6 && !entries.is_empty() {
                     let e = entries.remove(0);
-                    json!({"type": "remove", "req": req, "entryId": e})
+                    msg::remove(&req, &e)
                 } else {
-                    json!({"type": "add", "req": req, "trackId": tracks[i % tracks.len()], "index": 0})
+                    msg::add(&req, &tracks[i % tracks.len()], Some(0))
                 };
-                c.send(frame).await;
+                c.send(&frame).await;
                 loop {
                     match c.recv().await {
-                        ServerMsg::Update { change, .. } if change.by == me && change.op == OpKind::Add => {
+                        ServerMsg::Update { change, .. }
+                            if change.by == me && change.op == OpKind::Add =>
+                        {
                             entries.push(change.entry_id);
                         }
                         ServerMsg::Ack { req: r, .. } if r == req => break,
-                        ServerMsg::Error { req: Some(r), code, message } if r == req => {
+                        ServerMsg::Error {
+                            req: Some(r),
+                            code,
+                            message,
+                        } if r == req => {
                             panic!("op {r} refused: {code:?} {message}");
                         }
                         _ => {}
@@ -181,9 +177,8 @@ async fn total_order_and_convergence_under_concurrent_writers() {
             seen.push((version, change));
         }
     }
-    let mut late = Client::connect(&p.app).await;
-    late.send(json!({"type": "join", "sessionId": p.session, "token": p.guest.token, "since": 0}))
-        .await;
+    let mut late = p.app.connect().await;
+    late.join(&p.session, &p.guest.token, Some(0)).await;
     assert!(matches!(late.recv_np().await, ServerMsg::Resumed { version } if version == total));
     for (v, change) in &seen {
         match late.recv_np().await {
@@ -212,24 +207,9 @@ async fn total_order_and_convergence_under_concurrent_writers() {
         }
     }
     assert_eq!(stored_queue(&p.app, &p.session).await, model);
-    let snap: serde_json::Value = p
-        .app
-        .http
-        .get(p.app.url(&format!("/v1/sessions/{}", p.session)))
-        .bearer_auth(&p.host.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(snap["version"], total);
-    let ids: Vec<String> = snap["queue"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["entryId"].as_str().unwrap().to_owned())
-        .collect();
+    let snap = p.app.as_user(&p.host).session(&p.session).await.unwrap();
+    assert_eq!(snap.version, total);
+    let ids: Vec<String> = snap.queue.iter().map(|e| e.entry_id.clone()).collect();
     assert_eq!(ids, model);
     p.app.stop().await;
 }
@@ -261,45 +241,25 @@ async fn set_commit_failure(app: &TestApp, on: bool) {
 async fn durable_before_visible_a_failed_commit_leaves_no_trace() {
     let p = party().await;
     install_commit_failure(&p.app).await;
-    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
-    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
-    let (_, kept) = host.add("h1", &p.tracks[0]).await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    let (mut guest, _) = p.app.join(&p.guest, &p.session).await;
+    let (_, kept) = host.add_acked("h1", &p.tracks[0]).await;
     assert!(matches!(
         guest.recv_np().await,
         ServerMsg::Update { version: 1, .. }
     ));
     set_commit_failure(&p.app, true).await;
-    guest
-        .send(json!({"type": "add", "req": "g1", "trackId": p.tracks[1]}))
-        .await;
-    guest.expect_error(Some("g1"), "unavailable").await;
-    host.send(json!({"type": "remove", "req": "h2", "entryId": kept}))
-        .await;
-    host.expect_error(Some("h2"), "unavailable").await;
-    host.send(json!({"type": "interaction", "req": "h3", "trackId": p.tracks[0], "kind": "like"}))
-        .await;
-    host.expect_error(Some("h3"), "unavailable").await;
+    guest.add("g1", &p.tracks[1], None).await;
+    guest.expect_error(Some("g1"), ErrorCode::Unavailable).await;
+    host.remove("h2", &kept).await;
+    host.expect_error(Some("h2"), ErrorCode::Unavailable).await;
+    host.interaction("h3", &p.tracks[0], "like").await;
+    host.expect_error(Some("h3"), ErrorCode::Unavailable).await;
     // Nothing of the failed ops is stored, and the live state is unchanged.
-    assert_eq!(
-        count(
-            &p.app,
-            r#"SELECT count(*) FROM "PlaylistUpdate" WHERE "playlistId" = $1"#,
-            &p.playlist
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        count(
-            &p.app,
-            r#"SELECT count(*) FROM "TrackInteraction" WHERE "hubSessionId" = $1"#,
-            &p.session
-        )
-        .await,
-        0
-    );
+    assert_eq!(logged_updates(&p.app, &p.playlist).await, 1);
+    assert_eq!(logged_interactions(&p.app, &p.session).await, 0);
     assert_eq!(stored_queue(&p.app, &p.session).await, vec![kept.clone()]);
-    let (_, snap) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (_, snap) = p.app.join(&p.guest, &p.session).await;
     assert_eq!(snap.version, 1);
     assert_eq!(
         snap.queue
@@ -311,9 +271,7 @@ async fn durable_before_visible_a_failed_commit_leaves_no_trace() {
     // No update was broadcast for the failed ops: the host's next frame is
     // the update of the retry, with the very next version.
     set_commit_failure(&p.app, false).await;
-    guest
-        .send(json!({"type": "add", "req": "g1", "trackId": p.tracks[1]}))
-        .await;
+    guest.add("g1", &p.tracks[1], None).await;
     match host.recv_np().await {
         ServerMsg::Update {
             version, change, ..
@@ -323,32 +281,26 @@ async fn durable_before_visible_a_failed_commit_leaves_no_trace() {
         }
         other => panic!("expected the retried update, got {other:?}"),
     }
-    guest.applied(2).await;
+    assert_eq!(guest.applied("g1").await, 2);
     p.app.stop().await;
 }
 
 #[tokio::test]
 async fn exactly_once_across_reconnect_and_restart() {
     let p = party().await;
-    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
-    let (v1, _) = guest.add("once", &p.tracks[0]).await;
+    let (mut guest, _) = p.app.join(&p.guest, &p.session).await;
+    let (v1, _) = guest.add_acked("once", &p.tracks[0]).await;
     // The same req on a new connection: the original ack, nothing applied.
     drop(guest);
-    let (mut guest, snap) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut guest, snap) = p.app.join(&p.guest, &p.session).await;
     assert_eq!(snap.version, 1);
-    guest
-        .send(json!({"type": "add", "req": "once", "trackId": p.tracks[1]}))
-        .await;
+    guest.add("once", &p.tracks[1], None).await;
     assert!(
         matches!(guest.recv_np().await, ServerMsg::Ack { version, ref req } if version == v1 && req == "once")
     );
     // Two copies in flight at once: one applied, both acked alike.
-    guest
-        .send(json!({"type": "add", "req": "twin", "trackId": p.tracks[2]}))
-        .await;
-    guest
-        .send(json!({"type": "add", "req": "twin", "trackId": p.tracks[2]}))
-        .await;
+    guest.add("twin", &p.tracks[2], None).await;
+    guest.add("twin", &p.tracks[2], None).await;
     let mut acks = Vec::new();
     let mut updates = 0;
     while acks.len() < 2 {
@@ -365,52 +317,38 @@ async fn exactly_once_across_reconnect_and_restart() {
     let db_url = p.app.db_url.clone();
     p.app.stop().await;
     let app = spawn_app_on(db_url, |_| {}).await;
-    let (mut guest, snap) = Client::join(&app, &p.guest, &p.session).await;
+    let (mut guest, snap) = app.join(&p.guest, &p.session).await;
     assert_eq!(snap.version, 2);
-    guest
-        .send(json!({"type": "add", "req": "once", "trackId": p.tracks[3]}))
-        .await;
+    guest.add("once", &p.tracks[3], None).await;
     assert!(matches!(
         guest.recv_np().await,
         ServerMsg::Ack { version: 1, .. }
     ));
-    guest
-        .send(json!({"type": "add", "req": "twin", "trackId": p.tracks[3]}))
-        .await;
+    guest.add("twin", &p.tracks[3], None).await;
     assert!(matches!(
         guest.recv_np().await,
         ServerMsg::Ack { version: 2, .. }
     ));
-    assert_eq!(
-        count(
-            &app,
-            r#"SELECT count(*) FROM "PlaylistUpdate" WHERE "playlistId" = $1"#,
-            &p.playlist
-        )
-        .await,
-        2
-    );
+    assert_eq!(logged_updates(&app, &p.playlist).await, 2);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn resume_with_since_gets_exactly_the_missed_updates() {
     let p = party().await;
-    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
-    host.add("a1", &p.tracks[0]).await;
-    host.add("a2", &p.tracks[1]).await;
-    let (mut guest, snap) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    host.add_acked("a1", &p.tracks[0]).await;
+    host.add_acked("a2", &p.tracks[1]).await;
+    let (mut guest, snap) = p.app.join(&p.guest, &p.session).await;
     assert_eq!(snap.version, 2);
     drop(guest);
     let mut missed = HashMap::new();
     for i in 0..3 {
-        let (v, e) = host.add(&format!("b{i}"), &p.tracks[2]).await;
+        let (v, e) = host.add_acked(&format!("b{i}"), &p.tracks[2]).await;
         missed.insert(v, e);
     }
-    guest = Client::connect(&p.app).await;
-    guest
-        .send(json!({"type": "join", "sessionId": p.session, "token": p.guest.token, "since": 2}))
-        .await;
+    guest = p.app.connect().await;
+    guest.join(&p.session, &p.guest.token, Some(2)).await;
     assert!(matches!(
         guest.recv_np().await,
         ServerMsg::Resumed { version: 5 }
@@ -427,33 +365,28 @@ async fn resume_with_since_gets_exactly_the_missed_updates() {
         }
     }
     // since = current: resumed and nothing else (the next frame is a new update).
-    let mut again = Client::connect(&p.app).await;
-    again
-        .send(json!({"type": "join", "sessionId": p.session, "token": p.guest.token, "since": 5}))
-        .await;
+    let mut again = p.app.connect().await;
+    again.join(&p.session, &p.guest.token, Some(5)).await;
     assert!(matches!(
         again.recv_np().await,
         ServerMsg::Resumed { version: 5 }
     ));
-    host.add("c1", &p.tracks[3]).await;
+    host.add_acked("c1", &p.tracks[3]).await;
     assert!(matches!(
         again.recv_np().await,
         ServerMsg::Update { version: 6, .. }
     ));
     // since beyond the current version: a fresh snapshot.
-    let mut ahead = Client::connect(&p.app).await;
-    ahead
-        .send(json!({"type": "join", "sessionId": p.session, "token": p.guest.token, "since": 99}))
-        .await;
+    let mut ahead = p.app.connect().await;
+    ahead.join(&p.session, &p.guest.token, Some(99)).await;
     assert!(matches!(ahead.recv_np().await, ServerMsg::Snapshot(s) if s.version == 6));
     // After a restart the log serves the resume.
     let db_url = p.app.db_url.clone();
     drop((host, guest, again, ahead));
     p.app.stop().await;
     let app = spawn_app_on(db_url, |_| {}).await;
-    let mut c = Client::connect(&app).await;
-    c.send(json!({"type": "join", "sessionId": p.session, "token": p.guest.token, "since": 4}))
-        .await;
+    let mut c = app.connect().await;
+    c.join(&p.session, &p.guest.token, Some(4)).await;
     assert!(matches!(
         c.recv_np().await,
         ServerMsg::Resumed { version: 6 }
@@ -468,71 +401,213 @@ async fn resume_with_since_gets_exactly_the_missed_updates() {
     app.stop().await;
 }
 
+/// Send `m` and wait for its `ack`; returns the change it made. Other
+/// users' updates may arrive before it; the sender's own `update` always
+/// comes before its `ack`.
+async fn change_of(c: &mut Ws, m: ClientMsg) -> Change {
+    let req = msg_req(&m).expect("an op").to_owned();
+    c.send(&m).await;
+    let mut updates = HashMap::new();
+    loop {
+        match c.recv_np().await {
+            ServerMsg::Update {
+                version, change, ..
+            } => {
+                updates.insert(version, change);
+            }
+            ServerMsg::Ack { req: r, version } if r == req => {
+                return updates
+                    .remove(&version)
+                    .unwrap_or_else(|| panic!("no update before the ack of {req}"));
+            }
+            other => panic!("{req}: unexpected {other:?}"),
+        }
+    }
+}
+
+/// REST `/updates` and a replay of `update` frames from the log (a
+/// restarted hub has none of them in memory) are two views of one history:
+/// they agree field for field on every version, and the replay is what the
+/// listeners saw live.
+#[tokio::test]
+async fn rest_updates_and_a_replay_after_restart_agree_field_for_field() {
+    let p = party().await;
+    let (mut watcher, _) = p.app.join(&p.host, &p.session).await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    let (mut guest, _) = p.app.join(&p.guest, &p.session).await;
+    let t = &p.tracks;
+    // Adds by id and by metadata (a new track, then an existing one renamed),
+    // at the end and at an index; reorders with and without baseVersion;
+    // removes by the adder and by the host; both users.
+    let a = change_of(&mut host, msg::add("x1", &t[0], None))
+        .await
+        .entry_id;
+    let new_track = track_meta("mix-new-1", "Brand New");
+    let b = change_of(&mut host, msg::add_track("x2", new_track, Some(0)))
+        .await
+        .entry_id;
+    let c = change_of(&mut guest, msg::add("y1", &t[1], None))
+        .await
+        .entry_id;
+    let renamed = track_meta("sp2", "Song 2 (Remastered)");
+    let d = change_of(&mut guest, msg::add_track("y2", renamed, Some(1)))
+        .await
+        .entry_id;
+    change_of(&mut host, msg::reorder("x3", &c, 0, Some(4))).await;
+    change_of(&mut host, msg::reorder("x4", &a, 1, None)).await;
+    change_of(&mut guest, msg::remove("y3", &d)).await;
+    change_of(&mut host, msg::remove("x5", &c)).await;
+    change_of(&mut host, msg::add("x6", &t[0], Some(1))).await;
+    change_of(&mut host, msg::reorder("x7", &b, 0, None)).await;
+    change_of(&mut host, msg::remove("x8", &a)).await;
+    const N: i64 = 11;
+    let mut live = Vec::new();
+    while (live.len() as i64) < N {
+        if let ServerMsg::Update {
+            version,
+            change,
+            at,
+        } = watcher.recv_np().await
+        {
+            live.push((version, change, at));
+        }
+    }
+
+    // A new hub on the same database: its memory holds none of this.
+    let db_url = p.app.db_url.clone();
+    drop((watcher, host, guest));
+    p.app.stop().await;
+    let app = spawn_app_on(db_url, |_| {}).await;
+    let page = app
+        .as_user(&p.guest)
+        .updates(&p.session, Some(0), None)
+        .await
+        .unwrap();
+    assert_eq!(page.next, None);
+    assert_eq!(page.updates.len() as i64, N);
+    let mut replay = app.connect().await;
+    replay.join(&p.session, &p.guest.token, Some(0)).await;
+    assert!(matches!(
+        replay.recv_np().await,
+        ServerMsg::Resumed { version: N }
+    ));
+    let mut replayed = Vec::new();
+    for _ in 0..N {
+        match replay.recv_np().await {
+            ServerMsg::Update {
+                version,
+                change,
+                at,
+            } => replayed.push((version, change, at)),
+            other => panic!("expected a replayed update, got {other:?}"),
+        }
+    }
+    assert_eq!(replayed, live, "the replay is what listeners saw");
+    use OpKind::{Add, Remove, Reorder};
+    assert_eq!(
+        replayed.iter().map(|(_, c, _)| c.op).collect::<Vec<_>>(),
+        [Add, Add, Add, Add, Reorder, Reorder, Remove, Remove, Add, Reorder, Remove]
+    );
+    assert_eq!(
+        replayed[3].1.track.as_ref().map(|t| t.id.as_str()),
+        Some(t[2].as_str()),
+        "an add by metadata of a known spotifyId queues that track"
+    );
+
+    // Field for field, version by version.
+    let mut track_of: HashMap<String, String> = HashMap::new();
+    let index = |i: Option<usize>| i.map(|i| i32::try_from(i).unwrap());
+    for (rec, (version, change, at)) in page.updates.iter().zip(&replayed) {
+        let v = *version;
+        assert_eq!(rec.version, v);
+        assert_eq!(rec.kind, change.op.as_str(), "type at {v}");
+        assert_eq!(
+            rec.entry_id.as_deref(),
+            Some(change.entry_id.as_str()),
+            "entryId at {v}"
+        );
+        assert_eq!(rec.user_id, change.by, "userId at {v}");
+        assert_eq!(rec.timestamp, *at, "timestamp at {v}");
+        match change.op {
+            Add => {
+                let track = change.track.as_ref().expect("an add carries its track");
+                assert_eq!(rec.track_id, track.id, "trackId at {v}");
+                assert_eq!(
+                    (rec.from_index, rec.to_index),
+                    (None, index(change.index)),
+                    "indexes at {v}"
+                );
+                track_of.insert(change.entry_id.clone(), track.id.clone());
+            }
+            Remove => {
+                assert_eq!(
+                    (rec.from_index, rec.to_index),
+                    (index(change.index), None),
+                    "indexes at {v}"
+                );
+                assert_eq!(rec.track_id, track_of[&change.entry_id], "trackId at {v}");
+            }
+            Reorder => {
+                assert_eq!(
+                    (rec.from_index, rec.to_index),
+                    (index(change.from_index), index(change.to_index)),
+                    "indexes at {v}"
+                );
+                assert_eq!(rec.track_id, track_of[&change.entry_id], "trackId at {v}");
+            }
+        }
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn authorization_matrix() {
     let p = party().await;
-    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
-    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
-    let (_, host_entry) = host.add("h1", &p.tracks[0]).await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    let (mut guest, _) = p.app.join(&p.guest, &p.session).await;
+    let (_, host_entry) = host.add_acked("h1", &p.tracks[0]).await;
     let _ = guest.recv_np().await; // host's update
-    let (_, guest_entry) = guest.add("g1", &p.tracks[1]).await;
+    let (_, guest_entry) = guest.add_acked("g1", &p.tracks[1]).await;
     // A member may not reorder, nor remove someone else's entry.
-    guest
-        .send(json!({"type": "reorder", "req": "g2", "entryId": guest_entry, "toIndex": 0}))
-        .await;
-    guest.expect_error(Some("g2"), "forbidden").await;
-    guest
-        .send(json!({"type": "remove", "req": "g3", "entryId": host_entry}))
-        .await;
-    guest.expect_error(Some("g3"), "forbidden").await;
+    guest.reorder("g2", &guest_entry, 0, None).await;
+    guest.expect_error(Some("g2"), ErrorCode::Forbidden).await;
+    guest.remove("g3", &host_entry).await;
+    guest.expect_error(Some("g3"), ErrorCode::Forbidden).await;
     // The host may reorder and remove anyone's entry; a member its own.
     host.recv_np().await; // guest's add
-    host.send(json!({"type": "reorder", "req": "h2", "entryId": guest_entry, "toIndex": 0, "baseVersion": 2})).await;
-    host.applied(3).await;
-    host.send(json!({"type": "reorder", "req": "h3", "entryId": guest_entry, "toIndex": 1, "baseVersion": 2})).await;
-    host.expect_error(Some("h3"), "conflict").await;
+    host.reorder("h2", &guest_entry, 0, Some(2)).await;
+    assert_eq!(host.applied("h2").await, 3);
+    host.reorder("h3", &guest_entry, 1, Some(2)).await;
+    host.expect_error(Some("h3"), ErrorCode::Conflict).await;
     guest.recv_np().await; // the reorder
-    guest
-        .send(json!({"type": "remove", "req": "g4", "entryId": guest_entry}))
-        .await;
-    guest.applied(4).await;
+    guest.remove("g4", &guest_entry).await;
+    assert_eq!(guest.applied("g4").await, 4);
     host.recv_np().await;
-    host.send(json!({"type": "remove", "req": "h4", "entryId": host_entry}))
-        .await;
+    host.remove("h4", &host_entry).await;
     assert!(matches!(
         host.recv_np().await,
         ServerMsg::Update { version: 5, .. }
     ));
     // A bad token: error unauthorized, then close 4001.
-    let mut c = Client::connect(&p.app).await;
-    c.send(json!({"type": "join", "sessionId": p.session, "token": "aht_nope"}))
-        .await;
-    c.expect_error(None, "unauthorized").await;
+    let mut c = p.app.connect().await;
+    c.join(&p.session, "aht_nope", None).await;
+    c.expect_error(None, ErrorCode::Unauthorized).await;
     assert_eq!(c.closed().await, Closed::Code(4001));
     // Unknown session: error not_found, close 4004.
-    let mut c = Client::connect(&p.app).await;
-    c.send(json!({"type": "join", "sessionId": uuid::Uuid::new_v4().to_string(), "token": p.guest.token})).await;
-    c.expect_error(None, "not_found").await;
+    let mut c = p.app.connect().await;
+    c.join(&uuid::Uuid::new_v4().to_string(), &p.guest.token, None)
+        .await;
+    c.expect_error(None, ErrorCode::NotFound).await;
     assert_eq!(c.closed().await, Closed::Code(4004));
     // Only the host ends the session; listeners get `ended` and 4010.
-    let r = p
-        .app
-        .http
-        .post(p.app.url(&format!("/v1/sessions/{}/end", p.session)))
-        .bearer_auth(&p.guest.token)
-        .send()
+    let refused = p.app.as_user(&p.guest).end_session(&p.session).await;
+    assert_eq!(refused.unwrap_err().status(), Some(403));
+    // (A typed call is `Ok` only with the route's documented status, 200.)
+    p.app
+        .as_user(&p.host)
+        .end_session(&p.session)
         .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
-    let r = p
-        .app
-        .http
-        .post(p.app.url(&format!("/v1/sessions/{}/end", p.session)))
-        .bearer_auth(&p.host.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+        .expect("the host ends the session: 200");
     assert!(matches!(
         guest.recv_np().await,
         ServerMsg::Update { version: 5, .. }
@@ -540,9 +615,8 @@ async fn authorization_matrix() {
     assert!(matches!(guest.recv_np().await, ServerMsg::Ended { .. }));
     assert_eq!(guest.closed().await, Closed::Code(4010));
     // An ended session cannot be joined.
-    let mut c = Client::connect(&p.app).await;
-    c.send(json!({"type": "join", "sessionId": p.session, "token": p.guest.token}))
-        .await;
+    let mut c = p.app.connect().await;
+    c.join(&p.session, &p.guest.token, None).await;
     assert_eq!(c.closed().await, Closed::Code(4010));
     p.app.stop().await;
 }
@@ -550,10 +624,15 @@ async fn authorization_matrix() {
 #[tokio::test]
 async fn add_by_metadata_upserts_the_track_latest_wins() {
     let p = party().await;
-    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
-    let meta = |name: &str| json!({"spotifyId": "4uLU6hMCjMI75M1A2tKUQC", "name": name, "artists": ["Rick"], "album": "Whenever"});
-    host.send(json!({"type": "add", "req": "m1", "track": meta("Never")}))
-        .await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    let meta = |name: &str| TrackBody {
+        spotify_id: "4uLU6hMCjMI75M1A2tKUQC".into(),
+        name: name.into(),
+        artists: vec!["Rick".into()],
+        album: "Whenever".into(),
+        popularity: None,
+    };
+    host.add_track("m1", meta("Never"), None).await;
     let first = match host.recv_np().await {
         ServerMsg::Update { change, .. } => change.track.unwrap(),
         other => panic!("expected update, got {other:?}"),
@@ -565,10 +644,8 @@ async fn add_by_metadata_upserts_the_track_latest_wins() {
     assert_eq!(first.name, "Never");
     // The same spotifyId again: the same Track, its metadata updated, in the
     // same batch as a second copy (one statement must not touch a row twice).
-    host.send(json!({"type": "add", "req": "m2", "track": meta("Gonna")}))
-        .await;
-    host.send(json!({"type": "add", "req": "m3", "track": meta("Give You Up")}))
-        .await;
+    host.add_track("m2", meta("Gonna"), None).await;
+    host.add_track("m3", meta("Give You Up"), None).await;
     let mut names = Vec::new();
     while names.len() < 2 {
         if let ServerMsg::Update { change, .. } = host.recv_np().await {
@@ -585,13 +662,20 @@ async fn add_by_metadata_upserts_the_track_latest_wins() {
         .unwrap();
     assert_eq!(stored, ("Give You Up".to_owned(), 1));
     // Every entry of that track now shows its stored metadata.
-    let (_, snap) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (_, snap) = p.app.join(&p.guest, &p.session).await;
     assert_eq!(snap.queue.len(), 3);
     assert!(snap.queue.iter().all(|e| e.track.name == "Give You Up"));
     // A failed commit leaves no Track behind either.
     install_commit_failure(&p.app).await;
     set_commit_failure(&p.app, true).await;
-    host.send(json!({"type": "add", "req": "m4", "track": {"spotifyId": "freshfresh", "name": "New", "artists": ["X"], "album": "Y"}})).await;
+    let fresh = TrackBody {
+        spotify_id: "freshfresh".into(),
+        name: "New".into(),
+        artists: vec!["X".into()],
+        album: "Y".into(),
+        popularity: None,
+    };
+    host.add_track("m4", fresh, None).await;
     host.recv_until(|m| matches!(m, ServerMsg::Error { .. }))
         .await;
     assert_eq!(
@@ -636,12 +720,13 @@ async fn sessions_commit_together_and_one_failing_session_fails_only_itself() {
     const OPS: usize = 20;
     let mut tasks = Vec::new();
     for (s, _) in sessions.iter().cloned() {
-        let (c, _) = Client::join(&p.app, &p.host, &s).await;
+        let (c, _) = p.app.join(&p.host, &s).await;
         let tracks = p.tracks.clone();
         tasks.push(tokio::spawn(async move {
             let mut c = c;
             for i in 0..OPS {
-                c.send(json!({"type": "add", "req": format!("r{i}"), "trackId": tracks[i % tracks.len()]})).await;
+                c.add(&format!("r{i}"), &tracks[i % tracks.len()], None)
+                    .await;
             }
             let (mut acked, mut refused, mut versions) = (0, 0, Vec::new());
             while acked + refused < OPS {
@@ -689,38 +774,18 @@ async fn a_commit_whose_connection_dies_is_resolved_before_answering() {
     ] {
         sqlx::query(sql).execute(&p.app.db).await.unwrap();
     }
-    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
-    guest
-        .send(json!({"type": "add", "req": "k1", "trackId": p.tracks[0]}))
-        .await;
-    guest.expect_error(Some("k1"), "unavailable").await;
-    assert_eq!(
-        count(
-            &p.app,
-            r#"SELECT count(*) FROM "PlaylistUpdate" WHERE "playlistId" = $1"#,
-            &p.playlist
-        )
-        .await,
-        0
-    );
+    let (mut guest, _) = p.app.join(&p.guest, &p.session).await;
+    guest.add("k1", &p.tracks[0], None).await;
+    guest.expect_error(Some("k1"), ErrorCode::Unavailable).await;
+    assert_eq!(logged_updates(&p.app, &p.playlist).await, 0);
     // The same req once the database behaves: applied exactly once, as version 1.
     sqlx::query("DELETE FROM hub_test_kill")
         .execute(&p.app.db)
         .await
         .unwrap();
-    guest
-        .send(json!({"type": "add", "req": "k1", "trackId": p.tracks[0]}))
-        .await;
-    guest.applied(1).await;
-    assert_eq!(
-        count(
-            &p.app,
-            r#"SELECT count(*) FROM "PlaylistUpdate" WHERE "playlistId" = $1"#,
-            &p.playlist
-        )
-        .await,
-        1
-    );
+    guest.add("k1", &p.tracks[0], None).await;
+    assert_eq!(guest.applied("k1").await, 1);
+    assert_eq!(logged_updates(&p.app, &p.playlist).await, 1);
     p.app.stop().await;
 }
 
@@ -730,13 +795,12 @@ async fn a_commit_whose_connection_dies_is_resolved_before_answering() {
 async fn a_track_the_hub_updates_is_shown_updated_in_every_later_add() {
     let p = party().await;
     let id = p.app.track(&p.host, "cache-sp-1", "Old Name").await;
-    let (mut a, _) = Client::join(&p.app, &p.host, &p.session).await;
+    let (mut a, _) = p.app.join(&p.host, &p.session).await;
     let added_name = |m: ServerMsg| match m {
         ServerMsg::Update { change, .. } => change.track.unwrap().name,
         other => panic!("expected update, got {other:?}"),
     };
-    a.send(json!({"type": "add", "req": "c1", "trackId": id}))
-        .await;
+    a.add("c1", &id, None).await;
     assert_eq!(added_name(a.recv_np().await), "Old Name");
     a.recv_until(|m| matches!(m, ServerMsg::Ack { .. })).await;
 
@@ -744,21 +808,25 @@ async fn a_track_the_hub_updates_is_shown_updated_in_every_later_add() {
     // track) sees the new name.
     assert_eq!(p.app.track(&p.host, "cache-sp-1", "REST Name").await, id);
     let (second, _) = p.app.create_session(&p.host, "second").await;
-    let (mut b, _) = Client::join(&p.app, &p.host, &second).await;
-    b.send(json!({"type": "add", "req": "c2", "trackId": id}))
-        .await;
+    let (mut b, _) = p.app.join(&p.host, &second).await;
+    b.add("c2", &id, None).await;
     assert_eq!(added_name(b.recv_np().await), "REST Name");
     b.recv_until(|m| matches!(m, ServerMsg::Ack { .. })).await;
 
     // Renamed by an add carrying metadata: a third session sees that too.
-    a.send(json!({"type": "add", "req": "c3", "track": {"spotifyId": "cache-sp-1", "name": "Add Name", "artists": ["Artist"], "album": "Album"}}))
-        .await;
+    let renamed = TrackBody {
+        spotify_id: "cache-sp-1".into(),
+        name: "Add Name".into(),
+        artists: vec!["Artist".into()],
+        album: "Album".into(),
+        popularity: None,
+    };
+    a.add_track("c3", renamed, None).await;
     assert_eq!(added_name(a.recv_np().await), "Add Name");
     a.recv_until(|m| matches!(m, ServerMsg::Ack { .. })).await;
     let (third, _) = p.app.create_session(&p.host, "third").await;
-    let (mut c, _) = Client::join(&p.app, &p.host, &third).await;
-    c.send(json!({"type": "add", "req": "c4", "trackId": id}))
-        .await;
+    let (mut c, _) = p.app.join(&p.host, &third).await;
+    c.add("c4", &id, None).await;
     assert_eq!(added_name(c.recv_np().await), "Add Name");
     p.app.stop().await;
 }
@@ -783,8 +851,8 @@ async fn a_queue_change_sets_the_sessions_updated_at() {
     };
     let before = stamps(&p.app, &p.session).await;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
-    host.add("u1", &p.tracks[0]).await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    host.add_acked("u1", &p.tracks[0]).await;
     let after = stamps(&p.app, &p.session).await;
     assert!(
         after.0 > before.0,

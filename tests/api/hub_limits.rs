@@ -7,65 +7,30 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use audotics_protocol::{OpKind, ServerMsg};
+use audotics_client::{msg, Closed, Ws};
+use audotics_protocol::model::{Snapshot, TrackBody};
+use audotics_protocol::{ClientMsg, ErrorCode, OpKind, ServerMsg};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::client::{Client, Closed};
 use crate::helpers::*;
 
-/// `GET /v1/sessions/{id}` as `user`.
-async fn rest_session(app: &TestApp, user: &TestUser, session: &str) -> Value {
-    let res = app
-        .http
-        .get(app.url(&format!("/v1/sessions/{session}")))
-        .bearer_auth(&user.token)
-        .send()
+/// `GET /v1/sessions/{id}` as `user` (a typed call checks the 200).
+async fn rest_session(app: &TestApp, user: &TestUser, session: &str) -> Snapshot {
+    app.as_user(user)
+        .session(session)
         .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "GET session");
-    res.json().await.unwrap()
+        .unwrap_or_else(|e| panic!("GET session: {e}"))
 }
 
 /// (version, entry ids in queue order) as REST reports them.
 async fn rest_state(app: &TestApp, user: &TestUser, session: &str) -> (i64, Vec<String>) {
     let s = rest_session(app, user, session).await;
-    let ids = s["queue"]
-        .as_array()
-        .expect("queue array")
-        .iter()
-        .map(|e| e["entryId"].as_str().unwrap().to_owned())
-        .collect();
-    (s["version"].as_i64().expect("version"), ids)
-}
-
-async fn count(app: &TestApp, sql: &str, arg: &str) -> i64 {
-    sqlx::query_scalar(sql)
-        .bind(arg)
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
-
-async fn logged_updates(app: &TestApp, playlist: &str) -> i64 {
-    count(
-        app,
-        r#"SELECT count(*) FROM "PlaylistUpdate" WHERE "playlistId" = $1"#,
-        playlist,
-    )
-    .await
-}
-
-async fn logged_interactions(app: &TestApp, session: &str) -> i64 {
-    count(
-        app,
-        r#"SELECT count(*) FROM "TrackInteraction" WHERE "hubSessionId" = $1"#,
-        session,
-    )
-    .await
+    let ids = s.queue.into_iter().map(|e| e.entry_id).collect();
+    (s.version, ids)
 }
 
 /// `/metrics` as `series → value` (`name{labels}` exactly as exposed).
@@ -102,25 +67,15 @@ async fn wait_metric(app: &TestApp, series: &str, within: Duration, ok: impl Fn(
     }
 }
 
-fn join_frame(session: &str, user: &TestUser) -> Value {
-    json!({"type": "join", "sessionId": session, "token": user.token})
-}
-
-/// Expect an update then the ack of `req`; returns the update's version.
-async fn applied(c: &mut Client, req: &str) -> i64 {
-    let v = match c.recv_np().await {
-        ServerMsg::Update { version, .. } => version,
-        other => panic!("expected the update of {req}, got {other:?}"),
-    };
-    match c.recv_np().await {
-        ServerMsg::Ack { req: r, version } => assert_eq!((r.as_str(), version), (req, v)),
-        other => panic!("expected the ack of {req}, got {other:?}"),
+/// Small valid track metadata under `spotify_id`.
+fn small_track(spotify_id: &str) -> TrackBody {
+    TrackBody {
+        spotify_id: spotify_id.to_owned(),
+        name: "Name".to_owned(),
+        artists: vec!["A".to_owned()],
+        album: "Album".to_owned(),
+        popularity: Some(10),
     }
-    v
-}
-
-fn track_meta(spotify_id: &str) -> Value {
-    json!({"spotifyId": spotify_id, "name": "Name", "artists": ["A"], "album": "Album", "popularity": 10})
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -132,29 +87,36 @@ enum Who {
 #[tokio::test]
 async fn malformed_frames_after_join_get_exact_errors_and_change_nothing() {
     let p = party_with(unlimited).await;
-    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
-    let (_, e0) = host.add("h0", &p.tracks[0]).await;
-    let (_, e1) = host.add("h1", &p.tracks[1]).await;
-    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    let (_, e0) = host.add_acked("h0", &p.tracks[0]).await;
+    let (_, e1) = host.add_acked("h1", &p.tracks[1]).await;
+    let (mut guest, _) = p.app.join(&p.guest, &p.session).await;
     let before = rest_state(&p.app, &p.host, &p.session).await;
     assert_eq!(before, (2, vec![e0.clone(), e1.clone()]));
     let t = &p.tracks[0];
     let unknown_uuid = uuid::Uuid::new_v4().to_string();
     let long_req = "r".repeat(65);
-    let meta = |f: &dyn Fn(&mut Value)| {
-        let mut m = track_meta("ghost0");
+    let meta = |f: &dyn Fn(&mut TrackBody)| {
+        let mut m = small_track("ghost0");
         f(&mut m);
         m
     };
-    let empty_artists = meta(&|m| m["artists"] = json!([]));
-    let many_artists = meta(&|m| m["artists"] = json!(vec!["A"; 51]));
-    let long_name = meta(&|m| m["name"] = json!("n".repeat(501)));
-    let control_name = meta(&|m| m["name"] = json!("a\u{0}b"));
-    let bad_spotify = meta(&|m| m["spotifyId"] = json!("bad id"));
-    let too_popular = meta(&|m| m["popularity"] = json!(101));
-    let empty_album = meta(&|m| m["album"] = json!(" "));
-    let typed_spotify = meta(&|m| m["spotifyId"] = json!(5));
-    let long_artist = meta(&|m| m["artists"] = json!(["a".repeat(201)]));
+    let empty_artists = meta(&|m| m.artists = vec![]);
+    let many_artists = meta(&|m| m.artists = vec!["A".into(); 51]);
+    let long_name = meta(&|m| m.name = "n".repeat(501));
+    let control_name = meta(&|m| m.name = "a\u{0}b".into());
+    let bad_spotify = meta(&|m| m.spotify_id = "bad id".into());
+    let too_popular = meta(&|m| m.popularity = Some(101));
+    let empty_album = meta(&|m| m.album = " ".into());
+    let mut typed_spotify = json!(small_track("ghost0"));
+    typed_spotify["spotifyId"] = json!(5);
+    let long_artist = meta(&|m| m.artists = vec!["a".repeat(201)]);
+    // Protocol messages (valid by their schema, refused for what they say)
+    // are built as `ClientMsg`s; the rest is raw text on purpose: not JSON,
+    // not an object, unknown type, wrong or missing field types, and what the
+    // schema itself refuses (req length, both or neither of trackId/track,
+    // interaction kind pattern).
+    let m = |c: ClientMsg| msg::text(&c);
     use Who::*;
     // (sender, frame, echoed req, code, a word the message must contain:
     // the field at fault, or what is wrong).
@@ -178,37 +140,37 @@ async fn malformed_frames_after_join_get_exact_errors_and_change_nothing() {
         (Host, json!({"type": "add", "req": 7, "trackId": t}).to_string(), None, "invalid", "req"),
         (Host, json!({"type": "add", "req": "", "trackId": t}).to_string(), None, "invalid", "req"),
         (Host, json!({"type": "add", "req": long_req, "trackId": t}).to_string(), None, "invalid", "req"),
-        (Host, json!({"type": "add", "req": "m10", "trackId": t, "track": track_meta("ghost1")}).to_string(), Some("m10"), "invalid", "trackId"),
+        (Host, json!({"type": "add", "req": "m10", "trackId": t, "track": small_track("ghost1")}).to_string(), Some("m10"), "invalid", "trackId"),
         (Host, json!({"type": "add", "req": "m11"}).to_string(), Some("m11"), "invalid", "trackId"),
-        (Host, json!({"type": "add", "req": "m12", "trackId": t, "index": 3}).to_string(), Some("m12"), "invalid", "index"),
-        (Host, json!({"type": "add", "req": "m13", "track": track_meta("ghost2"), "index": 3}).to_string(), Some("m13"), "invalid", "index"),
-        (Host, json!({"type": "reorder", "req": "m14", "entryId": e0, "toIndex": 2}).to_string(), Some("m14"), "invalid", "toIndex"),
-        (Host, json!({"type": "reorder", "req": "m15", "entryId": unknown_uuid, "toIndex": 0}).to_string(), Some("m15"), "not_found", "entry"),
-        (Host, json!({"type": "reorder", "req": "m16", "entryId": "not-a-uuid", "toIndex": 0}).to_string(), Some("m16"), "not_found", "entry"),
-        (Host, json!({"type": "reorder", "req": "m17", "entryId": e1, "toIndex": 0, "baseVersion": 1}).to_string(), Some("m17"), "conflict", "baseVersion"),
-        (Host, json!({"type": "remove", "req": "m18", "entryId": unknown_uuid}).to_string(), Some("m18"), "not_found", "entry"),
-        (Host, json!({"type": "remove", "req": "m19", "entryId": "not-a-uuid"}).to_string(), Some("m19"), "not_found", "entry"),
-        (Host, json!({"type": "add", "req": "m20", "trackId": unknown_uuid}).to_string(), Some("m20"), "not_found", "track"),
-        (Host, json!({"type": "add", "req": "m21", "trackId": "nope"}).to_string(), Some("m21"), "not_found", "track"),
-        (Host, json!({"type": "add", "req": "m22", "track": empty_artists}).to_string(), Some("m22"), "invalid", "artists"),
-        (Host, json!({"type": "add", "req": "m23", "track": many_artists}).to_string(), Some("m23"), "invalid", "artists"),
-        (Host, json!({"type": "add", "req": "m24", "track": long_artist}).to_string(), Some("m24"), "invalid", "artists"),
-        (Host, json!({"type": "add", "req": "m25", "track": long_name}).to_string(), Some("m25"), "invalid", "name"),
-        (Host, json!({"type": "add", "req": "m26", "track": control_name}).to_string(), Some("m26"), "invalid", "name"),
-        (Host, json!({"type": "add", "req": "m27", "track": bad_spotify}).to_string(), Some("m27"), "invalid", "spotifyId"),
-        (Host, json!({"type": "add", "req": "m28", "track": too_popular}).to_string(), Some("m28"), "invalid", "popularity"),
-        (Host, json!({"type": "add", "req": "m29", "track": empty_album}).to_string(), Some("m29"), "invalid", "album"),
+        (Host, m(msg::add("m12", t, Some(3))), Some("m12"), "invalid", "index"),
+        (Host, m(msg::add_track("m13", small_track("ghost2"), Some(3))), Some("m13"), "invalid", "index"),
+        (Host, m(msg::reorder("m14", &e0, 2, None)), Some("m14"), "invalid", "toIndex"),
+        (Host, m(msg::reorder("m15", &unknown_uuid, 0, None)), Some("m15"), "not_found", "entry"),
+        (Host, m(msg::reorder("m16", "not-a-uuid", 0, None)), Some("m16"), "not_found", "entry"),
+        (Host, m(msg::reorder("m17", &e1, 0, Some(1))), Some("m17"), "conflict", "baseVersion"),
+        (Host, m(msg::remove("m18", &unknown_uuid)), Some("m18"), "not_found", "entry"),
+        (Host, m(msg::remove("m19", "not-a-uuid")), Some("m19"), "not_found", "entry"),
+        (Host, m(msg::add("m20", &unknown_uuid, None)), Some("m20"), "not_found", "track"),
+        (Host, m(msg::add("m21", "nope", None)), Some("m21"), "not_found", "track"),
+        (Host, m(msg::add_track("m22", empty_artists, None)), Some("m22"), "invalid", "artists"),
+        (Host, m(msg::add_track("m23", many_artists, None)), Some("m23"), "invalid", "artists"),
+        (Host, m(msg::add_track("m24", long_artist, None)), Some("m24"), "invalid", "artists"),
+        (Host, m(msg::add_track("m25", long_name, None)), Some("m25"), "invalid", "name"),
+        (Host, m(msg::add_track("m26", control_name, None)), Some("m26"), "invalid", "name"),
+        (Host, m(msg::add_track("m27", bad_spotify, None)), Some("m27"), "invalid", "spotifyId"),
+        (Host, m(msg::add_track("m28", too_popular, None)), Some("m28"), "invalid", "popularity"),
+        (Host, m(msg::add_track("m29", empty_album, None)), Some("m29"), "invalid", "album"),
         (Host, json!({"type": "add", "req": "m30", "track": typed_spotify}).to_string(), Some("m30"), "invalid", "spotifyId"),
         (Host, json!({"type": "interaction", "req": "m31", "trackId": t, "kind": "LIKE!"}).to_string(), Some("m31"), "invalid", "kind"),
         (Host, json!({"type": "interaction", "req": "m32", "trackId": t, "kind": ""}).to_string(), Some("m32"), "invalid", "kind"),
         (Host, json!({"type": "interaction", "req": "m33", "trackId": t, "kind": 3}).to_string(), Some("m33"), "invalid", "kind"),
-        (Host, json!({"type": "interaction", "req": "m34", "trackId": "nope", "kind": "like"}).to_string(), Some("m34"), "not_found", "track"),
-        (Host, join_frame(&p.session, &p.host).to_string(), None, "invalid", "join"),
-        (Guest, json!({"type": "reorder", "req": "g1", "entryId": e0, "toIndex": 1}).to_string(), Some("g1"), "forbidden", "host"),
-        (Guest, json!({"type": "remove", "req": "g2", "entryId": e1}).to_string(), Some("g2"), "forbidden", "host"),
-        (Guest, json!({"type": "remove", "req": "g3", "entryId": unknown_uuid}).to_string(), Some("g3"), "not_found", "entry"),
-        (Guest, json!({"type": "add", "req": "g4", "trackId": t, "index": 99}).to_string(), Some("g4"), "invalid", "index"),
-        (Guest, join_frame(&p.session, &p.guest).to_string(), None, "invalid", "join"),
+        (Host, m(msg::interaction("m34", "nope", "like")), Some("m34"), "not_found", "track"),
+        (Host, m(msg::join(&p.session, &p.host.token, None)), None, "invalid", "join"),
+        (Guest, m(msg::reorder("g1", &e0, 1, None)), Some("g1"), "forbidden", "host"),
+        (Guest, m(msg::remove("g2", &e1)), Some("g2"), "forbidden", "host"),
+        (Guest, m(msg::remove("g3", &unknown_uuid)), Some("g3"), "not_found", "entry"),
+        (Guest, m(msg::add("g4", t, Some(99))), Some("g4"), "invalid", "index"),
+        (Guest, m(msg::join(&p.session, &p.guest.token, None)), None, "invalid", "join"),
     ];
     for (who, frame, req, code, word) in &table {
         let c = match who {
@@ -251,57 +213,43 @@ async fn malformed_frames_after_join_get_exact_errors_and_change_nothing() {
         assert_eq!(n, 0, "a refused add left track {ghost} behind");
     }
     // Both connections still work, and the session goes on from version 2.
-    host.send(json!({"type": "add", "req": "h2", "trackId": t, "index": 2}))
-        .await;
-    assert_eq!(applied(&mut host, "h2").await, 3);
-    guest
-        .send(json!({"type": "add", "req": "g5", "track": track_meta("real1"), "index": 0}))
-        .await;
+    host.add("h2", t, Some(2)).await;
+    assert_eq!(host.applied("h2").await, 3);
+    guest.add_track("g5", small_track("real1"), Some(0)).await;
     match guest.recv_np().await {
         ServerMsg::Update { version: 3, .. } => {}
         other => panic!("expected the host's update 3, got {other:?}"),
     }
-    assert_eq!(applied(&mut guest, "g5").await, 4);
+    assert_eq!(guest.applied("g5").await, 4);
     p.app.stop().await;
 }
 
 #[tokio::test]
 async fn ops_before_join_get_join_first_with_req_echoed() {
     let p = party_with(|_| {}).await;
-    let mut c = Client::connect(&p.app).await;
+    let mut c = p.app.connect().await;
     let t = &p.tracks[0];
     let e = uuid::Uuid::new_v4().to_string();
     let frames = [
-        (
-            json!({"type": "add", "req": "p1", "trackId": t}),
-            Some("p1"),
-        ),
-        (
-            json!({"type": "remove", "req": "p2", "entryId": e}),
-            Some("p2"),
-        ),
-        (
-            json!({"type": "reorder", "req": "p3", "entryId": e, "toIndex": 0}),
-            Some("p3"),
-        ),
-        (
-            json!({"type": "interaction", "req": "p4", "trackId": t, "kind": "like"}),
-            Some("p4"),
-        ),
-        (json!({"type": "leave"}), None),
+        (msg::add("p1", t, None), Some("p1")),
+        (msg::remove("p2", &e), Some("p2")),
+        (msg::reorder("p3", &e, 0, None), Some("p3")),
+        (msg::interaction("p4", t, "like"), Some("p4")),
+        (msg::leave(), None),
     ];
     for (f, req) in &frames {
-        c.send(f.clone()).await;
-        let message = c.expect_error(*req, "invalid").await;
-        assert!(message.contains("join first"), "{f}: {message}");
+        c.send(f).await;
+        let message = c.expect_error(*req, ErrorCode::Invalid).await;
+        assert!(message.contains("join first"), "{f:?}: {message}");
     }
     // Bad frames before join are answered like after it.
     c.send_text("{nope").await;
-    c.expect_error(None, "invalid").await;
-    c.send(json!({"type": "warp", "req": "p5"})).await;
-    c.expect_error(Some("p5"), "invalid").await;
+    c.expect_error(None, ErrorCode::Invalid).await;
+    c.send_text(&json!({"type": "warp", "req": "p5"}).to_string())
+        .await;
+    c.expect_error(Some("p5"), ErrorCode::Invalid).await;
     // The connection is still usable: the join works and nothing was applied.
-    c.send(join_frame(&p.session, &p.guest)).await;
+    c.join(&p.session, &p.guest.token, None).await;
     match c.recv_np().await {
         ServerMsg::Snapshot(s) => {
             assert_eq!(s.version, 0);
@@ -319,7 +267,7 @@ async fn join_timeout_closes_4009_and_frames_before_join_do_not_reset_it() {
     let p = party_with(|c| c.hub.join_timeout = Duration::from_millis(300)).await;
     // An idle connection.
     let started = Instant::now();
-    let mut idle = Client::connect(&p.app).await;
+    let mut idle = p.app.connect().await;
     assert_eq!(idle.closed().await, Closed::Code(4009));
     let took = started.elapsed();
     assert!(
@@ -335,8 +283,8 @@ async fn join_timeout_closes_4009_and_frames_before_join_do_not_reset_it() {
     let track = p.tracks[0].clone();
     let chatter = tokio::spawn(async move {
         for i in 0..30 {
-            let f = json!({"type": "add", "req": format!("c{i}"), "trackId": track});
-            if tx.send(Message::text(f.to_string())).await.is_err() {
+            let f = msg::add(&format!("c{i}"), &track, None);
+            if tx.send(Message::text(msg::text(&f))).await.is_err() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -374,25 +322,24 @@ async fn join_timeout_closes_4009_and_frames_before_join_do_not_reset_it() {
         "closed only after {took:?}"
     );
     // A prompt join is unaffected by the short timer.
-    let (mut c, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut c, _) = p.app.join(&p.guest, &p.session).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(c.add("late", &p.tracks[0]).await.0, 1);
+    assert_eq!(c.add_acked("late", &p.tracks[0]).await.0, 1);
     p.app.stop().await;
 }
 
 #[tokio::test]
 async fn binary_frame_closes_1003() {
     let p = party_with(|_| {}).await;
-    let (mut c, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut c, _) = p.app.join(&p.guest, &p.session).await;
     c.send_raw(Message::binary(br#"{"type":"leave"}"#.to_vec()))
         .await;
     assert_eq!(c.closed().await, Closed::Code(1003));
     p.app.stop().await;
 }
 
-/// A text message of exactly `len` bytes: a JSON op padded with spaces.
-fn padded(v: Value, len: usize) -> String {
-    let mut s = v.to_string();
+/// A text message of exactly `len` bytes: a JSON object padded with spaces.
+fn padded(mut s: String, len: usize) -> String {
     assert!(s.len() <= len);
     s.insert_str(1, &" ".repeat(len - s.len()));
     assert_eq!(s.len(), len);
@@ -403,18 +350,18 @@ fn padded(v: Value, len: usize) -> String {
 async fn a_message_over_64_kib_closes_1009_and_one_at_the_limit_is_read() {
     const LIMIT: usize = 65_536;
     let p = party_with(|_| {}).await;
-    let (mut c, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut c, _) = p.app.join(&p.guest, &p.session).await;
     // Exactly at the limit: read and answered.
-    c.send_text(&padded(json!({"type": "warp", "req": "edge1"}), LIMIT))
-        .await;
-    c.expect_error(Some("edge1"), "invalid").await;
+    let warp = json!({"type": "warp", "req": "edge1"}).to_string();
+    c.send_text(&padded(warp, LIMIT)).await;
+    c.expect_error(Some("edge1"), ErrorCode::Invalid).await;
     c.send_text(&"x".repeat(LIMIT)).await;
-    c.expect_error(None, "invalid").await;
-    let add = json!({"type": "add", "req": "edge2", "trackId": p.tracks[0]});
+    c.expect_error(None, ErrorCode::Invalid).await;
+    let add = msg::text(&msg::add("edge2", &p.tracks[0], None));
     c.send_text(&padded(add, LIMIT)).await;
-    assert_eq!(applied(&mut c, "edge2").await, 1);
+    assert_eq!(c.applied("edge2").await, 1);
     // One byte more: close 1009, and the op in it is not applied.
-    let add = json!({"type": "add", "req": "edge3", "trackId": p.tracks[1]});
+    let add = msg::text(&msg::add("edge3", &p.tracks[1], None));
     c.send_text(&padded(add, LIMIT + 1)).await;
     assert_eq!(c.closed().await, Closed::Code(1009));
     assert_eq!(logged_updates(&p.app, &p.playlist).await, 1);
@@ -424,11 +371,11 @@ async fn a_message_over_64_kib_closes_1009_and_one_at_the_limit_is_read() {
 #[tokio::test]
 async fn ping_flood_closes_4029_but_a_few_pings_are_fine() {
     let p = party_with(|_| {}).await;
-    let (mut c, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut c, _) = p.app.join(&p.guest, &p.session).await;
     for _ in 0..10 {
         c.send_raw(Message::Ping(b"hi".to_vec().into())).await;
     }
-    assert_eq!(c.add("ok", &p.tracks[0]).await.0, 1);
+    assert_eq!(c.add_acked("ok", &p.tracks[0]).await.0, 1);
     for _ in 0..200 {
         c.send_raw(Message::Ping(b"hi".to_vec().into())).await;
     }
@@ -444,11 +391,10 @@ async fn rate_limit_refuses_with_req_then_closes_4029() {
         c.hub.rate_strikes = 5;
     })
     .await;
-    let (mut c, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut c, _) = p.app.join(&p.guest, &p.session).await;
     // A burst of 6: the bucket holds 3.
     for i in 1..=6 {
-        c.send(json!({"type": "add", "req": format!("r{i}"), "trackId": p.tracks[0]}))
-            .await;
+        c.add(&format!("r{i}"), &p.tracks[0], None).await;
     }
     let (mut acks, mut limited, mut updates) = (HashMap::new(), HashSet::new(), 0);
     while acks.len() + limited.len() < 6 {
@@ -480,18 +426,17 @@ async fn rate_limit_refuses_with_req_then_closes_4029() {
     assert_eq!(rest_state(&p.app, &p.guest, &p.session).await.0, 3);
     // Within the rate, ops are applied again (and the strikes start over).
     tokio::time::sleep(Duration::from_millis(600)).await;
-    c.send(json!({"type": "add", "req": "r7", "trackId": p.tracks[1]}))
-        .await;
-    assert_eq!(applied(&mut c, "r7").await, 4);
+    c.add("r7", &p.tracks[1], None).await;
+    assert_eq!(c.applied("r7").await, 4);
     // Sustained abuse: 5 refusals in a row, then close 4029.
     for i in 1..=8 {
-        c.send_raw(Message::text(
-            json!({"type": "add", "req": format!("x{i}"), "trackId": p.tracks[2]}).to_string(),
-        ))
-        .await;
+        // Raw, so a send after the hub closed is not an error.
+        let add = msg::add(&format!("x{i}"), &p.tracks[2], None);
+        c.send_raw(Message::text(msg::text(&add))).await;
     }
     for i in 1..=5 {
-        c.expect_error(Some(&format!("x{i}")), "rate_limited").await;
+        c.expect_error(Some(&format!("x{i}")), ErrorCode::RateLimited)
+            .await;
     }
     assert_eq!(c.closed().await, Closed::Code(4029));
     assert_eq!(rest_state(&p.app, &p.guest, &p.session).await.0, 4);
@@ -510,17 +455,15 @@ async fn rate_limit_refuses_with_req_then_closes_4029() {
 #[tokio::test]
 async fn queue_cap_refuses_the_next_add_with_too_large() {
     let p = party_with(|c| c.hub.queue_cap = 3).await;
-    let (mut c, _) = Client::join(&p.app, &p.host, &p.session).await;
+    let (mut c, _) = p.app.join(&p.host, &p.session).await;
     let mut entries = Vec::new();
     for i in 0..3 {
-        entries.push(c.add(&format!("q{i}"), &p.tracks[i]).await.1);
+        entries.push(c.add_acked(&format!("q{i}"), &p.tracks[i]).await.1);
     }
-    c.send(json!({"type": "add", "req": "q3", "trackId": p.tracks[0]}))
-        .await;
-    c.expect_error(Some("q3"), "too_large").await;
-    c.send(json!({"type": "add", "req": "q4", "track": track_meta("capped"), "index": 0}))
-        .await;
-    c.expect_error(Some("q4"), "too_large").await;
+    c.add("q3", &p.tracks[0], None).await;
+    c.expect_error(Some("q3"), ErrorCode::TooLarge).await;
+    c.add_track("q4", small_track("capped"), Some(0)).await;
+    c.expect_error(Some("q4"), ErrorCode::TooLarge).await;
     assert_eq!(
         rest_state(&p.app, &p.host, &p.session).await,
         (3, entries.clone())
@@ -536,12 +479,10 @@ async fn queue_cap_refuses_the_next_add_with_too_large() {
         0
     );
     // Room again after a remove; the refused req is judged afresh.
-    c.send(json!({"type": "remove", "req": "q5", "entryId": entries[0]}))
-        .await;
-    assert_eq!(applied(&mut c, "q5").await, 4);
-    c.send(json!({"type": "add", "req": "q3", "trackId": p.tracks[0]}))
-        .await;
-    assert_eq!(applied(&mut c, "q3").await, 5);
+    c.remove("q5", &entries[0]).await;
+    assert_eq!(c.applied("q5").await, 4);
+    c.add("q3", &p.tracks[0], None).await;
+    assert_eq!(c.applied("q3").await, 5);
     p.app.stop().await;
 }
 
@@ -550,27 +491,27 @@ async fn join_slow(app: &TestApp, user: &TestUser, session: &str) -> WebSocketSt
     let sock = TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let tcp = sock.connect(app.addr).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/v1/ws", app.addr), tcp)
+    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{}/v1/ws", app.addr), tcp)
         .await
         .expect("slow ws handshake");
-    ws.send(Message::text(join_frame(session, user).to_string()))
-        .await
-        .unwrap();
-    ws
+    let mut ws = Ws::from_stream(ws);
+    ws.join(session, &user.token, None).await;
+    ws.into_inner()
 }
 
 /// An `add` of a track with the largest metadata allowed (~10 KB frames).
-fn heavy_add(i: usize) -> Value {
+fn heavy_add(i: usize) -> ClientMsg {
     let artists: Vec<String> = (0..50)
         .map(|a| format!("{a:02}{}", "a".repeat(188)))
         .collect();
-    json!({"type": "add", "req": format!("w{i}"), "track": {
-        "spotifyId": format!("heavy{i}"),
-        "name": format!("{i:05}{}", "n".repeat(495)),
-        "artists": artists,
-        "album": "b".repeat(500),
-        "popularity": 50,
-    }})
+    let track = TrackBody {
+        spotify_id: format!("heavy{i}"),
+        name: format!("{i:05}{}", "n".repeat(495)),
+        artists,
+        album: "b".repeat(500),
+        popularity: Some(50),
+    };
+    msg::add_track(&format!("w{i}"), track, None)
 }
 
 #[tokio::test]
@@ -583,7 +524,7 @@ async fn a_slow_listener_is_cut_off_with_4008_and_never_slows_the_session() {
     .await;
     let slow_user = p.app.register("Sloane").await;
     // The healthy listener joins first and sees the others come online.
-    let (mut healthy, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut healthy, _) = p.app.join(&p.guest, &p.session).await;
     let slow = join_slow(&p.app, &slow_user, &p.session).await;
     match healthy.recv().await {
         ServerMsg::Presence {
@@ -591,7 +532,7 @@ async fn a_slow_listener_is_cut_off_with_4008_and_never_slows_the_session() {
         } => assert_eq!((user_id.as_str(), online), (slow_user.id.as_str(), true)),
         other => panic!("expected the slow user's presence, got {other:?}"),
     }
-    let (mut writer, _) = Client::join(&p.app, &p.host, &p.session).await;
+    let (mut writer, _) = p.app.join(&p.host, &p.session).await;
     // The healthy listener reads everything, checking order as it goes.
     let (total_tx, total_rx) = tokio::sync::watch::channel(usize::MAX);
     let reader = tokio::spawn(async move {
@@ -628,7 +569,7 @@ async fn a_slow_listener_is_cut_off_with_4008_and_never_slows_the_session() {
         let round_end = (sent + ROUND).min(MAX_OPS);
         while acked < round_end {
             while sent < round_end && sent - acked < WINDOW {
-                writer.send(heavy_add(sent)).await;
+                writer.send(&heavy_add(sent)).await;
                 sent += 1;
             }
             match writer.recv().await {
@@ -705,8 +646,8 @@ async fn a_slow_listener_is_cut_off_with_4008_and_never_slows_the_session() {
     assert!(last_seen >= 0, "the slow listener never got its snapshot");
     assert!((last_seen as usize) < total);
     // It resumes from what it saw: the missed updates exactly, or a snapshot.
-    let mut back = Client::connect(&p.app).await;
-    back.send(json!({"type": "join", "sessionId": p.session, "token": slow_user.token, "since": last_seen}))
+    let mut back = p.app.connect().await;
+    back.join(&p.session, &slow_user.token, Some(last_seen))
         .await;
     match back.recv_np().await {
         ServerMsg::Resumed { version } => {
@@ -731,9 +672,9 @@ async fn a_slow_listener_is_cut_off_with_4008_and_never_slows_the_session() {
         other => panic!("expected resumed or snapshot, got {other:?}"),
     }
     // A short resume is served by replay, exactly.
-    let mut again = Client::connect(&p.app).await;
+    let mut again = p.app.connect().await;
     again
-        .send(json!({"type": "join", "sessionId": p.session, "token": slow_user.token, "since": total - 3}))
+        .join(&p.session, &slow_user.token, Some((total - 3) as i64))
         .await;
     assert!(
         matches!(again.recv_np().await, ServerMsg::Resumed { version } if version == total as i64)
@@ -750,9 +691,7 @@ async fn a_slow_listener_is_cut_off_with_4008_and_never_slows_the_session() {
         }
     }
     // Both resumed connections stay joined: the writer's next op reaches them.
-    writer
-        .send(json!({"type": "add", "req": "after", "trackId": p.tracks[0]}))
-        .await;
+    writer.add("after", &p.tracks[0], None).await;
     for c in [&mut back, &mut again] {
         match c.recv_np().await {
             ServerMsg::Update { version, .. } => assert_eq!(version, total as i64 + 1),
@@ -765,13 +704,13 @@ async fn a_slow_listener_is_cut_off_with_4008_and_never_slows_the_session() {
 #[tokio::test]
 async fn a_snapshot_larger_than_the_socket_write_buffer_is_delivered() {
     let p = party_with(unlimited).await;
-    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
     // 40 entries of ~10 KB: a snapshot of ~400 KB, in one frame.
     const N: usize = 40;
     let (mut sent, mut acked) = (0, 0);
     while acked < N {
         while sent < N && sent - acked < 8 {
-            host.send(heavy_add(sent)).await;
+            host.send(&heavy_add(sent)).await;
             sent += 1;
         }
         match host.recv_np().await {
@@ -783,14 +722,14 @@ async fn a_snapshot_larger_than_the_socket_write_buffer_is_delivered() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    let (mut guest, snap) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut guest, snap) = p.app.join(&p.guest, &p.session).await;
     assert_eq!((snap.version, snap.queue.len()), (N as i64, N));
     assert!(
         serde_json::to_string(&snap).unwrap().len() > 256 * 1024,
         "the snapshot is not big enough to prove anything"
     );
     // The connection is healthy afterwards.
-    host.add("small", &p.tracks[0]).await;
+    host.add_acked("small", &p.tracks[0]).await;
     assert!(
         matches!(guest.recv_np().await, ServerMsg::Update { version, .. } if version == N as i64 + 1)
     );
@@ -800,16 +739,14 @@ async fn a_snapshot_larger_than_the_socket_write_buffer_is_delivered() {
 #[tokio::test]
 async fn interactions_are_broadcast_acked_with_the_version_and_stored_once() {
     let p = party_with(|_| {}).await;
-    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
-    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
-    host.add("h1", &p.tracks[0]).await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    let (mut guest, _) = p.app.join(&p.guest, &p.session).await;
+    host.add_acked("h1", &p.tracks[0]).await;
     assert!(matches!(
         guest.recv_np().await,
         ServerMsg::Update { version: 1, .. }
     ));
-    guest
-        .send(json!({"type": "interaction", "req": "i1", "trackId": p.tracks[1], "kind": "like"}))
-        .await;
+    guest.interaction("i1", &p.tracks[1], "like").await;
     // Everyone (the sender too) gets the reaction, in exactly this shape.
     for c in [&mut host, &mut guest] {
         let v = loop {
@@ -852,17 +789,15 @@ async fn interactions_are_broadcast_acked_with_the_version_and_stored_once() {
     assert_eq!(rest_state(&p.app, &p.host, &p.session).await.0, 1);
     // The version moves on; a re-send of i1 gets the original ack, no row,
     // and no second broadcast.
-    host.add("h2", &p.tracks[2]).await;
+    host.add_acked("h2", &p.tracks[2]).await;
     assert!(matches!(
         guest.recv_np().await,
         ServerMsg::Update { version: 2, .. }
     ));
-    guest
-        .send(json!({"type": "interaction", "req": "i1", "trackId": p.tracks[1], "kind": "skip"}))
-        .await;
+    guest.interaction("i1", &p.tracks[1], "skip").await;
     assert!(matches!(guest.recv_np().await, ServerMsg::Ack { ref req, version: 1 } if req == "i1"));
     assert_eq!(logged_interactions(&p.app, &p.session).await, 1);
-    host.add("h3", &p.tracks[0]).await;
+    host.add_acked("h3", &p.tracks[0]).await;
     assert!(matches!(
         guest.recv_np().await,
         ServerMsg::Update { version: 3, .. }
@@ -873,12 +808,12 @@ async fn interactions_are_broadcast_acked_with_the_version_and_stored_once() {
 #[tokio::test]
 async fn an_idle_actor_stops_and_a_new_join_restarts_it_unchanged() {
     let p = party_with(|c| c.hub.idle_timeout = Duration::from_millis(200)).await;
-    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
-    let (_, e) = host.add("h1", &p.tracks[0]).await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    let (_, e) = host.add_acked("h1", &p.tracks[0]).await;
     // With a listener the actor stays, past the idle timeout.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(metric(&p.app, "audotics_hub_live_sessions").await, 1.0);
-    let (_, e2) = host.add("h2", &p.tracks[1]).await;
+    let (_, e2) = host.add_acked("h2", &p.tracks[1]).await;
     drop(host);
     wait_metric(
         &p.app,
@@ -893,16 +828,14 @@ async fn an_idle_actor_stops_and_a_new_join_restarts_it_unchanged() {
         rest_state(&p.app, &p.host, &p.session).await,
         (2, vec![e.clone(), e2.clone()])
     );
-    let (mut guest, snap) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut guest, snap) = p.app.join(&p.guest, &p.session).await;
     assert_eq!(snap.version, 2);
     let ids: Vec<_> = snap.queue.iter().map(|q| q.entry_id.clone()).collect();
     assert_eq!(ids, vec![e, e2]);
     assert_eq!(metric(&p.app, "audotics_hub_live_sessions").await, 1.0);
-    assert_eq!(guest.add("g1", &p.tracks[2]).await.0, 3);
+    assert_eq!(guest.add_acked("g1", &p.tracks[2]).await.0, 3);
     // Exactly-once memory came back with it.
-    guest
-        .send(json!({"type": "add", "req": "g1", "trackId": p.tracks[0]}))
-        .await;
+    guest.add("g1", &p.tracks[0], None).await;
     assert!(matches!(
         guest.recv_np().await,
         ServerMsg::Ack { version: 3, .. }
@@ -946,10 +879,9 @@ async fn malformed_upgrade_requests_are_refused_with_problem_json() {
 #[tokio::test]
 async fn the_connection_cap_refuses_upgrades_with_503_until_one_closes() {
     let p = party_with(|c| c.hub.max_connections = 2).await;
-    let (mut first, _) = Client::join(&p.app, &p.host, &p.session).await;
-    let second = Client::connect(&p.app).await;
-    let url = format!("ws://{}/v1/ws", p.app.addr);
-    match tokio_tungstenite::connect_async(&url).await {
+    let (mut first, _) = p.app.join(&p.host, &p.session).await;
+    let second = p.app.connect().await;
+    match Ws::try_connect(&p.app.rest.ws_url()).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
             assert_eq!(res.status(), 503);
             let body: Value = serde_json::from_slice(res.body().as_deref().unwrap_or_default())
@@ -974,8 +906,8 @@ async fn the_connection_cap_refuses_upgrades_with_503_until_one_closes() {
         |v| v == 1.0,
     )
     .await;
-    let (mut third, _) = Client::join(&p.app, &p.guest, &p.session).await;
-    first.add("h1", &p.tracks[0]).await;
+    let (mut third, _) = p.app.join(&p.guest, &p.session).await;
+    first.add_acked("h1", &p.tracks[0]).await;
     assert!(matches!(
         third.recv_np().await,
         ServerMsg::Update { version: 1, .. }
@@ -986,8 +918,8 @@ async fn the_connection_cap_refuses_upgrades_with_503_until_one_closes() {
 #[tokio::test]
 async fn a_client_close_is_answered_and_the_listener_goes_offline() {
     let p = party_with(|_| {}).await;
-    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
-    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    let (mut guest, _) = p.app.join(&p.guest, &p.session).await;
     host.recv().await; // guest online
                        // The hub answers the closing handshake (echoing the code) rather than
                        // dropping the socket, which the client would see as a reset.
@@ -1003,15 +935,15 @@ async fn a_client_close_is_answered_and_the_listener_goes_offline() {
 #[tokio::test]
 async fn leave_closes_1000_and_the_user_stays_a_member_offline() {
     let p = party_with(|_| {}).await;
-    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
-    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    let (mut guest, _) = p.app.join(&p.guest, &p.session).await;
     match host.recv().await {
         ServerMsg::Presence {
             user_id, online, ..
         } => assert_eq!((user_id.as_str(), online), (p.guest.id.as_str(), true)),
         other => panic!("expected presence, got {other:?}"),
     }
-    guest.send(json!({"type": "leave"})).await;
+    guest.leave().await;
     assert_eq!(guest.closed().await, Closed::Code(1000));
     match host.recv().await {
         ServerMsg::Presence {
@@ -1026,16 +958,10 @@ async fn leave_closes_1000_and_the_user_stays_a_member_offline() {
         other => panic!("expected presence offline, got {other:?}"),
     }
     let s = rest_session(&p.app, &p.host, &p.session).await;
-    let online: HashMap<String, bool> = s["members"]
-        .as_array()
-        .unwrap()
+    let online: HashMap<String, bool> = s
+        .members
         .iter()
-        .map(|m| {
-            (
-                m["userId"].as_str().unwrap().to_owned(),
-                m["online"].as_bool().unwrap(),
-            )
-        })
+        .map(|m| (m.user_id.clone(), m.online))
         .collect();
     assert_eq!(
         online,
@@ -1052,7 +978,7 @@ async fn leave_closes_1000_and_the_user_stays_a_member_offline() {
     );
     // The host's updates no longer go to the left connection, and the
     // session goes on.
-    host.add("h1", &p.tracks[0]).await;
+    host.add_acked("h1", &p.tracks[0]).await;
     assert_eq!(metric(&p.app, "audotics_hub_listeners").await, 1.0);
     p.app.stop().await;
 }
@@ -1060,23 +986,19 @@ async fn leave_closes_1000_and_the_user_stays_a_member_offline() {
 #[tokio::test]
 async fn metrics_expose_hub_gauges_counters_and_histograms() {
     let p = party_with(|_| {}).await;
-    let (mut host, _) = Client::join(&p.app, &p.host, &p.session).await;
-    let (mut guest, _) = Client::join(&p.app, &p.guest, &p.session).await;
-    host.add("h1", &p.tracks[0]).await;
-    host.add("h2", &p.tracks[1]).await;
-    guest
-        .send(json!({"type": "interaction", "req": "g1", "trackId": p.tracks[0], "kind": "play"}))
-        .await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    let (mut guest, _) = p.app.join(&p.guest, &p.session).await;
+    host.add_acked("h1", &p.tracks[0]).await;
+    host.add_acked("h2", &p.tracks[1]).await;
+    guest.interaction("g1", &p.tracks[0], "play").await;
     assert!(matches!(
         guest
             .recv_until(|m| matches!(m, ServerMsg::Ack { .. }))
             .await,
         ServerMsg::Ack { version: 2, .. }
     ));
-    guest
-        .send(json!({"type": "remove", "req": "g2", "entryId": uuid::Uuid::new_v4().to_string()}))
-        .await;
-    guest.expect_error(Some("g2"), "not_found").await;
+    guest.remove("g2", &uuid::Uuid::new_v4().to_string()).await;
+    guest.expect_error(Some("g2"), ErrorCode::NotFound).await;
     let m = metrics(&p.app).await;
     let get = |k: &str| {
         *m.get(k)

@@ -1,6 +1,5 @@
 //! Integration tests: the real hub over real sockets against a real Postgres.
 
-mod client;
 mod helpers;
 mod hub;
 mod hub_limits;

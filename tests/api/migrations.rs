@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use audotics_client::{LoginBody, RegisterBody};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -728,7 +729,10 @@ async fn migrations_adopt_an_existing_prisma_database_without_touching_rows() {
     let r = app
         .http
         .post(app.url("/v1/auth/token"))
-        .json(&json!({ "email": "hosta@example.com", "password": "whatever-it-was" }))
+        .json(&LoginBody {
+            email: "hosta@example.com",
+            password: "whatever-it-was",
+        })
         .send()
         .await
         .unwrap();
@@ -737,7 +741,11 @@ async fn migrations_adopt_an_existing_prisma_database_without_touching_rows() {
     let r = app
         .http
         .post(app.url("/v1/users"))
-        .json(&json!({ "email": "hosta@example.com", "name": "Impostor", "password": "long enough pw" }))
+        .json(&RegisterBody {
+            email: "hosta@example.com",
+            name: "Impostor",
+            password: "long enough pw",
+        })
         .send()
         .await
         .unwrap();

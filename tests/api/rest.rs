@@ -4,7 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use reqwest::RequestBuilder;
+use audotics_client::{
+    LoginBody, PreferencesBody, RawResponse, RegisterBody, Registered, SessionBody,
+};
+use audotics_protocol::model::{TrackBody, TrackFeatures};
+use reqwest::{Method, RequestBuilder};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -38,24 +43,13 @@ const SECRETS: [&str; 7] = [
     "spotifyRefreshToken",
 ];
 
-struct Resp {
-    status: u16,
-    content_type: String,
-    body: Value,
-    text: String,
-}
+type Resp = RawResponse;
 
 /// Send, read the body, and check it carries no secret. Every request in
 /// this file goes through here, so the whole suite is scanned.
 async fn send(rb: RequestBuilder) -> Resp {
-    let res = rb.send().await.expect("request");
-    let status = res.status().as_u16();
-    let content_type = res
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let text = res.text().await.unwrap();
+    let r = RawResponse::read(rb).await.expect("request");
+    let text = &r.text;
     for s in SECRETS {
         assert!(!text.contains(s), "response leaks {s:?}: {text}");
     }
@@ -63,13 +57,7 @@ async fn send(rb: RequestBuilder) -> Resp {
         !text.contains("\"password\":"),
         "response has a password field: {text}"
     );
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        content_type,
-        body,
-        text,
-    }
+    r
 }
 
 /// Assert an RFC 9457 problem with `status` and `code`; returns its body.
@@ -111,17 +99,19 @@ fn key_set(ks: &[&str]) -> BTreeSet<String> {
     ks.iter().map(|s| s.to_string()).collect()
 }
 
-fn unique_email(prefix: &str) -> String {
-    format!("{prefix}-{}@example.test", uuid::Uuid::new_v4().simple())
+async fn register_raw(app: &TestApp, email: &str, name: &str) -> Resp {
+    let body = RegisterBody {
+        email,
+        name,
+        password: PASSWORD,
+    };
+    send(app.rest.request(Method::POST, "/v1/users").json(&body)).await
 }
 
-async fn register_raw(app: &TestApp, email: &str, name: &str) -> Resp {
-    send(
-        app.http
-            .post(app.url("/v1/users"))
-            .json(&json!({ "email": email, "name": name, "password": PASSWORD })),
-    )
-    .await
+/// `POST /v1/auth/token` with a well-formed body.
+async fn login_raw(app: &TestApp, email: &str, password: &str) -> Resp {
+    let body = LoginBody { email, password };
+    send(app.rest.request(Method::POST, "/v1/auth/token").json(&body)).await
 }
 
 /// Register with this file's password through the scanned path.
@@ -129,37 +119,26 @@ async fn register(app: &TestApp, name: &str) -> TestUser {
     let email = unique_email(&name.to_lowercase());
     let r = register_raw(app, &email, name).await;
     assert_eq!(r.status, 201, "{}", r.text);
+    let r: Registered = r.decode().unwrap();
     TestUser {
-        id: r.body["user"]["id"].as_str().unwrap().to_owned(),
+        id: r.user.id,
         email,
         name: name.to_owned(),
         password: PASSWORD.to_owned(),
-        token: r.body["token"].as_str().unwrap().to_owned(),
+        token: r.token,
     }
 }
 
 async fn get(app: &TestApp, user: &TestUser, path: &str) -> Resp {
-    send(app.http.get(app.url(path)).bearer_auth(&user.token)).await
+    send(app.as_user(user).request(Method::GET, path)).await
 }
 
-async fn post(app: &TestApp, user: &TestUser, path: &str, body: Value) -> Resp {
-    send(
-        app.http
-            .post(app.url(path))
-            .bearer_auth(&user.token)
-            .json(&body),
-    )
-    .await
+async fn post(app: &TestApp, user: &TestUser, path: &str, body: impl Serialize) -> Resp {
+    send(app.as_user(user).request(Method::POST, path).json(&body)).await
 }
 
-async fn put(app: &TestApp, user: &TestUser, path: &str, body: Value) -> Resp {
-    send(
-        app.http
-            .put(app.url(path))
-            .bearer_auth(&user.token)
-            .json(&body),
-    )
-    .await
+async fn put(app: &TestApp, user: &TestUser, path: &str, body: impl Serialize) -> Resp {
+    send(app.as_user(user).request(Method::PUT, path).json(&body)).await
 }
 
 fn is_rfc3339(v: &Value) -> bool {
@@ -385,12 +364,7 @@ async fn login_issues_a_token_and_refuses_bad_credentials_alike() {
     let app = spawn_app().await;
     let ann = register(&app, "Ann").await;
 
-    let r = send(
-        app.http
-            .post(app.url("/v1/auth/token"))
-            .json(&json!({ "email": ann.email.to_uppercase(), "password": ann.password })),
-    )
-    .await;
+    let r = login_raw(&app, &ann.email.to_uppercase(), &ann.password).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let token = r.body["token"].as_str().unwrap().to_owned();
     assert_ne!(token, ann.token, "a new token per login");
@@ -400,18 +374,8 @@ async fn login_issues_a_token_and_refuses_bad_credentials_alike() {
     // The registration token still works too.
     assert_eq!(get(&app, &ann, "/v1/me").await.status, 200);
 
-    let wrong = send(
-        app.http
-            .post(app.url("/v1/auth/token"))
-            .json(&json!({ "email": ann.email, "password": "wrong password" })),
-    )
-    .await;
-    let unknown = send(
-        app.http
-            .post(app.url("/v1/auth/token"))
-            .json(&json!({ "email": "nobody@example.test", "password": PASSWORD })),
-    )
-    .await;
+    let wrong = login_raw(&app, &ann.email, "wrong password").await;
+    let unknown = login_raw(&app, "nobody@example.test", PASSWORD).await;
     let wb = problem(&wrong, 401, "unauthorized");
     let ub = problem(&unknown, 401, "unauthorized");
     assert_eq!(
@@ -477,13 +441,17 @@ async fn preferences_round_trip_into_user_preference() {
     let app = spawn_app().await;
     let ann = register(&app, "Ann").await;
     let features = json!({ "danceability": 0.8, "energy": { "min": 0.1, "max": 0.9 }, "moods": ["calm", "happy"] });
-    let body = json!({
-        "topTracks": ["4uLU6hMCjMI75M1A2tKUQC", "7ouMYWpwJ422jRcDASZB7P"],
-        "topArtists": ["Rick Astley", "Muse"],
-        "genres": ["pop", "rock", "drum & bass"],
-        "features": features,
-    });
-    let r = put(&app, &ann, "/v1/me/preferences", body.clone()).await;
+    let prefs = PreferencesBody {
+        top_tracks: vec![
+            "4uLU6hMCjMI75M1A2tKUQC".into(),
+            "7ouMYWpwJ422jRcDASZB7P".into(),
+        ],
+        top_artists: vec!["Rick Astley".into(), "Muse".into()],
+        genres: vec!["pop".into(), "rock".into(), "drum & bass".into()],
+        features: Some(features.clone()),
+    };
+    let body = serde_json::to_value(&prefs).unwrap();
+    let r = put(&app, &ann, "/v1/me/preferences", &prefs).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let p = &r.body["preferences"];
     assert_eq!(
@@ -559,9 +527,9 @@ async fn preferences_round_trip_into_user_preference() {
         );
     }
     let r = send(
-        app.http
-            .put(app.url("/v1/me/preferences"))
-            .json(&json!({ "genres": [] })),
+        app.rest
+            .request(Method::PUT, "/v1/me/preferences")
+            .json(&PreferencesBody::default()),
     )
     .await;
     problem(&r, 401, "unauthorized");
@@ -577,22 +545,33 @@ async fn preferences_round_trip_into_user_preference() {
 
 // ------------------------------------------------------------------ tracks
 
+/// A valid upsert body as JSON, for tests that then break one field.
 fn track_body(spotify_id: &str) -> Value {
-    json!({
-        "spotifyId": spotify_id,
-        "name": "Never Gonna Give You Up",
-        "artists": ["Rick Astley"],
-        "album": "Whenever You Need Somebody",
-        "popularity": 87,
+    serde_json::to_value(TrackBody {
+        spotify_id: spotify_id.into(),
+        name: "Never Gonna Give You Up".into(),
+        artists: vec!["Rick Astley".into()],
+        album: "Whenever You Need Somebody".into(),
+        popularity: Some(87),
     })
+    .unwrap()
 }
 
 fn features_body() -> Value {
-    json!({
-        "danceability": 0.727, "energy": 0.939, "key": 8, "loudness": -11.855, "mode": 1,
-        "speechiness": 0.0369, "acousticness": 0.135, "instrumentalness": 0.000026,
-        "liveness": 0.151, "valence": 0.916, "tempo": 113.309,
+    serde_json::to_value(TrackFeatures {
+        danceability: 0.727,
+        energy: 0.939,
+        key: 8,
+        loudness: -11.855,
+        mode: 1,
+        speechiness: 0.0369,
+        acousticness: 0.135,
+        instrumentalness: 0.000026,
+        liveness: 0.151,
+        valence: 0.916,
+        tempo: 113.309,
     })
+    .unwrap()
 }
 
 #[tokio::test]
@@ -621,13 +600,14 @@ async fn tracks_upsert_by_spotify_id_latest_wins() {
     let id = t["id"].as_str().unwrap().to_owned();
 
     // Same spotifyId: 200, same id, new metadata, and now with features.
-    let mut again = json!({
-        "spotifyId": "4uLU6hMCjMI75M1A2tKUQC",
-        "name": "Never Gonna Give You Up (Remastered)",
-        "artists": ["Rick Astley", "PWL"],
-        "album": "The Best Of",
-        "popularity": 90,
-    });
+    let mut again = serde_json::to_value(TrackBody {
+        spotify_id: "4uLU6hMCjMI75M1A2tKUQC".into(),
+        name: "Never Gonna Give You Up (Remastered)".into(),
+        artists: vec!["Rick Astley".into(), "PWL".into()],
+        album: "The Best Of".into(),
+        popularity: Some(90),
+    })
+    .unwrap();
     again["features"] = features_body();
     let r = post(&app, &ann, "/v1/tracks", again).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -795,7 +775,13 @@ async fn tracks_search_by_name_artist_album_literally() {
             &app,
             &ann,
             "/v1/tracks",
-            json!({ "spotifyId": sid, "name": name, "artists": artists, "album": album, "popularity": pop }),
+            TrackBody {
+                spotify_id: sid.into(),
+                name: name.into(),
+                artists: artists.into_iter().map(String::from).collect(),
+                album: album.into(),
+                popularity: Some(pop),
+            },
         )
         .await;
         assert_eq!(r.status, 201, "{}", r.text);
@@ -905,7 +891,10 @@ async fn create_session_makes_the_caller_host() {
         &app,
         &host,
         "/v1/sessions",
-        json!({ "name": "  Friday night  " }),
+        SessionBody {
+            name: "  Friday night  ",
+            description: None,
+        },
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -970,12 +959,11 @@ async fn create_session_makes_the_caller_host() {
     ] {
         invalid(&post(&app, &host, "/v1/sessions", bad).await, field);
     }
-    let r = send(
-        app.http
-            .post(app.url("/v1/sessions"))
-            .json(&json!({ "name": "x" })),
-    )
-    .await;
+    let body = SessionBody {
+        name: "x",
+        description: None,
+    };
+    let r = send(app.rest.request(Method::POST, "/v1/sessions").json(&body)).await;
     problem(&r, 401, "unauthorized");
     let n: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "GroupSession""#)
         .fetch_one(&app.db)
@@ -1097,7 +1085,10 @@ async fn session_snapshot_over_rest() {
         &app,
         &host,
         "/v1/sessions",
-        json!({ "name": "Snapshot", "description": "for testing" }),
+        SessionBody {
+            name: "Snapshot",
+            description: Some("for testing"),
+        },
     )
     .await;
     let sid = r.body["session"]["id"].as_str().unwrap().to_owned();
@@ -1333,12 +1324,7 @@ async fn every_v1_endpoint_but_register_and_login_needs_a_token() {
     // And the two open ones answer without a token.
     let r = register_raw(&app, &unique_email("open"), "Open").await;
     assert_eq!(r.status, 201);
-    let r = send(
-        app.http
-            .post(app.url("/v1/auth/token"))
-            .json(&json!({ "email": host.email, "password": PASSWORD })),
-    )
-    .await;
+    let r = login_raw(&app, &host.email, PASSWORD).await;
     assert_eq!(r.status, 200);
     // Nothing changed by the refused calls.
     let (sessions, tracks, prefs, active): (i64, i64, i64, bool) = sqlx::query_as(
@@ -1381,16 +1367,15 @@ async fn secrets_never_leave_the_hub() {
         json!({ "id": ann.id, "email": ann.email, "name": "Ann", "avatar": "https://i.example/ann.png",
                 "spotifyId": "spotify-ann", "createdAt": me.body["user"]["createdAt"] })
     );
-    let login = send(
-        app.http
-            .post(app.url("/v1/auth/token"))
-            .json(&json!({ "email": ann.email, "password": PASSWORD })),
-    )
-    .await;
+    let login = login_raw(&app, &ann.email, PASSWORD).await;
     assert_eq!(login.status, 200);
     assert_eq!(login.body["user"], me.body["user"]);
 
-    let r = post(&app, &ann, "/v1/sessions", json!({ "name": "Leaky?" })).await;
+    let leaky = SessionBody {
+        name: "Leaky?",
+        description: None,
+    };
+    let r = post(&app, &ann, "/v1/sessions", leaky).await;
     let sid = r.body["session"]["id"].as_str().unwrap().to_owned();
     sqlx::query(r#"INSERT INTO "_GroupSessionToUser" ("A", "B") VALUES ($1, $2)"#)
         .bind(&sid)
@@ -1417,19 +1402,9 @@ async fn secrets_never_leave_the_hub() {
         200
     );
     // Errors never echo secrets either (detail of a failed login/registration).
-    let r = send(
-        app.http
-            .post(app.url("/v1/auth/token"))
-            .json(&json!({ "email": ann.email, "password": format!("{PASSWORD}x") })),
-    )
-    .await;
+    let r = login_raw(&app, &ann.email, &format!("{PASSWORD}x")).await;
     problem(&r, 401, "unauthorized");
-    let r = send(
-        app.http
-            .post(app.url("/v1/users"))
-            .json(&json!({ "email": ann.email, "name": "Ann2", "password": PASSWORD })),
-    )
-    .await;
+    let r = register_raw(&app, &ann.email, "Ann2").await;
     problem(&r, 409, "conflict");
     // Operator endpoints too.
     let metrics = send(app.http.get(app.url("/metrics"))).await;

@@ -10,16 +10,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use audotics_protocol::{OpKind, ServerMsg};
-use serde_json::{json, Value};
+use audotics_client::{msg, Rest, Ws};
+use audotics_protocol::model::TrackBody;
+use audotics_protocol::{ClientMsg, OpKind, ServerMsg};
 
-use crate::client::Client;
-use crate::helpers::fresh_database;
+use crate::helpers::{fresh_database, unique_email, PASSWORD};
 
 /// The hub binary, running on `db_url`.
 struct HubProcess {
     child: Child,
-    base: String,
+    rest: Rest,
     ws: String,
 }
 
@@ -51,10 +51,11 @@ impl HubProcess {
         let addr = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("hub printed its address");
+        let rest = Rest::new(format!("http://{addr}"));
         HubProcess {
             child,
-            base: format!("http://{addr}"),
-            ws: format!("ws://{addr}/v1/ws"),
+            ws: rest.ws_url(),
+            rest,
         }
     }
 
@@ -78,28 +79,14 @@ impl Drop for HubProcess {
     }
 }
 
-async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
-    let mut req = http.post(url).json(&body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let res = req.send().await.unwrap();
-    assert!(res.status().is_success(), "{}", res.status());
-    res.json().await.unwrap()
-}
-
-async fn user(http: &reqwest::Client, hub: &HubProcess, name: &str) -> (String, String) {
-    let body = post(
-        http,
-        format!("{}/v1/users", hub.base),
-        None,
-        json!({"email": format!("{name}-{}@example.test", uuid::Uuid::new_v4().simple()), "name": name, "password": "correct horse battery"}),
-    )
-    .await;
-    (
-        body["user"]["id"].as_str().unwrap().to_owned(),
-        body["token"].as_str().unwrap().to_owned(),
-    )
+/// (user id, token) of a new account.
+async fn user(hub: &HubProcess, name: &str) -> (String, String) {
+    let r = hub
+        .rest
+        .register(&unique_email(name), name, PASSWORD)
+        .await
+        .unwrap();
+    (r.user.id, r.token)
 }
 
 /// version, type, entry, fromIndex, toIndex of one stored update.
@@ -113,37 +100,35 @@ struct Seen {
     /// version → entry id of every update received
     updates: HashMap<i64, String>,
     /// reqs sent but not acked when the hub died
-    sent: Vec<(String, Value)>,
+    sent: Vec<(String, ClientMsg)>,
 }
 
 #[tokio::test]
 async fn sigkill_mid_stream_loses_nothing_acked() {
     let db_url = fresh_database().await;
     let mut hub = HubProcess::start(&db_url);
-    let http = reqwest::Client::new();
-    let (host_id, host_token) = user(&http, &hub, "Host").await;
-    let session = post(
-        &http,
-        format!("{}/v1/sessions", hub.base),
-        Some(&host_token),
-        json!({"name": "Kill -9"}),
-    )
-    .await;
-    let session_id = session["session"]["id"].as_str().unwrap().to_owned();
+    let (host_id, host_token) = user(&hub, "Host").await;
+    let host = hub.rest.as_user(&host_token);
+    let session_id = host
+        .create_session("Kill -9", None)
+        .await
+        .unwrap()
+        .session
+        .id;
     let mut tracks = Vec::new();
     for i in 0..4 {
-        let t = post(
-            &http,
-            format!("{}/v1/tracks", hub.base),
-            Some(&host_token),
-            json!({"spotifyId": format!("kill{i}"), "name": format!("T{i}"), "artists": ["A"], "album": "B"}),
-        )
-        .await;
-        tracks.push(t["track"]["id"].as_str().unwrap().to_owned());
+        let t = TrackBody {
+            spotify_id: format!("kill{i}"),
+            name: format!("T{i}"),
+            artists: vec!["A".into()],
+            album: "B".into(),
+            popularity: None,
+        };
+        tracks.push(host.upsert_track(&t, None).await.unwrap().track.id);
     }
     let mut users = vec![(host_id, host_token.clone())];
     for i in 0..2 {
-        users.push(user(&http, &hub, &format!("W{i}")).await);
+        users.push(user(&hub, &format!("W{i}")).await);
     }
 
     // Writers stream ops (each waits for its ack before the next) until the
@@ -152,9 +137,8 @@ async fn sigkill_mid_stream_loses_nothing_acked() {
     let mut tasks = Vec::new();
     for (w, (me, token)) in users.iter().enumerate() {
         let me = me.clone();
-        let mut c = Client::connect_addr(&hub.ws).await;
-        c.send(json!({"type": "join", "sessionId": session_id, "token": token}))
-            .await;
+        let mut c = Ws::connect(&hub.ws).await;
+        c.join(&session_id, token, None).await;
         assert!(matches!(c.recv().await, ServerMsg::Snapshot(_)));
         let seen = results[w].clone();
         let tracks = tracks.clone();
@@ -163,23 +147,19 @@ async fn sigkill_mid_stream_loses_nothing_acked() {
             for i in 0.. {
                 let req = format!("w{w}-{i}");
                 let frame = if w == 0 && i % 4 == 3 && own.len() > 1 {
-                    json!({"type": "reorder", "req": req, "entryId": own[1], "toIndex": 0})
+                    msg::reorder(&req, &own[1], 0, None)
                 } else if i % 5 == 4 && !own.is_empty() {
-                    json!({"type": "remove", "req": req, "entryId": own.remove(0)})
+                    msg::remove(&req, &own.remove(0))
                 } else {
-                    json!({"type": "add", "req": req, "trackId": tracks[i % tracks.len()]})
+                    msg::add(&req, &tracks[i % tracks.len()], None)
                 };
                 seen.lock().unwrap().sent.push((req.clone(), frame.clone()));
-                c.send(frame).await;
+                c.send(&frame).await;
                 loop {
-                    let v = match c.try_recv_value().await {
-                        Some(v) => v,
-                        None => return,
+                    let Some(m) = c.recv_opt().await else {
+                        return;
                     };
-                    let Ok(msg) = serde_json::from_value::<ServerMsg>(v) else {
-                        continue;
-                    };
-                    match msg {
+                    match m {
                         ServerMsg::Update {
                             version, change, ..
                         } => {
@@ -223,16 +203,13 @@ async fn sigkill_mid_stream_loses_nothing_acked() {
     }
 
     let mut hub = HubProcess::start(&db_url);
-    let snap: Value = http
-        .get(format!("{}/v1/sessions/{session_id}", hub.base))
-        .bearer_auth(&host_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let snap = hub
+        .rest
+        .as_user(&host_token)
+        .session(&session_id)
         .await
         .unwrap();
-    let version = snap["version"].as_i64().unwrap();
+    let version = snap.version;
     let max_acked = results
         .iter()
         .flat_map(|s| {
@@ -303,28 +280,21 @@ async fn sigkill_mid_stream_loses_nothing_acked() {
             }
         }
     }
-    let queue: Vec<String> = snap["queue"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["entryId"].as_str().unwrap().to_owned())
-        .collect();
+    let queue: Vec<String> = snap.queue.iter().map(|e| e.entry_id.clone()).collect();
     assert_eq!(queue, model);
 
     // Exactly once after the restart: acked reqs get their original ack; an
     // op in flight at the kill is applied at most once when re-sent.
     for (w, (_, token)) in users.iter().enumerate() {
-        let mut c = Client::connect_addr(&hub.ws).await;
-        c.send(json!({"type": "join", "sessionId": session_id, "token": token, "since": version}))
-            .await;
+        let mut c = Ws::connect(&hub.ws).await;
+        c.join(&session_id, token, Some(version)).await;
         assert!(matches!(c.recv_np().await, ServerMsg::Resumed { .. }));
         let (acked, sent) = {
             let s = results[w].lock().unwrap();
             (s.acked.clone(), s.sent.clone())
         };
         for (req, v) in acked.iter().take(10) {
-            c.send(json!({"type": "add", "req": req, "trackId": tracks[0]}))
-                .await;
+            c.add(req, &tracks[0], None).await;
             // (Updates from other writers' re-sent in-flight ops may come first.)
             match c
                 .recv_until(|m| !matches!(m, ServerMsg::Update { .. } | ServerMsg::Presence { .. }))
@@ -335,7 +305,7 @@ async fn sigkill_mid_stream_loses_nothing_acked() {
             }
         }
         for (req, frame) in sent {
-            c.send(frame).await;
+            c.send(&frame).await;
             let _ = c.recv_until(|m| matches!(m, ServerMsg::Ack { req: r, .. } | ServerMsg::Error { req: Some(r), .. } if *r == req)).await;
             let n: i64 =
                 sqlx::query_scalar(r#"SELECT count(*) FROM "PlaylistUpdate" WHERE "hubReq" = $1"#)
