@@ -11,10 +11,14 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Database};
+use crate::db::notify::Heard;
+use crate::db::tokens;
 use crate::db::{self, Cluster};
 use crate::http::gate::Gate;
+use crate::http::limits::Limits;
 use crate::http::{self, server, AppState};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -63,6 +67,8 @@ impl App {
             metrics,
             hub,
             gate,
+            limits: Arc::new(Limits::new(&config.limits)),
+            sockets: Arc::default(),
             config: Arc::new(config),
         };
         Ok(App {
@@ -98,6 +104,7 @@ impl App {
         // On the signal, WebSocket listeners are told 1001 at once, while
         // HTTP requests in flight finish.
         let hub_stop = state.hub.shutdown_token();
+        let background = tokio::spawn(background(state.clone(), hub_stop.clone()));
         let signal = async move {
             shutdown.await;
             hub_stop.cancel();
@@ -113,12 +120,51 @@ impl App {
         .await;
         tracing::info!("shutting down: draining");
         let _ = tokio::time::timeout(Duration::from_secs(10), state.hub.shutdown()).await;
+        let _ = background.await;
         state.db.close().await;
         if let Some(c) = cluster.as_mut() {
             tokio::task::block_in_place(|| c.stop());
             tracing::info!("private Postgres stopped");
         }
         Ok(())
+    }
+}
+
+/// What runs beside serving until `stop`: revoked tokens heard from
+/// Postgres close their sockets; rate-limit memory is pruned.
+async fn background(st: AppState, stop: CancellationToken) {
+    let revocations = db::notify::listen(
+        st.db.clone(),
+        &[tokens::REVOKED_CHANNEL],
+        stop.clone(),
+        |heard| match heard {
+            Heard::Note { payload, .. } => st.sockets.revoked(&payload),
+            Heard::Reconnected => {
+                // Revocations sent while the connection was down are lost:
+                // check every token that still has a socket.
+                let (db, sockets) = (st.db.clone(), st.sockets.clone());
+                tokio::spawn(async move {
+                    let held = sockets.tokens();
+                    if let Ok(live) = tokens::live(&db, &held).await {
+                        for gone in held.iter().filter(|h| !live.contains(h)) {
+                            sockets.revoked(gone);
+                        }
+                    }
+                });
+            }
+        },
+    );
+    let prune = async {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            st.limits.prune();
+        }
+    };
+    tokio::select! {
+        _ = revocations => {}
+        _ = prune => {}
+        _ = stop.cancelled() => {}
     }
 }
 

@@ -84,6 +84,35 @@ impl Default for HttpConfig {
     }
 }
 
+/// Rate limits per address or per account (see `http::limits`). Each is
+/// also the burst: that many at once, then at the steady rate.
+#[derive(Clone, Debug)]
+pub struct RateLimits {
+    /// Registrations per client address per minute.
+    pub signups_per_minute: u32,
+    /// Sign-in attempts per client address per minute.
+    pub signins_per_minute: u32,
+    /// Sessions one account may create per hour.
+    pub sessions_per_hour: u32,
+    /// Ops one account may send per second, over all its connections to
+    /// this hub (each connection also has `HubConfig::ops_per_sec`).
+    pub account_ops_per_sec: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            signups_per_minute: 60,
+            signins_per_minute: 60,
+            sessions_per_hour: 60,
+            account_ops_per_sec: 60,
+        }
+    }
+}
+
+/// A token unused for 30 days expires.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Everything `App::build` needs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -96,6 +125,9 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     pub hub: HubConfig,
     pub http: HttpConfig,
+    pub limits: RateLimits,
+    /// A token unused for this long expires (sliding expiry).
+    pub token_lifetime: Duration,
 }
 
 impl Config {
@@ -108,6 +140,8 @@ impl Config {
             web_dir: None,
             hub: HubConfig::default(),
             http: HttpConfig::default(),
+            limits: RateLimits::default(),
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
         }
     }
 }

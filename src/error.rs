@@ -29,6 +29,9 @@ pub enum Error {
     Conflict(String),
     #[error("too many requests")]
     RateLimited,
+    /// A rate limit with a known wait (REST: 429 + `Retry-After`).
+    #[error("too many requests, retry in {} s", retry_after.as_secs().max(1))]
+    TooManyRequests { retry_after: std::time::Duration },
     #[error("{0}")]
     TooLarge(String),
     /// The database cannot be reached; nothing was changed, retry later.
@@ -54,7 +57,7 @@ impl Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::MethodNotAllowed | Error::WebSocketVersion => ErrorCode::Invalid,
             Error::Conflict(_) => ErrorCode::Conflict,
-            Error::RateLimited => ErrorCode::RateLimited,
+            Error::RateLimited | Error::TooManyRequests { .. } => ErrorCode::RateLimited,
             Error::TooLarge(_) => ErrorCode::TooLarge,
             Error::Unavailable => ErrorCode::Unavailable,
             Error::Internal(_) => ErrorCode::Internal,
@@ -73,6 +76,13 @@ pub fn is_connection_error(e: &sqlx::Error) -> bool {
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Tls(_)
     ) || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")))
+}
+
+/// True when Postgres refused the data itself (SQLSTATE class 22, a data
+/// exception, or 23, an integrity constraint): the same rows would be
+/// refused again, whereas another batch without them would not.
+pub fn is_data_error(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")))
 }
 
 impl From<FieldError> for Error {

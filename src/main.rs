@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use audotics_hub::config::{Config, Database, HttpConfig, HubConfig};
+use audotics_hub::config::{
+    Config, Database, HttpConfig, HubConfig, RateLimits, DEFAULT_TOKEN_LIFETIME,
+};
 use audotics_hub::{app, db, demo, telemetry, App};
 use clap::{Args, Parser, Subcommand};
 
@@ -81,6 +83,22 @@ struct ServeArgs {
     /// between requests) before its connection is closed.
     #[arg(long, env = "AUDOTICS_HEADER_TIMEOUT_SECS", default_value_t = HttpConfig::default().header_timeout.as_secs())]
     header_timeout_secs: u64,
+    /// Registrations per client address per minute (also the burst).
+    #[arg(long, env = "AUDOTICS_SIGNUPS_PER_MINUTE", default_value_t = RateLimits::default().signups_per_minute)]
+    signups_per_minute: u32,
+    /// Sign-in attempts per client address per minute (also the burst).
+    #[arg(long, env = "AUDOTICS_SIGNINS_PER_MINUTE", default_value_t = RateLimits::default().signins_per_minute)]
+    signins_per_minute: u32,
+    /// Sessions one account may create per hour (also the burst).
+    #[arg(long, env = "AUDOTICS_SESSIONS_PER_HOUR", default_value_t = RateLimits::default().sessions_per_hour)]
+    sessions_per_hour: u32,
+    /// Ops one account may send per second over all its connections (also
+    /// the burst).
+    #[arg(long, env = "AUDOTICS_ACCOUNT_OPS_PER_SEC", default_value_t = RateLimits::default().account_ops_per_sec)]
+    account_ops_per_sec: u32,
+    /// Days an unused token lives (each use extends it).
+    #[arg(long, env = "AUDOTICS_TOKEN_DAYS", default_value_t = DEFAULT_TOKEN_LIFETIME.as_secs() / 86_400)]
+    token_days: u64,
     /// Load the demo catalog (see `demo`) before serving.
     #[arg(long)]
     demo: bool,
@@ -135,6 +153,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_connections: args.max_http_connections,
             max_unproven_per_ip: args.max_unproven_per_ip,
         },
+        limits: RateLimits {
+            signups_per_minute: args.signups_per_minute,
+            signins_per_minute: args.signins_per_minute,
+            sessions_per_hour: args.sessions_per_hour,
+            account_ops_per_sec: args.account_ops_per_sec,
+        },
+        token_lifetime: std::time::Duration::from_secs(args.token_days.max(1) * 86_400),
     };
     let app = App::build(config).await?;
     if args.demo {

@@ -167,6 +167,29 @@ pub fn string_list(field: &str, values: &[String]) -> Result<Vec<String>> {
     values.iter().map(|v| text(field, v, NAME_MAX)).collect()
 }
 
+/// A JSON value with no NUL in any key or string: Postgres refuses `\u0000`
+/// in `jsonb`.
+pub fn json_without_nul(field: &str, value: &serde_json::Value) -> Result<()> {
+    use serde_json::Value;
+    let nul = |s: &str| s.contains('\0');
+    let bad = match value {
+        Value::String(s) => nul(s),
+        Value::Array(items) => return items.iter().try_for_each(|v| json_without_nul(field, v)),
+        Value::Object(m) => {
+            if m.keys().any(|k| nul(k)) {
+                true
+            } else {
+                return m.values().try_for_each(|v| json_without_nul(field, v));
+            }
+        }
+        _ => false,
+    };
+    if bad {
+        return Err(FieldError::new(field, "must not contain NUL"));
+    }
+    Ok(())
+}
+
 pub fn uuid(field: &str, value: &str) -> Result<uuid::Uuid> {
     uuid::Uuid::parse_str(value).map_err(|_| FieldError::new(field, "must be a UUID"))
 }
@@ -208,6 +231,11 @@ mod tests {
         assert!(spotify_id("bad id").is_err());
         assert!(popularity(101).is_err());
         assert_eq!(kind(" like ").unwrap(), "like");
+        let nul_key = serde_json::json!({"energy": 1, "a\u{0}": 2});
+        assert!(json_without_nul("features", &nul_key).is_err());
+        let nul_deep = serde_json::json!({"x": ["ok", {"y": "b\u{0}"}]});
+        assert!(json_without_nul("features", &nul_deep).is_err());
+        assert!(json_without_nul("features", &serde_json::json!({"x": [1, "ok"]})).is_ok());
         assert!(kind("Like").is_err());
     }
 }

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod commit;
 pub mod log;
+pub mod notify;
 pub mod sessions;
 pub mod tokens;
 pub mod tracks;

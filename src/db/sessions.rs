@@ -111,17 +111,37 @@ pub async fn create(
     Ok((session, playlist))
 }
 
-/// Sessions, newest activity first, optionally only (in)active ones.
-pub async fn list(pool: &PgPool, active: Option<bool>, limit: i64) -> Result<Vec<Session>> {
+/// The sessions `user_id` is a member of, newest activity first,
+/// optionally only (in)active ones.
+pub async fn list_for(
+    pool: &PgPool,
+    user_id: &str,
+    active: Option<bool>,
+    limit: i64,
+) -> Result<Vec<Session>> {
     let rows: Vec<SessionRow> = sqlx::query_as(&format!(
-        r#"{SESSION_SELECT} WHERE ($1::boolean IS NULL OR s."active" = $1)
+        r#"{SESSION_SELECT}
+           WHERE EXISTS (SELECT 1 FROM "_GroupSessionToUser" m WHERE m."A" = s."id" AND m."B" = $3)
+             AND ($1::boolean IS NULL OR s."active" = $1)
            ORDER BY s."updatedAt" DESC, s."id" LIMIT $2"#
     ))
     .bind(active)
     .bind(limit)
+    .bind(user_id)
     .fetch_all(pool)
     .await?;
     Ok(rows.iter().map(SessionRow::session).collect())
+}
+
+/// Whether `user_id` is a member of the session.
+pub async fn is_member(db: impl PgExecutor<'_>, session_id: &str, user_id: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        r#"SELECT EXISTS (SELECT 1 FROM "_GroupSessionToUser" WHERE "A" = $1 AND "B" = $2)"#,
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .fetch_one(db)
+    .await?)
 }
 
 /// A session and its playlist (`None` for a session the old app made

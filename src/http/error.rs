@@ -28,7 +28,7 @@ impl IntoResponse for Error {
         let code = self.code();
         let status = status_of(code, &self);
         if let Error::Internal(e) = &self {
-            tracing::error!(error = ?e, "internal error");
+            tracing::error!(error = format!("{e:#}"), "internal error");
         }
         let mut body = json!({
             "type": format!("https://audotics.dev/problems/{}", code.as_str()),
@@ -48,6 +48,11 @@ impl IntoResponse for Error {
         if code == ErrorCode::Unauthorized {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Error::TooManyRequests { retry_after } = &self {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Error::WebSocketVersion = self {
             res.headers_mut().insert(

@@ -6,6 +6,7 @@
 //! payloads. Server frames are never masked.
 
 use std::io::IoSlice;
+use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -73,10 +74,14 @@ impl<'a> FrameWriter<'a> {
         }
     }
 
+    /// Write frames `idx..end`. Each write must make progress within
+    /// `stall`: a peer whose socket accepts nothing for that long gets
+    /// `TimedOut` (the timer is only armed when a write has to wait).
     async fn write_until<W: AsyncWrite + Unpin>(
         &mut self,
         io: &mut W,
         end: usize,
+        stall: Duration,
     ) -> std::io::Result<()> {
         while self.idx < end {
             let slices = self.slices(end);
@@ -86,31 +91,50 @@ impl<'a> FrameWriter<'a> {
                 for s in &slices {
                     buf.extend_from_slice(s);
                 }
-                io.write(&buf).await?
+                progress(stall, io.write(&buf)).await?
             } else {
-                io.write_vectored(&slices).await?
+                progress(stall, io.write_vectored(&slices)).await?
             };
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
             self.advance(n);
         }
-        io.flush().await
+        progress(stall, io.flush()).await
     }
 
-    pub async fn write_all<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> std::io::Result<()> {
+    /// Write every frame; see `write_until` for `stall`.
+    pub async fn write_all<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+        stall: Duration,
+    ) -> std::io::Result<()> {
         let end = self.frames.len();
-        self.write_until(io, end).await
+        self.write_until(io, end, stall).await
     }
 
     /// Complete the frame a cancelled `write_all` left half-written.
-    pub async fn finish_frame<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> std::io::Result<()> {
+    pub async fn finish_frame<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+        stall: Duration,
+    ) -> std::io::Result<()> {
         if self.off == 0 {
             return Ok(());
         }
         let end = self.idx + 1;
-        self.write_until(io, end).await
+        self.write_until(io, end, stall).await
     }
+}
+
+/// `op`, or `TimedOut` if it makes no progress within `stall`.
+async fn progress<T>(
+    stall: Duration,
+    op: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout(stall, op)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 /// RFC 6455 §5.2 header of a final, unmasked text frame of `len` bytes.
@@ -153,7 +177,9 @@ mod tests {
         let (mut server, client) = tokio::io::duplex(pipe);
         let writer = tokio::spawn(async move {
             let mut w = FrameWriter::new(&frames);
-            w.write_all(&mut server).await.unwrap();
+            w.write_all(&mut server, Duration::from_secs(5))
+                .await
+                .unwrap();
             server
         });
         let mut ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
@@ -184,6 +210,20 @@ mod tests {
         round_trip(&[COPY_MAX - 4, 1], 64).await;
     }
 
+    /// A peer that reads nothing fails the write after `stall`, however
+    /// much is left to write.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_cannot_progress_times_out() {
+        let frames: Vec<Utf8Bytes> = vec!["z".repeat(4096).into()];
+        let (mut server, _client) = tokio::io::duplex(64);
+        let mut w = FrameWriter::new(&frames);
+        let e = w
+            .write_all(&mut server, Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    }
+
     #[test]
     fn text_headers_use_the_shortest_length_encoding() {
         assert_eq!(text_header(125).1, 2);
@@ -201,7 +241,9 @@ mod tests {
         let mut w = FrameWriter::new(&frames);
         w.advance(10);
         let mut out: Vec<u8> = Vec::new();
-        w.finish_frame(&mut out).await.unwrap();
+        w.finish_frame(&mut out, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(out.len(), 42 - 10);
         assert_eq!(w.idx, 1);
         assert_eq!(w.off, 0);

@@ -5,9 +5,11 @@ pub mod error;
 pub mod extract;
 mod frames;
 pub mod gate;
+pub mod limits;
 pub mod ops;
 pub mod server;
 pub mod sessions;
+pub mod sockets;
 pub mod tracks;
 pub mod users;
 pub mod web;
@@ -35,6 +37,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub hub: Hub,
     pub gate: Arc<gate::Gate>,
+    pub limits: Arc<limits::Limits>,
+    pub sockets: Arc<sockets::Sockets>,
     pub config: Arc<Config>,
 }
 
@@ -43,6 +47,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/users", post(users::register))
         .route("/auth/token", post(users::login))
+        .route("/auth/logout", post(users::logout))
+        .route("/auth/logout-all", post(users::logout_all))
         .route("/me", get(users::me))
         .route("/me/preferences", put(users::put_preferences))
         .route("/tracks", post(tracks::upsert).get(tracks::search))

@@ -28,6 +28,7 @@ pub async fn create(
     AuthUser(user): AuthUser,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> Result<(StatusCode, Json<Value>)> {
+    st.limits.session(&user.id)?;
     let name = rules::text("name", &b.name, rules::NAME_MAX)?;
     let description = rules::optional_text(
         "description",
@@ -51,21 +52,24 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-/// `GET /v1/sessions?active=&limit=` → {sessions}
+/// `GET /v1/sessions?active=&limit=` → {sessions}: the caller's own (the
+/// ones it is a member of). Session ids are invitations: listing others'
+/// would hand them out.
 pub async fn list(
     State(st): State<AppState>,
-    AuthUser(_): AuthUser,
+    AuthUser(user): AuthUser,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(Error::invalid("limit", "must be 1 to 500"));
     }
-    let found = sessions::list(&st.db, q.active, limit).await?;
+    let found = sessions::list_for(&st.db, &user.id, q.active, limit).await?;
     Ok(Json(json!({ "sessions": found })))
 }
 
-/// `GET /v1/sessions/{id}` → the snapshot body.
+/// `GET /v1/sessions/{id}` → the snapshot body, to members. Anyone else
+/// holding the id joins first (the WebSocket `join` makes a member).
 pub async fn get(
     State(st): State<AppState>,
     AuthUser(user): AuthUser,
@@ -73,6 +77,9 @@ pub async fn get(
 ) -> Result<Json<Value>> {
     let id = session_id(&id)?;
     let snap = st.hub.snapshot(&id, &UserId::from_stored(user.id)).await?;
+    if !snap.members.iter().any(|m| m.user_id == snap.you.user_id) {
+        return Err(not_a_member());
+    }
     Ok(Json(
         serde_json::to_value(snap).map_err(|e| Error::Internal(e.into()))?,
     ))
@@ -85,7 +92,8 @@ pub async fn end(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
-    let (session, _) = sessions::get(&st.db, &id)
+    let id = session_id(&id)?;
+    let (session, _) = sessions::get(&st.db, id.as_str())
         .await?
         .ok_or(Error::NotFound("session"))?;
     if session.host_id.as_deref() != Some(user.id.as_str()) {
@@ -94,9 +102,9 @@ pub async fn end(
         ));
     }
     if session.active {
-        st.hub.end(&session_id(&id)?).await?;
+        st.hub.end(&id).await?;
     }
-    let (session, _) = sessions::get(&st.db, &id)
+    let (session, _) = sessions::get(&st.db, id.as_str())
         .await?
         .ok_or(Error::NotFound("session"))?;
     Ok(Json(json!({ "session": session })))
@@ -114,7 +122,7 @@ pub struct UpdatesQuery {
 /// is the `after` of the following page, or null on the last one.
 pub async fn updates(
     State(st): State<AppState>,
-    AuthUser(_): AuthUser,
+    AuthUser(user): AuthUser,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<UpdatesQuery>,
 ) -> Result<Json<Value>> {
@@ -126,9 +134,13 @@ pub async fn updates(
     if !(1..=1000).contains(&limit) {
         return Err(Error::invalid("limit", "must be 1 to 1000"));
     }
-    let (_, playlist) = sessions::get(&st.db, &id)
+    let id = session_id(&id)?;
+    let (_, playlist) = sessions::get(&st.db, id.as_str())
         .await?
         .ok_or(Error::NotFound("session"))?;
+    if !sessions::is_member(&st.db, id.as_str(), &user.id).await? {
+        return Err(not_a_member());
+    }
     let Some(playlist) = playlist else {
         return Ok(Json(json!({ "updates": [], "next": null })));
     };
@@ -140,6 +152,11 @@ pub async fn updates(
     let next = more.then(|| records.last().map(|r| r.version)).flatten();
     let page: Vec<_> = records.iter().map(log::ChangeRecord::record).collect();
     Ok(Json(json!({ "updates": page, "next": next })))
+}
+
+/// A non-member asked for a session's contents.
+fn not_a_member() -> Error {
+    Error::Forbidden("only members see a session: join it with its link or code first".into())
 }
 
 /// A session id from a URL: one that cannot exist is a 404, one with a

@@ -6,7 +6,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{ApiJson, AuthUser};
+use super::extract::{ApiJson, AuthUser, BearerToken, ClientIp};
 use super::AppState;
 use crate::auth;
 use crate::db::{tokens, users};
@@ -23,8 +23,10 @@ pub struct Register {
 /// `POST /v1/users` → 201 {user, token}
 pub async fn register(
     State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(b): ApiJson<Register>,
 ) -> Result<(StatusCode, Json<Value>)> {
+    st.limits.signup(ip)?;
     let email = rules::email(&b.email)?;
     let name = rules::text("name", &b.name, rules::NAME_MAX)?;
     rules::password(&b.password)?;
@@ -49,20 +51,47 @@ pub struct Login {
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0X6cE7Y0w1mVY2cYbNQm0b2z9dZ2lJ2Kx2m7y0l7nqk";
 
 /// `POST /v1/auth/token` → {token, user}
-pub async fn login(State(st): State<AppState>, ApiJson(b): ApiJson<Login>) -> Result<Json<Value>> {
+pub async fn login(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(b): ApiJson<Login>,
+) -> Result<Json<Value>> {
     let email = rules::email(&b.email)?;
+    st.limits.signin(ip, &email)?;
     let found = users::credentials(&st.db, &email).await?;
     let (user_id, stored) = match found {
         Some((id, Some(hash))) => (Some(id), hash),
         _ => (None, DUMMY_HASH.to_owned()),
     };
     let ok = auth::verify_password(b.password, stored).await?;
+    st.limits.signed_in(&email, ok && user_id.is_some());
     let user_id = user_id.filter(|_| ok).ok_or(Error::Unauthorized)?;
     let user = users::get(&st.db, &user_id)
         .await?
         .ok_or(Error::Unauthorized)?;
     let token = tokens::issue(&st.db, &user.id).await?;
     Ok(Json(json!({ "token": token, "user": user })))
+}
+
+/// `POST /v1/auth/logout` → 204: the presented token stops working, and
+/// the sockets it opened close with 4001 (on every hub).
+pub async fn logout(
+    State(st): State<AppState>,
+    BearerToken(token): BearerToken,
+) -> Result<StatusCode> {
+    tokens::revoke(&st.db, &auth::token_hash(&token)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/auth/logout-all` → {revoked}: every token of the caller's
+/// account stops working (signed out everywhere).
+pub async fn logout_all(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<Value>> {
+    let revoked = tokens::revoke_all(&st.db, &user.id).await?;
+    tracing::info!(user_id = %user.id, revoked, "signed out everywhere");
+    Ok(Json(json!({ "revoked": revoked })))
 }
 
 /// `GET /v1/me` → {user, preferences}
@@ -93,6 +122,9 @@ pub async fn put_preferences(
     let top_tracks = rules::string_list("topTracks", &b.top_tracks)?;
     let top_artists = rules::string_list("topArtists", &b.top_artists)?;
     let genres = rules::string_list("genres", &b.genres)?;
+    if let Some(f) = &b.features {
+        rules::json_without_nul("features", f)?;
+    }
     let features = match b.features {
         None | Some(Value::Null) => None,
         Some(v @ Value::Object(_)) if v.to_string().len() <= 16 * 1024 => Some(v),

@@ -3,6 +3,7 @@
 //! session actor queued in the listener's bounded outbox. Only the outbox
 //! connects the connection to the actor, so a slow socket never blocks it.
 
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -19,15 +20,17 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsClos
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::WaitForCancellationFuture;
 
 use super::frames::FrameWriter;
 use super::server::ConnTicket;
+use super::sockets::Registration;
 use super::AppState;
-use crate::db;
 use crate::error::Error;
 use crate::hub::outbox::{outbox, Outbound, Outbox, OutboxReceiver};
 use crate::hub::session::{frame, JoinRefusal, ListenerId, Op, TrackRef};
 use crate::hub::SessionHandle;
+use crate::{auth, db};
 use audotics_protocol::rules;
 use audotics_protocol::{
     self as protocol, ClientMsg, CloseCode, EntryId, IdError, Req, ServerMsg, SessionId, TrackId,
@@ -184,6 +187,8 @@ struct Joined {
     handle: SessionHandle,
     listener: ListenerId,
     user: UserId,
+    /// Closes this socket with 4001 if its token is revoked.
+    _token: Registration,
 }
 
 /// What woke the connection task.
@@ -280,7 +285,11 @@ async fn connection(
                 if let Some(w) = rx.waited() {
                     st.metrics.outbox_wait.observe(w.as_secs_f64());
                 }
-                match write_queued(&mut socket, &mut rx, first).await.end() {
+                let stop = Some(cancelled.as_mut());
+                match write_queued(&mut socket, &mut rx, first, silence, stop)
+                    .await
+                    .end()
+                {
                     None => continue,
                     Some(end) => break end,
                 }
@@ -298,8 +307,12 @@ async fn connection(
                     next_ping = now + ping_interval;
                     // Like every write, the ping races the kill: a peer that
                     // stopped reading must not hold this task on a full socket.
+                    let ping = socket.send(Message::Ping(Default::default()));
                     let sent = tokio::select! {
-                        r = socket.send(Message::Ping(Default::default())) => r.is_ok(),
+                        r = tokio::time::timeout(silence, ping) => match r {
+                            Ok(r) => r.is_ok(),
+                            Err(_) => break End::Cut(CloseCode::TooSlow),
+                        },
                         code = rx.killed() => break End::Cut(code),
                     };
                     if !sent {
@@ -377,7 +390,7 @@ async fn connection(
             }
             (msg, Some(j)) => {
                 let req = protocol::msg_req(&msg).unwrap_or_default().to_owned();
-                if !bucket.take() {
+                if !bucket.take() || !st.limits.op(j.user.as_str()) {
                     strikes += 1;
                     st.metrics
                         .ops_refused
@@ -441,7 +454,7 @@ async fn connection(
                     return;
                 }
                 End::Flush => match rx.next().await {
-                    Ok(Some(first)) => write_queued(&mut socket, &mut rx, first)
+                    Ok(Some(first)) => write_queued(&mut socket, &mut rx, first, silence, None)
                         .await
                         .end()
                         .unwrap_or(End::Flush),
@@ -478,7 +491,7 @@ async fn join(
         );
         return JoinStep::Stay;
     }
-    let user = match db::tokens::authenticate(&st.db, &token).await {
+    let user = match db::tokens::authenticate(&st.db, &token, st.config.token_lifetime).await {
         Ok(Some(u)) => u,
         Ok(None) => {
             push(out, &Error::Unauthorized.to_frame(None));
@@ -513,6 +526,7 @@ async fn join(
             handle,
             listener,
             user: user_id,
+            _token: st.sockets.register(auth::token_hash(&token), out.clone()),
         }),
         Err(JoinRefusal::NotFound) => {
             push(out, &Error::NotFound("session").to_frame(None));
@@ -618,8 +632,10 @@ enum Written {
     More,
     /// A close frame from the queue was sent.
     Closed,
-    /// The listener was cut off while the socket was full.
+    /// The listener was cut off (or the hub stopped) while the socket was full.
     Killed(CloseCode),
+    /// The socket accepted nothing for the silence limit.
+    Stalled,
     /// The socket failed.
     Failed,
 }
@@ -631,6 +647,7 @@ impl Written {
             Written::More => None,
             Written::Closed => Some(End::Drain),
             Written::Killed(code) => Some(End::Cut(code)),
+            Written::Stalled => Some(End::Cut(CloseCode::TooSlow)),
             Written::Failed => Some(End::Gone),
         }
     }
@@ -641,14 +658,20 @@ impl Written {
 /// listener cut off while its socket is full gets its close best-effort
 /// (after the frame in progress, so the stream stays well-formed) instead of
 /// the task waiting on the socket until the peer reads.
-async fn write_queued(socket: &mut Socket, rx: &mut OutboxReceiver, first: Outbound) -> Written {
+async fn write_queued(
+    socket: &mut Socket,
+    rx: &mut OutboxReceiver,
+    first: Outbound,
+    stall: Duration,
+    stop: Option<Pin<&mut WaitForCancellationFuture<'_>>>,
+) -> Written {
     let mut batch = vec![first];
     rx.drain_into(&mut batch, WRITE_BATCH);
     let mut frames: Vec<Utf8Bytes> = Vec::with_capacity(batch.len());
     let mut closing = None;
     for item in batch {
         match item {
-            Outbound::Frame(f) => frames.push(f),
+            Outbound::Frame(f) | Outbound::Opening(f) => frames.push(f),
             Outbound::Close(code, reason) => {
                 closing = Some((code, reason));
                 break;
@@ -657,22 +680,35 @@ async fn write_queued(socket: &mut Socket, rx: &mut OutboxReceiver, first: Outbo
     }
     if !frames.is_empty() {
         // Whatever tungstenite still holds (a pong) goes out first, whole.
-        if socket.flush().await.is_err() {
-            return Written::Failed;
+        match tokio::time::timeout(stall, socket.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Written::Failed,
+            Err(_) => return Written::Stalled,
         }
         let mut w = FrameWriter::new(&frames);
-        let written = tokio::select! {
-            r = w.write_all(socket.get_mut()) => r.is_ok(),
-            code = rx.killed() => {
-                let finished = tokio::time::timeout(CLOSE_GRACE, w.finish_frame(socket.get_mut())).await;
-                if matches!(finished, Ok(Ok(()))) {
-                    return Written::Killed(code);
-                }
-                return Written::Failed;
+        let stopped = async {
+            match stop {
+                Some(stop) => stop.await,
+                None => std::future::pending().await,
             }
         };
-        if !written {
-            return Written::Failed;
+        let cut = tokio::select! {
+            r = w.write_all(socket.get_mut(), stall) => match r {
+                Ok(()) => None,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Written::Stalled,
+                Err(_) => return Written::Failed,
+            },
+            code = rx.killed() => Some(code),
+            _ = stopped => Some(CloseCode::GoingAway),
+        };
+        if let Some(code) = cut {
+            // Complete the frame in progress (best effort), so the stream
+            // stays well-formed for the close frame.
+            let finished = w.finish_frame(socket.get_mut(), CLOSE_GRACE).await;
+            return match finished {
+                Ok(()) => Written::Killed(code),
+                Err(_) => Written::Failed,
+            };
         }
     }
     match closing {

@@ -20,7 +20,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 use crate::db::commit::{self, SessionCommit};
-use crate::error::{is_connection_error, Error};
+use crate::error::{is_connection_error, is_data_error};
 use crate::metrics::Metrics;
 
 /// Batches merged into one transaction at most.
@@ -40,11 +40,15 @@ const PARALLEL_MIN: usize = 16;
 /// next one; past this the workers commit in parallel again.
 const WAIT_MAX: Duration = Duration::from_millis(2);
 
-/// How a commit ended.
-#[derive(Debug)]
+/// How a commit failed; each carries the cause, for the log.
+#[derive(Clone, Debug)]
 pub enum CommitError {
-    /// Certainly not committed.
-    Failed(Error),
+    /// Certainly not committed (nothing reached Postgres, or it failed for
+    /// a reason of its own).
+    Failed(String),
+    /// Certainly not committed: Postgres refused the rows (a constraint or
+    /// a data exception). The same rows would be refused again.
+    Rejected(String),
     /// The connection broke during COMMIT: it may or may not have happened.
     Unknown(String),
 }
@@ -79,7 +83,7 @@ impl Committer {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Request { commit, reply }).await.is_err() {
             // Never reached a worker: certainly not committed.
-            return Err(CommitError::Failed(Error::Unavailable));
+            return Err(CommitError::Failed("the committer is stopping".into()));
         }
         // A worker that vanished mid-commit leaves the outcome unknown.
         rx.await
@@ -159,29 +163,16 @@ async fn worker(db: PgPool, metrics: Arc<Metrics>, q: Arc<Queue>) {
         let ops: usize = batch.iter().map(|r| r.commit.write.ops()).sum();
         metrics.commit_batch_size.observe(ops as f64);
         match result {
-            Err(CommitError::Failed(e)) if batch.len() > 1 => {
-                tracing::warn!(error = ?e, sessions = batch.len(), "merged commit failed; retrying each session alone");
+            Err(CommitError::Failed(e) | CommitError::Rejected(e)) if batch.len() > 1 => {
+                tracing::warn!(error = %e, sessions = batch.len(), "merged commit failed; retrying each session alone");
                 for r in batch {
                     let result = commit_once(&db, &[&r.commit]).await;
                     let _ = r.reply.send(result);
                 }
             }
             result => {
-                let shared = match &result {
-                    Ok(()) => None,
-                    Err(CommitError::Failed(e)) => Some(format!("{e:?}")),
-                    Err(CommitError::Unknown(e)) => Some(e.clone()),
-                };
-                let unknown = matches!(result, Err(CommitError::Unknown(_)));
                 for r in batch {
-                    let answer = match (&shared, unknown) {
-                        (None, _) => Ok(()),
-                        (Some(e), true) => Err(CommitError::Unknown(e.clone())),
-                        (Some(e), false) => {
-                            Err(CommitError::Failed(Error::Internal(anyhow::anyhow!("{e}"))))
-                        }
-                    };
-                    let _ = r.reply.send(answer);
+                    let _ = r.reply.send(result.clone());
                 }
             }
         }
@@ -195,7 +186,8 @@ async fn commit_once(db: &PgPool, commits: &[&SessionCommit]) -> Result<(), Comm
         Ok(()) => Ok(()),
         // The connection broke while the statement (and so its commit) ran.
         Err(e) if is_connection_error(&e) => Err(CommitError::Unknown(e.to_string())),
-        Err(e) => Err(CommitError::Failed(e.into())),
+        Err(e) if is_data_error(&e) => Err(CommitError::Rejected(e.to_string())),
+        Err(e) => Err(CommitError::Failed(e.to_string())),
     }
 }
 

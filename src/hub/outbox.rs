@@ -22,6 +22,10 @@ use axum::extract::ws::Utf8Bytes;
 #[derive(Debug)]
 pub enum Outbound {
     Frame(Utf8Bytes),
+    /// The listener's opening (its snapshot, or `resumed` and the replay):
+    /// not counted toward the limits, so a large snapshot cannot make the
+    /// next broadcast cut the listener off before it has a version.
+    Opening(Utf8Bytes),
     /// Send this close frame after everything queued before it, then stop.
     Close(CloseCode, &'static str),
 }
@@ -33,7 +37,8 @@ const KEEP_CAPACITY: usize = 16;
 #[derive(Debug)]
 struct Inner {
     queue: VecDeque<Outbound>,
-    /// Bytes of the frames in `queue`.
+    /// Counted frames in `queue` (not the opening) and their bytes.
+    frames: usize,
     bytes: usize,
     /// Set: stop now and close with this code, dropping what is queued.
     kill: Option<CloseCode>,
@@ -62,6 +67,7 @@ impl Inner {
     /// Drop what waits (and its memory): nobody will write it.
     fn drop_queued(&mut self) {
         self.queue = VecDeque::new();
+        self.frames = 0;
         self.bytes = 0;
         self.since = None;
     }
@@ -69,6 +75,7 @@ impl Inner {
     fn pop(&mut self) -> Option<Outbound> {
         let item = self.queue.pop_front()?;
         if let Outbound::Frame(f) = &item {
+            self.frames -= 1;
             self.bytes -= f.len();
         }
         if self.queue.is_empty() {
@@ -124,6 +131,7 @@ pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
     let shared = Arc::new(Shared {
         inner: Mutex::new(Inner {
             queue: VecDeque::new(),
+            frames: 0,
             bytes: 0,
             kill: None,
             senders: 1,
@@ -175,7 +183,7 @@ impl Outbox {
         // One frame alone may exceed the byte bound (a big snapshot): a
         // listener is "behind" only by what waits beyond the frame in flight.
         let over_bytes = inner.bytes > 0 && inner.bytes + len > self.shared.max_bytes;
-        if over_bytes || inner.queue.len() >= self.shared.max_frames {
+        if over_bytes || inner.frames >= self.shared.max_frames {
             inner.kill(CloseCode::TooSlow);
             return Err(TooSlow);
         }
@@ -183,7 +191,22 @@ impl Outbox {
             inner.since = Some(Instant::now());
         }
         inner.queue.push_back(Outbound::Frame(frame));
+        inner.frames += 1;
         inner.bytes += len;
+        inner.wake();
+        Ok(())
+    }
+
+    /// Queue a frame of the listener's opening (see [`Outbound::Opening`]).
+    pub fn push_opening(&self, frame: Utf8Bytes) -> Result<(), TooSlow> {
+        let mut inner = self.shared.lock();
+        if inner.kill.is_some() || inner.receiver_gone {
+            return Err(TooSlow);
+        }
+        if inner.queue.is_empty() {
+            inner.since = Some(Instant::now());
+        }
+        inner.queue.push_back(Outbound::Opening(frame));
         inner.wake();
         Ok(())
     }
@@ -195,7 +218,7 @@ impl Outbox {
         if inner.kill.is_some() || inner.receiver_gone {
             return;
         }
-        if inner.queue.len() >= self.shared.max_frames {
+        if inner.frames >= self.shared.max_frames {
             inner.kill(code);
         } else {
             inner.queue.push_back(Outbound::Close(code, reason));
@@ -287,6 +310,21 @@ impl OutboxReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_opening_does_not_count_toward_the_limits() {
+        let (tx, mut rx) = outbox(2, 100);
+        tx.push_opening("s".repeat(1000).into()).unwrap();
+        tx.push("a".into()).unwrap();
+        tx.push("b".into()).unwrap();
+        assert_eq!(tx.push("c".into()), Err(TooSlow));
+        assert_eq!(rx.next().await.unwrap_err(), CloseCode::TooSlow);
+        let (tx, mut rx) = outbox(2, 100);
+        tx.push_opening("s".repeat(1000).into()).unwrap();
+        tx.push("x".repeat(60).into()).unwrap();
+        tx.push("y".repeat(30).into()).unwrap();
+        assert!(matches!(rx.next().await, Ok(Some(Outbound::Opening(_)))));
+    }
 
     #[tokio::test]
     async fn overflow_by_frames_kills_with_4008() {

@@ -255,6 +255,7 @@ pub struct Party {
 pub fn unlimited(c: &mut Config) {
     c.hub.ops_per_sec = 10_000.0;
     c.hub.ops_burst = 10_000.0;
+    c.limits.account_ops_per_sec = 10_000;
 }
 
 pub async fn party() -> Party {

@@ -631,6 +631,18 @@ async fn migrations_adopt_an_existing_prisma_database_without_touching_rows() {
     let app = spawn_app_on(url, |_| {}).await;
     let newbie = app.register("Newbie").await;
     let auth = |rb: reqwest::RequestBuilder| rb.bearer_auth(&newbie.token);
+    // Only members see a session: the old app adds Newbie to both parties,
+    // the way it adds members (the implicit many-to-many table).
+    sqlx::query(
+        r#"INSERT INTO "_GroupSessionToUser" ("A", "B")
+           VALUES ($1, $3), ($2, $3)"#,
+    )
+    .bind(OLD_SESSION)
+    .bind("5e55e55e-0000-4000-8000-000000000002")
+    .bind(&newbie.id)
+    .execute(&app.db)
+    .await
+    .unwrap();
 
     let r = auth(app.http.get(app.url("/v1/sessions?active=true")))
         .send()
@@ -681,6 +693,7 @@ async fn migrations_adopt_an_existing_prisma_database_without_touching_rows() {
         json!([
             { "userId": OLD_GUEST, "name": "Guest", "avatar": null, "online": false },
             { "userId": OLD_HOST, "name": "Hosta", "avatar": "https://i.example/a.png", "online": false },
+            { "userId": newbie.id, "name": "Newbie", "avatar": null, "online": false },
         ])
     );
     assert_eq!(

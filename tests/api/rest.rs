@@ -990,14 +990,22 @@ async fn list_and_end_sessions() {
             .map(|s| s["id"].as_str().unwrap().to_owned())
             .collect()
     };
+    // A list shows the caller's own sessions only (session ids are
+    // invitations): the host its two, the guest none until it joins one.
     let both: BTreeSet<String> = [s1.clone(), s2.clone()].into_iter().collect();
-    assert_eq!(ids(&get(&app, &guest, "/v1/sessions").await), both);
+    assert_eq!(ids(&get(&app, &host, "/v1/sessions").await), both);
     assert_eq!(
-        ids(&get(&app, &guest, "/v1/sessions?active=true").await),
+        ids(&get(&app, &host, "/v1/sessions?active=true").await),
         both
     );
+    assert!(ids(&get(&app, &guest, "/v1/sessions").await).is_empty());
+    let _joined = app.join(&guest, &s1).await;
+    assert_eq!(
+        ids(&get(&app, &guest, "/v1/sessions").await),
+        [s1.clone()].into_iter().collect()
+    );
     assert!(ids(&get(&app, &guest, "/v1/sessions?active=false").await).is_empty());
-    let listed = get(&app, &guest, "/v1/sessions?active=true").await;
+    let listed = get(&app, &host, "/v1/sessions?active=true").await;
     for s in listed.body["sessions"].as_array().unwrap() {
         assert_eq!(
             keys(s),
@@ -1063,14 +1071,20 @@ async fn list_and_end_sessions() {
     assert_eq!(r.body["session"]["active"], false);
 
     assert_eq!(
-        ids(&get(&app, &guest, "/v1/sessions?active=false").await),
+        ids(&get(&app, &host, "/v1/sessions?active=false").await),
         [s1.clone()].into_iter().collect()
     );
     assert_eq!(
-        ids(&get(&app, &guest, "/v1/sessions?active=true").await),
+        ids(&get(&app, &host, "/v1/sessions?active=true").await),
         [s2.clone()].into_iter().collect()
     );
-    assert_eq!(ids(&get(&app, &guest, "/v1/sessions").await), both);
+    assert_eq!(ids(&get(&app, &host, "/v1/sessions").await), both);
+    // The guest's list holds the one it joined, now ended.
+    assert_eq!(
+        ids(&get(&app, &guest, "/v1/sessions?active=false").await),
+        [s1.clone()].into_iter().collect()
+    );
+    assert!(ids(&get(&app, &guest, "/v1/sessions?active=true").await).is_empty());
     let snap = get(&app, &host, &format!("/v1/sessions/{s1}")).await;
     assert_eq!(snap.body["session"]["active"], false);
     app.stop().await;
@@ -1107,7 +1121,16 @@ async fn session_snapshot_over_rest() {
             "you": { "userId": host.id, "role": "host" },
         })
     );
-    // Another user sees the same session as a member.
+    // Another user does not see it until it joins (the id is an
+    // invitation, not a key to the member list); then it sees the same
+    // session as a member.
+    problem(
+        &get(&app, &guest, &format!("/v1/sessions/{sid}")).await,
+        403,
+        "forbidden",
+    );
+    let (guest_ws, _) = app.join(&guest, &sid).await;
+    drop(guest_ws);
     let r = get(&app, &guest, &format!("/v1/sessions/{sid}")).await;
     assert_eq!(r.status, 200);
     assert_eq!(

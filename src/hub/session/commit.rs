@@ -34,6 +34,8 @@ pub struct Pending {
 struct Done {
     listener: ListenerId,
     key: ReqKey,
+    /// The op itself, to commit it alone if its batch is refused.
+    op: Op,
     effect: Effect,
     /// Re-sends of the same req in this batch, answered with the same ack.
     waiters: Vec<ListenerId>,
@@ -44,6 +46,9 @@ enum Persisted {
     Committed,
     /// Certainly not committed: the ops are answered `unavailable`.
     NotCommitted,
+    /// Postgres refused the batch's rows: one op's data may fail the
+    /// others, so each is committed alone.
+    Rejected,
     /// The outcome was lost and the hub shut down before the database could
     /// say: nobody is answered. Clients re-send with the same req and the
     /// next hub resolves it against the stored log — never `unavailable` for
@@ -117,8 +122,21 @@ impl SessionActor {
         }
         match self.persist(write, at).await {
             Persisted::Committed => self.publish(done, at),
-            Persisted::NotCommitted => self.roll_back(done, true),
-            Persisted::Unresolved => self.roll_back(done, false),
+            Persisted::NotCommitted => {
+                self.roll_back(done, true);
+            }
+            Persisted::Rejected if done.len() == 1 => {
+                self.roll_back(done, true);
+            }
+            Persisted::Rejected => {
+                let retry = self.roll_back(done, false);
+                for ops in retry {
+                    Box::pin(self.commit(ops)).await;
+                }
+            }
+            Persisted::Unresolved => {
+                self.roll_back(done, false);
+            }
         }
         self.shared
             .metrics
@@ -158,6 +176,7 @@ impl SessionActor {
                         listener: p.listener,
                         waiters,
                         key,
+                        op: p.op,
                         effect,
                     });
                 }
@@ -174,15 +193,32 @@ impl SessionActor {
     }
 
     /// Undo a batch that did not commit, newest op first; when it certainly
-    /// did not, answer its ops `unavailable` (safe to retry).
-    fn roll_back(&mut self, mut done: Vec<Done>, answer: bool) {
+    /// did not (`answer`), answer its ops `unavailable` (safe to retry).
+    /// Returns each op with its re-sends, oldest first, as a batch of its own
+    /// (to commit alone).
+    fn roll_back(&mut self, mut done: Vec<Done>, answer: bool) -> Vec<Vec<Pending>> {
+        let mut ops = Vec::with_capacity(done.len());
         while let Some(d) = done.pop() {
             self.state.undo(d.effect);
             if answer {
                 let all = std::iter::once(d.listener).chain(d.waiters);
                 self.refuse_each(all, &d.key.1, || Error::Unavailable);
+                continue;
             }
+            let (user, req) = d.key;
+            let one = std::iter::once(d.listener)
+                .chain(d.waiters)
+                .map(|listener| Pending {
+                    listener,
+                    user: user.clone(),
+                    req: req.clone(),
+                    op: d.op.clone(),
+                })
+                .collect();
+            ops.push(one);
         }
+        ops.reverse();
+        ops
     }
 
     /// Write the batch. A commit whose outcome is unknown is resolved
@@ -216,6 +252,11 @@ impl SessionActor {
             Err(CommitError::Failed(e)) => {
                 tracing::warn!(error = %e, "commit failed; ops answered unavailable");
                 false
+            }
+            Err(CommitError::Rejected(e)) => {
+                tracing::warn!(error = %e, "Postgres refused a batch");
+                self.shared.metrics.commit_failures.inc();
+                return Persisted::Rejected;
             }
             Err(CommitError::Unknown(e)) => {
                 tracing::warn!(error = %e, "commit outcome unknown; asking the database");

@@ -75,7 +75,7 @@ impl SessionActor {
             None => vec![frame(&ServerMsg::Snapshot(self.snapshot(&user_id)))],
         };
         for f in frames {
-            if outbox.push(f).is_err() {
+            if outbox.push_opening(f).is_err() {
                 self.listeners.remove(id);
                 return Ok(id);
             }
