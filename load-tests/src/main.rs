@@ -310,9 +310,10 @@ async fn parent(
         let per = plan.rate / (plan.sessions * plan.writers) as f64;
         if per > 20.0 {
             eprintln!(
-                "warning: {per:.1} ops/s per writer connection is above the hub's default limit \
-                 (20/s, burst 40): expect rate_limited errors unless the hub runs with \
-                 --ops-per-sec/--ops-burst (BENCHMARKS.md, Setup); or add --writers"
+                "warning: {per:.1} ops/s per writer connection is above the hub's default limits \
+                 (20/s, burst 40, per connection; 60/s per account): expect rate_limited errors \
+                 unless the hub runs with --ops-per-sec/--ops-burst and --account-ops-per-sec \
+                 (BENCHMARKS.md, Setup); or add --writers"
             );
         }
     }
@@ -376,6 +377,31 @@ async fn parent(
 }
 
 /// Users, sessions (hosted by the first users) and tracks, through REST.
+/// Run a setup call, waiting out the hub's REST rate limits (429): a hub
+/// with its default limits takes a minute per 60 registrations from one
+/// address; `serve --signups-per-minute` lifts that (BENCHMARKS.md, Setup).
+async fn patiently<T, F, Fut>(call: F) -> Result<T, audotics_client::RestError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, audotics_client::RestError>>,
+{
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    loop {
+        match call().await {
+            Err(e) if e.status() == Some(429) => {
+                WARNED.call_once(|| {
+                    eprintln!(
+                        "warning: the hub rate-limits the setup (429); waiting. Start it with \
+                         --signups-per-minute/--sessions-per-hour to skip this"
+                    )
+                });
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn prepare(
     common: &Common,
     plan: &Plan,
@@ -394,8 +420,8 @@ async fn prepare(
         hs.push(tokio::spawn(async move {
             let _p = sem.acquire().await;
             let email = format!("load-{nonce}-{i}@example.test");
-            let r = rest
-                .register(&email, &format!("Load {i}"), "load-test-password")
+            let name = format!("Load {i}");
+            let r = patiently(|| rest.register(&email, &name, "load-test-password"))
                 .await
                 .context("register")?;
             Ok::<String, anyhow::Error>(r.token)
@@ -425,8 +451,8 @@ async fn prepare(
         let (rest, sem) = (rest.as_user(&host), sem.clone());
         hs.push(tokio::spawn(async move {
             let _p = sem.acquire().await;
-            let created = rest
-                .create_session(&format!("load session {j}"), None)
+            let name = format!("load session {j}");
+            let created = patiently(|| rest.create_session(&name, None))
                 .await
                 .context("create session")?;
             Ok::<SessionSetup, anyhow::Error>(SessionSetup {

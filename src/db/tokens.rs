@@ -1,6 +1,6 @@
 //! Bearer tokens (`hub_auth_token`): only the SHA-256 of a token is stored.
 //! A token lives while it is used: one unused for the lifetime expires
-//! (its last use is stamped at most once per [`TOUCH_EVERY`]). Deleting a
+//! (its last use is stamped at most once per [`touch_every`]). Deleting a
 //! row — logout, revoke-all, the user deleted — notifies every hub
 //! (`hub_token_revoked`), which closes the sockets that token opened.
 
@@ -18,9 +18,12 @@ use audotics_protocol::model::User;
 /// The channel a revoked token's hash is announced on.
 pub const REVOKED_CHANNEL: &str = "hub_token_revoked";
 
-/// How stale a token's last-use stamp may get before it is rewritten: a
-/// write per request would cost more than the expiry's precision is worth.
-const TOUCH_EVERY: Duration = Duration::from_secs(3600);
+/// How stale a token's last-use stamp may get before it is rewritten (a
+/// write per request would cost more than the expiry's precision is worth):
+/// a 24th of the lifetime, at most an hour.
+fn touch_every(lifetime: Duration) -> Duration {
+    (lifetime / 24).min(Duration::from_secs(3600))
+}
 
 /// Issue a new token for `user_id`; returns the token itself (shown once).
 pub async fn issue(pool: &PgPool, user_id: &str) -> Result<String> {
@@ -60,7 +63,7 @@ pub async fn authenticate(pool: &PgPool, token: &str, lifetime: Duration) -> Res
         revoke(pool, &hash).await?;
         return Ok(None);
     }
-    if idle >= TOUCH_EVERY {
+    if idle >= touch_every(lifetime) {
         sqlx::query("UPDATE hub_auth_token SET last_used_at = $2 WHERE token_hash = $1")
             .bind(&hash)
             .bind(now)

@@ -1,5 +1,6 @@
 //! Integration tests: the real hub over real sockets against a real Postgres.
 
+mod hardening;
 mod helpers;
 mod hub;
 mod hub_limits;

@@ -229,6 +229,23 @@ mod tests {
         assert!(drain(&mut rb2).is_empty());
     }
 
+    /// A joiner's snapshot larger than its outbox's byte limit, still
+    /// unsent, does not get it cut off by the next broadcast.
+    #[test]
+    fn an_unsent_large_snapshot_does_not_count_against_the_outbox() {
+        let mut ls = listeners();
+        let (joiner, _rj) = outbox(16, 1024);
+        let id = ls.add(user("joy"), "Joy".into(), joiner.clone());
+        joiner.push_opening("s".repeat(4096).into()).unwrap();
+        ls.announce(id);
+        let (other, _ro) = outbox(16, 1024);
+        let o = ls.add(user("ola"), "Ola".into(), other);
+        ls.announce(o);
+        ls.flush_presence();
+        ls.broadcast(frame(&ServerMsg::Resumed { version: 1 }));
+        assert_eq!(ls.len(), 2, "the joiner was cut off");
+    }
+
     #[test]
     fn a_listener_too_far_behind_is_cut_off_and_goes_offline() {
         let mut ls = listeners();
