@@ -9,7 +9,7 @@ use super::new_id;
 use super::tracks::{TrackRow, TRACK_COLUMNS};
 use crate::clock::{now_ms, utc};
 use crate::error::Result;
-use audotics_protocol::model::{Playlist, Session, Track};
+use audotics_protocol::model::{Playlist, PlaylistRef, Session, SessionRef, Track};
 use audotics_protocol::UserId;
 
 #[derive(sqlx::FromRow)]
@@ -152,6 +152,30 @@ pub async fn get(db: impl PgExecutor<'_>, id: &str) -> Result<Option<(Session, O
         .fetch_optional(db)
         .await?;
     Ok(row.map(|r| (r.session(), r.playlist())))
+}
+
+/// A session and its playlist as snapshots show them (the host is the
+/// playlist's creator). `None` for an unknown session, or one the old app
+/// made without a playlist: it has no host and no log, so it cannot be
+/// joined or shown.
+pub async fn refs(db: impl PgExecutor<'_>, id: &str) -> Result<Option<(SessionRef, PlaylistRef)>> {
+    let Some((session, Some(playlist))) = get(db, id).await? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        SessionRef {
+            id: session.id,
+            name: session.name,
+            active: session.active,
+            host_id: playlist.creator_id,
+        },
+        PlaylistRef {
+            id: playlist.id,
+            name: playlist.name,
+            description: playlist.description,
+            spotify_id: playlist.spotify_id,
+        },
+    )))
 }
 
 /// Mark the session ended. Returns false when it does not exist.

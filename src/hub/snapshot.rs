@@ -13,10 +13,9 @@ use crate::error::{Error, Result};
 /// Build a snapshot from the database (a session no actor serves: nobody is
 /// online).
 pub async fn load(db: &PgPool, session_id: &str, viewer: &UserId) -> Result<Snapshot> {
-    let (session, playlist) = sessions::get(db, session_id)
+    let (session, playlist) = sessions::refs(db, session_id)
         .await?
         .ok_or(Error::NotFound("session"))?;
-    let playlist = playlist.ok_or(Error::NotFound("session"))?;
     let (version, _) = sessions::counters(db, session_id).await?;
     let queue = sessions::queue(db, session_id)
         .await?
@@ -31,18 +30,8 @@ pub async fn load(db: &PgPool, session_id: &str, viewer: &UserId) -> Result<Snap
     let members = sessions::members(db, session_id).await?;
     Ok(assemble(
         version,
-        SessionRef {
-            id: session.id,
-            name: session.name,
-            active: session.active,
-            host_id: playlist.creator_id.clone(),
-        },
-        PlaylistRef {
-            id: playlist.id,
-            name: playlist.name,
-            description: playlist.description,
-            spotify_id: playlist.spotify_id,
-        },
+        session,
+        playlist,
         queue,
         &members,
         &HashSet::new(),

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use audotics_protocol::model::{PlaylistRef, SessionRef, Snapshot, User};
+use audotics_protocol::model::{Snapshot, User};
 use audotics_protocol::{CloseCode, EntryId, Req, ServerMsg, SessionId, UserId};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -139,12 +139,9 @@ pub async fn run(
 
 async fn load(shared: &Shared, id: &SessionId) -> Result<(SessionState, i64)> {
     let db = &shared.db;
-    let (session, playlist) = sessions::get(db, id.as_str())
+    let (session, playlist) = sessions::refs(db, id.as_str())
         .await?
         .ok_or(Error::NotFound("session"))?;
-    // A session the old app made without a playlist has no host and no log
-    // to write to: it cannot be joined.
-    let playlist = playlist.ok_or(Error::NotFound("session"))?;
     let (version, commits) = sessions::counters(db, id.as_str()).await?;
     let stored = sessions::queue(db, id.as_str()).await?;
     let mut entries = Vec::with_capacity(stored.len());
@@ -168,24 +165,7 @@ async fn load(shared: &Shared, id: &SessionId) -> Result<(SessionState, i64)> {
         .map_err(|e| Error::Internal(anyhow::anyhow!("stored queue: {e}")))?;
     let members = sessions::members(db, id.as_str()).await?;
     let answered = log::answered_reqs(db, id.as_str(), &playlist.id).await?;
-    let state = SessionState::new(
-        SessionRef {
-            id: session.id,
-            name: session.name,
-            active: session.active,
-            host_id: playlist.creator_id.clone(),
-        },
-        PlaylistRef {
-            id: playlist.id,
-            name: playlist.name,
-            description: playlist.description,
-            spotify_id: playlist.spotify_id,
-        },
-        version,
-        queue,
-        members,
-        answered,
-    );
+    let state = SessionState::new(session, playlist, version, queue, members, answered);
     Ok((state, commits))
 }
 
