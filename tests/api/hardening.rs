@@ -639,3 +639,30 @@ async fn a_refused_op_never_fails_the_rest_of_its_batch() {
     ack_of(&mut guest, "g2").await;
     assert_eq!(logged_updates(&p.app, &p.playlist).await, 3);
 }
+
+/// At the most verbose log level, no line carries a token or a password.
+#[tokio::test]
+async fn no_secret_reaches_the_log_at_any_level() {
+    let db_url = fresh_database().await;
+    let mut hub = crate::process::HubProcess::start_with(&db_url, "trace", &[]);
+    let email = unique_email("secret");
+    let r = hub.rest.register(&email, "Secret", PASSWORD).await.unwrap();
+    let me = hub.rest.as_user(&r.token);
+    let session = me.create_session("Quiet", None).await.unwrap().session.id;
+    me.me().await.unwrap();
+    let login = hub.rest.login(&email, PASSWORD).await.unwrap();
+    let mut ws = Ws::connect(&hub.ws).await;
+    ws.join_snapshot(&session, &login.token).await;
+    ws.interaction("r1", "no-such-track", "like").await;
+    error_of(&mut ws, Some("r1"), ErrorCode::NotFound).await;
+    hub.terminate();
+    let log = hub.log.lock().unwrap().join("\n");
+    assert!(
+        log.len() > 1000,
+        "trace logging was on: {} bytes",
+        log.len()
+    );
+    for secret in [r.token.as_str(), login.token.as_str(), PASSWORD] {
+        assert!(!log.contains(secret), "a secret in the log");
+    }
+}

@@ -5,5 +5,6 @@ mod helpers;
 mod hub;
 mod hub_limits;
 mod migrations;
+mod process;
 mod rest;
 mod restart;

@@ -5,79 +5,15 @@
 //! their original acks.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use audotics_client::{msg, Rest, Ws};
+use audotics_client::{msg, Ws};
 use audotics_protocol::model::TrackBody;
 use audotics_protocol::{ClientMsg, OpKind, ServerMsg};
 
 use crate::helpers::{fresh_database, unique_email, PASSWORD};
-
-/// The hub binary, running on `db_url`.
-struct HubProcess {
-    child: Child,
-    rest: Rest,
-    ws: String,
-}
-
-impl HubProcess {
-    fn start(db_url: &str) -> HubProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_audotics-hub"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", db_url])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the hub binary");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line
-                    .split("addr=")
-                    .nth(1)
-                    .filter(|_| line.contains("listening"))
-                {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.trim().to_owned());
-                    }
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("hub printed its address");
-        let rest = Rest::new(format!("http://{addr}"));
-        HubProcess {
-            child,
-            ws: rest.ws_url(),
-            rest,
-        }
-    }
-
-    fn kill9(&mut self) {
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-
-    fn terminate(&mut self) {
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::process::HubProcess;
 
 /// (user id, token) of a new account.
 async fn user(hub: &HubProcess, name: &str) -> (String, String) {
