@@ -110,6 +110,24 @@ impl Default for RateLimits {
     }
 }
 
+/// Which kind of hash the hub writes for a password (at registration, and
+/// when it re-hashes one at sign-in). Sign-in accepts both kinds whatever
+/// this says; see `auth` for the re-hash rule.
+///
+/// The trade-off: `Bcrypt` (cost 10, `$2b$10$…`) is what the old app (node
+/// `bcrypt`) writes and checks, so both apps can sign in every account, but
+/// bcrypt is not memory-hard and only the first 72 bytes of a password count
+/// (node `bcrypt` truncates the same way). `Argon2id` is stronger, but the old
+/// app cannot sign in an account whose hash the hub wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PasswordHash {
+    /// bcrypt, cost 10, `$2b$`: readable by both apps.
+    #[default]
+    Bcrypt,
+    /// argon2id (the `argon2` crate's defaults): the hub only.
+    Argon2id,
+}
+
 /// A token unused for 30 days expires.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -128,6 +146,8 @@ pub struct Config {
     pub limits: RateLimits,
     /// A token unused for this long expires (sliding expiry).
     pub token_lifetime: Duration,
+    /// The kind of hash the hub writes for passwords.
+    pub password_hash: PasswordHash,
 }
 
 impl Config {
@@ -142,6 +162,7 @@ impl Config {
             http: HttpConfig::default(),
             limits: RateLimits::default(),
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            password_hash: PasswordHash::default(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use audotics_hub::config::{
-    Config, Database, HttpConfig, HubConfig, RateLimits, DEFAULT_TOKEN_LIFETIME,
+    Config, Database, HttpConfig, HubConfig, PasswordHash, RateLimits, DEFAULT_TOKEN_LIFETIME,
 };
 use audotics_hub::{app, db, demo, telemetry, App};
 use clap::{Args, Parser, Subcommand};
@@ -99,6 +99,11 @@ struct ServeArgs {
     /// Days an unused token lives (each use extends it).
     #[arg(long, env = "AUDOTICS_TOKEN_DAYS", default_value_t = DEFAULT_TOKEN_LIFETIME.as_secs() / 86_400)]
     token_days: u64,
+    /// Hash written for new passwords: bcrypt (cost 10; the old app can sign
+    /// these accounts in too) or argon2id (stronger; the hub only). Sign-in
+    /// accepts both.
+    #[arg(long, env = "AUDOTICS_PASSWORD_HASH", value_enum, default_value_t = PasswordHash::default())]
+    password_hash: PasswordHash,
     /// Load the demo catalog (see `demo`) before serving.
     #[arg(long)]
     demo: bool,
@@ -160,6 +165,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             account_ops_per_sec: args.account_ops_per_sec,
         },
         token_lifetime: std::time::Duration::from_secs(args.token_days.max(1) * 86_400),
+        password_hash: args.password_hash,
     };
     let app = App::build(config).await?;
     if args.demo {

@@ -78,6 +78,24 @@ pub async fn credentials(pool: &PgPool, email: &str) -> Result<Option<(String, O
     )
 }
 
+/// Replace user `id`'s password hash `old` by `new` (a re-hash at sign-in),
+/// setting "updatedAt" as Prisma's `@updatedAt` would. Nothing changes if
+/// the stored hash is no longer `old` (the password was changed meanwhile,
+/// e.g. by the old app): true when the row was updated.
+pub async fn replace_password_hash(pool: &PgPool, id: &str, old: &str, new: &str) -> Result<bool> {
+    let done = sqlx::query(
+        r#"UPDATE "User" SET "password" = $3, "updatedAt" = $4
+           WHERE "id" = $1 AND "password" = $2"#,
+    )
+    .bind(id)
+    .bind(old)
+    .bind(new)
+    .bind(now_ms().naive_utc())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn get(pool: &PgPool, id: &str) -> Result<Option<User>> {
     let row: Option<UserRow> = sqlx::query_as(&format!(
         r#"SELECT {USER_COLUMNS} FROM "User" WHERE "id" = $1"#

@@ -30,7 +30,7 @@ pub async fn register(
     let email = rules::email(&b.email)?;
     let name = rules::text("name", &b.name, rules::NAME_MAX)?;
     rules::password(&b.password)?;
-    let hash = auth::hash_password(b.password).await?;
+    let hash = auth::hash_password_as(b.password, st.config.password_hash).await?;
     let user = users::create(&st.db, &email, &name, &hash).await?;
     let token = tokens::issue(&st.db, &user.id).await?;
     tracing::info!(user_id = %user.id, "registered");
@@ -46,11 +46,9 @@ pub struct Login {
     password: String,
 }
 
-/// A valid argon2id hash of a random password: verifying against it when the
-/// email is unknown makes both failures take the same time.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0X6cE7Y0w1mVY2cYbNQm0b2z9dZ2lJ2Kx2m7y0l7nqk";
-
-/// `POST /v1/auth/token` → {token, user}
+/// `POST /v1/auth/token` → {token, user}. Accepts bcrypt (the old app's)
+/// and argon2 hashes; a hash that is not of the policy's kind is rewritten
+/// on success when `auth::needs_rehash` says so.
 pub async fn login(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -58,19 +56,44 @@ pub async fn login(
 ) -> Result<Json<Value>> {
     let email = rules::email(&b.email)?;
     st.limits.signin(ip, &email)?;
+    let policy = st.config.password_hash;
     let found = users::credentials(&st.db, &email).await?;
     let (user_id, stored) = match found {
         Some((id, Some(hash))) => (Some(id), hash),
-        _ => (None, DUMMY_HASH.to_owned()),
+        // Unknown email (or no password: a Spotify-only account): check a
+        // dummy, so that every failure takes as long.
+        _ => (None, auth::dummy_hash(policy).to_owned()),
     };
-    let ok = auth::verify_password(b.password, stored).await?;
+    let rehash = user_id.is_some() && auth::needs_rehash(&stored, policy);
+    let password = rehash.then(|| b.password.clone());
+    let ok = auth::verify_password(b.password, stored.clone()).await?;
     st.limits.signed_in(&email, ok && user_id.is_some());
     let user_id = user_id.filter(|_| ok).ok_or(Error::Unauthorized)?;
+    if let Some(password) = password {
+        rehash_password(&st, &user_id, &stored, password).await;
+    }
     let user = users::get(&st.db, &user_id)
         .await?
         .ok_or(Error::Unauthorized)?;
     let token = tokens::issue(&st.db, &user.id).await?;
     Ok(Json(json!({ "token": token, "user": user })))
+}
+
+/// Store a fresh hash of the policy's kind for a password that has just
+/// verified against `stored`. A failure is logged, not answered: the user
+/// did prove the password, and the old hash still works.
+async fn rehash_password(st: &AppState, user_id: &str, stored: &str, password: String) {
+    let policy = st.config.password_hash;
+    let result = async {
+        let new = auth::hash_password_as(password, policy).await?;
+        users::replace_password_hash(&st.db, user_id, stored, &new).await
+    }
+    .await;
+    match result {
+        Ok(true) => tracing::info!(%user_id, ?policy, "password re-hashed"),
+        Ok(false) => tracing::info!(%user_id, "password changed meanwhile; not re-hashed"),
+        Err(e) => tracing::warn!(%user_id, error = %e, "password re-hash failed"),
+    }
 }
 
 /// `POST /v1/auth/logout` → 204: the presented token stops working, and

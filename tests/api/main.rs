@@ -1,5 +1,6 @@
 //! Integration tests: the real hub over real sockets against a real Postgres.
 
+mod accounts;
 mod hardening;
 mod helpers;
 mod hub;
