@@ -33,10 +33,11 @@ const SPOTIFY_ACCESS: &str = "BQD-spotify-access-SENTINEL-1234";
 const SPOTIFY_REFRESH: &str = "AQC-spotify-refresh-SENTINEL-5678";
 
 /// Strings that must never appear in any response body.
-const SECRETS: [&str; 7] = [
+const SECRETS: [&str; 8] = [
     PASSWORD,
     "correct horse battery",
     "$argon2",
+    "$2b$",
     SPOTIFY_ACCESS,
     SPOTIFY_REFRESH,
     "spotifyAccessToken",
@@ -204,7 +205,8 @@ async fn register_returns_the_user_and_a_working_token() {
     assert_eq!(&me.body["user"], user);
     assert_eq!(me.body["preferences"], Value::Null);
 
-    // Stored: an argon2id PHC password, a 64-hex token hash, the token nowhere.
+    // Stored: a bcrypt password (the default policy: `$2b$10$`, as the old app
+    // writes), a 64-hex token hash, the token nowhere.
     let id = user["id"].as_str().unwrap();
     let (stored_email, pw, created): (String, Option<String>, chrono::NaiveDateTime) =
         sqlx::query_as(r#"SELECT "email", "password", "createdAt" FROM "User" WHERE "id" = $1"#)
@@ -214,8 +216,8 @@ async fn register_returns_the_user_and_a_working_token() {
             .unwrap();
     assert_eq!(stored_email, email);
     let pw = pw.unwrap();
-    assert!(pw.starts_with("$argon2id$v=19$m="), "{pw}");
-    assert_eq!(pw.split('$').count(), 6, "PHC string: {pw}");
+    assert!(pw.starts_with("$2b$10$"), "{pw}");
+    assert_eq!(pw.len(), 60, "bcrypt: {pw}");
     assert!(!pw.contains(PASSWORD));
     assert_eq!(
         created
@@ -1392,7 +1394,7 @@ async fn secrets_never_leave_the_hub() {
     .await
     .unwrap();
 
-    // Every body below is scanned by `send` for the password, "$argon2" and
+    // Every body below is scanned by `send` for the password, "$argon2", "$2b$" and
     // the Spotify token values; check the shapes on top.
     let me = get(&app, &ann, "/v1/me").await;
     assert_eq!(me.status, 200);
