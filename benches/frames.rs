@@ -26,12 +26,13 @@ fn update() -> ServerMsg {
         version: 123_456,
         change: Change {
             op: OpKind::Add,
-            entry_id: uuid::Uuid::new_v4().to_string(),
+            entry_id: Some(uuid::Uuid::new_v4().to_string()),
             track: Some(track(7)),
             index: Some(42),
             from_index: None,
             to_index: None,
-            by: "cm3user00000000000000001".into(),
+            by: Some("cm3user00000000000000001".into()),
+            detail: None,
         },
         at: Utc::now(),
     }

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Database};
 use crate::db::notify::Heard;
-use crate::db::tokens;
 use crate::db::{self, Cluster};
+use crate::db::{sessions, tokens};
 use crate::http::gate::Gate;
 use crate::http::limits::Limits;
 use crate::http::{self, server, AppState};
@@ -130,16 +130,21 @@ impl App {
     }
 }
 
-/// What runs beside serving until `stop`: revoked tokens heard from
-/// Postgres close their sockets; rate-limit memory is pruned.
+/// What runs beside serving until `stop`: what Postgres announces — revoked
+/// tokens close their sockets, sessions changed outside the hub reconcile —
+/// and the pruning of rate-limit memory.
 async fn background(st: AppState, stop: CancellationToken) {
-    let revocations = db::notify::listen(
+    let notes = db::notify::listen(
         st.db.clone(),
-        &[tokens::REVOKED_CHANNEL],
+        &[tokens::REVOKED_CHANNEL, sessions::CHANGED_CHANNEL],
         stop.clone(),
         |heard| match heard {
+            Heard::Note { channel, payload } if channel == sessions::CHANGED_CHANNEL => {
+                st.hub.changed_outside(&payload)
+            }
             Heard::Note { payload, .. } => st.sockets.revoked(&payload),
             Heard::Reconnected => {
+                st.hub.changed_outside_all();
                 // Revocations sent while the connection was down are lost:
                 // check every token that still has a socket.
                 let (db, sockets) = (st.db.clone(), st.sockets.clone());
@@ -162,7 +167,7 @@ async fn background(st: AppState, stop: CancellationToken) {
         }
     };
     tokio::select! {
-        _ = revocations => {}
+        _ = notes => {}
         _ = prune => {}
         _ = stop.cancelled() => {}
     }

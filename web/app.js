@@ -574,7 +574,8 @@ function applyUpdate(s, ws, u) {
   const q = s.queue;
   const at = q.findIndex((e) => e.entryId === c.entryId);
   if (c.op === 'add') {
-    const entry = { entryId: c.entryId, track: c.track, addedBy: c.by, addedAt: u.at };
+    // A track linked outside the hub (the old app) counts as the host's.
+    const entry = { entryId: c.entryId, track: c.track, addedBy: c.by ?? (s.info && s.info.hostId), addedAt: u.at };
     s.trackNames.set(c.track.id, c.track.name);
     if (at === -1) q.splice(Math.min(c.index ?? q.length, q.length), 0, entry);
   } else if (c.op === 'remove') {
@@ -584,6 +585,16 @@ function applyUpdate(s, ws, u) {
       const [entry] = q.splice(at, 1);
       q.splice(Math.min(c.toIndex, q.length), 0, entry);
     }
+  } else if (c.op === 'member' && c.detail) {
+    // Added or removed outside the hub (the old app).
+    const d = c.detail;
+    if (d.member) {
+      const m = s.members.get(d.userId) || { name: d.name, online: false };
+      s.members.set(d.userId, m);
+    } else {
+      s.members.delete(d.userId);
+    }
+    renderPeople();
   }
   s.version = u.version;
   renderQueue();

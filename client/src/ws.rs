@@ -289,7 +289,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Ws<S> {
             }
             other => panic!("expected ack, got {other:?}"),
         }
-        (v, change.entry_id)
+        (v, change.entry_id.expect("an add names its entry"))
     }
 
     /// Expect an `error` with `code` answering `req` (presence skipped);

@@ -595,7 +595,10 @@ struct LocalQueue {
 impl LocalQueue {
     fn apply(&mut self, change: &ChangeLite) {
         use audotics_protocol::OpKind;
-        let id = change.entry_id.as_ref();
+        // Ops about no entry (a member change) leave the queue as it is.
+        let Some(id) = change.entry_id.as_deref() else {
+            return;
+        };
         match change.op {
             OpKind::Add => {
                 let i = change
@@ -616,6 +619,7 @@ impl LocalQueue {
                     self.entries.insert(to, e);
                 }
             }
+            OpKind::Member => {}
         }
     }
 }
@@ -642,8 +646,8 @@ struct FrameLite<'a> {
 #[serde(rename_all = "camelCase")]
 struct ChangeLite<'a> {
     op: audotics_protocol::OpKind,
-    #[serde(borrow)]
-    entry_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    entry_id: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     index: Option<usize>,
     #[serde(default)]
@@ -874,7 +878,7 @@ mod tests {
     fn the_lite_decoder_reads_what_the_hub_sends() {
         let change = Change {
             op: OpKind::Add,
-            entry_id: "e-\"1\"".into(),
+            entry_id: Some("e-\"1\"".into()),
             track: Some(Track {
                 id: "t1".into(),
                 spotify_id: "sp1".into(),
@@ -886,7 +890,8 @@ mod tests {
             index: Some(3),
             from_index: None,
             to_index: None,
-            by: "u1".into(),
+            by: Some("u1".into()),
+            detail: None,
         };
         let at = serde_json::from_str("\"2026-11-27T07:00:00.000Z\"").unwrap();
         let text = encode(&ServerMsg::Update {
@@ -898,8 +903,8 @@ mod tests {
         assert_eq!(kind, "update");
         let c = f.change.unwrap();
         assert_eq!(
-            (c.op, c.entry_id.as_ref(), c.index),
-            (OpKind::Add, "e-\"1\"", Some(3))
+            (c.op, c.entry_id.as_deref(), c.index),
+            (OpKind::Add, Some("e-\"1\""), Some(3))
         );
 
         let text = encode(&ServerMsg::Ack {

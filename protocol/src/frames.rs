@@ -122,6 +122,9 @@ pub enum OpKind {
     Add,
     Remove,
     Reorder,
+    /// A member added to or removed from the session outside the hub (by the
+    /// old app); `detail` says who.
+    Member,
 }
 
 impl OpKind {
@@ -130,6 +133,7 @@ impl OpKind {
             OpKind::Add => "add",
             OpKind::Remove => "remove",
             OpKind::Reorder => "reorder",
+            OpKind::Member => "member",
         }
     }
 
@@ -138,25 +142,48 @@ impl OpKind {
             "add" => Some(OpKind::Add),
             "remove" => Some(OpKind::Remove),
             "reorder" => Some(OpKind::Reorder),
+            "member" => Some(OpKind::Member),
             _ => None,
         }
     }
 }
 
-/// The body of an `update`: one applied queue change.
+/// What an op other than add/remove/reorder carries, by its kind.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ChangeDetail {
+    /// `member`: the user now is (`member: true`) or no longer is a member.
+    Member {
+        user_id: String,
+        name: String,
+        avatar: Option<String>,
+        member: bool,
+    },
+}
+
+/// The body of an `update`: one applied change of the session.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     pub op: OpKind,
-    pub entry_id: String,
+    /// The queue entry concerned; null for an op about no entry (`member`).
+    pub entry_id: Option<String>,
     /// The queued track (add only).
     pub track: Option<Track>,
     /// add: where it landed; remove: where it was.
     pub index: Option<usize>,
     pub from_index: Option<usize>,
     pub to_index: Option<usize>,
-    /// The user who made the change.
-    pub by: String,
+    /// The member who made the change; null for a change made outside the
+    /// hub (the old app linking tracks or adding members).
+    pub by: Option<String>,
+    /// What the op carries beyond the fields above; null for add, remove
+    /// and reorder.
+    pub detail: Option<ChangeDetail>,
 }
 
 /// Server → client.

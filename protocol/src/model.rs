@@ -154,11 +154,16 @@ pub struct UpdateRecord {
     #[serde(rename = "type")]
     pub kind: String,
     pub entry_id: Option<String>,
-    pub track_id: String,
-    pub user_id: String,
+    /// Null for an op about no track (`member`).
+    pub track_id: Option<String>,
+    /// Null for a change made outside the hub.
+    pub user_id: Option<String>,
     pub from_index: Option<i32>,
     pub to_index: Option<i32>,
     pub timestamp: DateTime<Utc>,
+    /// As in the `update` frame; omitted for add, remove and reorder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<crate::frames::ChangeDetail>,
 }
 
 /// Track metadata as clients send it (REST body and the protocol's `add.track`).

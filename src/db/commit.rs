@@ -21,14 +21,15 @@ use audotics_protocol::model::Track;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use super::log::ChangeRecord;
+use super::log::{ChangeRecord, Log};
 use super::new_id;
 
-/// A PlaylistUpdate row: one logged queue change and the req it answered.
+/// One logged change (a `"PlaylistUpdate"` or `hub_event` row: see
+/// `log::ChangeRecord::log`) and the req it answered, if a member sent it.
 #[derive(Debug)]
 pub struct LoggedChange {
     pub record: ChangeRecord,
-    pub req: String,
+    pub req: Option<String>,
 }
 
 /// A TrackInteraction row: one reaction and the req it answered.
@@ -166,6 +167,7 @@ fn each<R, T>(rows: &[R], value: impl Fn(&R) -> T) -> Vec<T> {
 enum Part {
     Track,
     Changes,
+    Events,
     Inserts,
     Moves,
     Deletes,
@@ -227,6 +229,7 @@ fn parts<'q>(commits: &[&'q SessionCommit]) -> Vec<Cte<'q>> {
     let mut out: Vec<Cte<'q>> = [
         track_upserts(commits),
         playlist_updates(commits),
+        hub_events(commits),
         queue_inserts(commits),
         queue_moves(commits),
         queue_deletes(commits),
@@ -296,10 +299,21 @@ pub(crate) const FILL_UNKNOWN: &str = r#"ON CONFLICT ("spotifyId") DO UPDATE SET
     WHERE (coalesce(cardinality("Track"."artists"), 0) = 0 AND cardinality(EXCLUDED."artists") > 0)
        OR ("Track"."popularity" = 0 AND EXCLUDED."popularity" > 0)"#;
 
-/// `"PlaylistUpdate"`: the change log (columns from `log::ChangeRecord`).
+/// The logged changes of `commits` kept in `log`.
+fn logged<'q>(
+    commits: &[&'q SessionCommit],
+    log: Log,
+) -> Vec<(&'q SessionCommit, &'q LoggedChange)> {
+    let mut all = rows(commits, |w| &w.changes);
+    all.retain(|(_, c)| c.record.log() == log);
+    all
+}
+
+/// `"PlaylistUpdate"`: a member's queue changes through the hub (columns
+/// from `log::ChangeRecord`).
 #[rustfmt::skip]
 fn playlist_updates<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
-    let changes = rows(commits, |w| &w.changes);
+    let changes = logged(commits, Log::PlaylistUpdate);
     if changes.is_empty() {
         return None;
     }
@@ -309,14 +323,38 @@ fn playlist_updates<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
      .col("playlistId",   "text",      each(&changes, |(s, _)| s.playlist_id.as_str()))
      .col("type",         "text",      each(&log, |l| l.kind))
      .col("trackId",      "text",      each(&log, |l| l.track_id))
-     .col("userId",       "text",      each(&changes, |(_, x)| x.record.by.as_str()))
+     .col("userId",       "text",      each(&changes, |(_, x)| x.record.by.as_ref().map(|b| b.as_str())))
      .col("timestamp",    "timestamp", each(&changes, |(_, x)| x.record.at.naive_utc()))
      .col("hubVersion",   "int8",      each(&changes, |(_, x)| x.record.version))
      .col("hubEntryId",   "text",      each(&log, |l| l.entry_id))
      .col("hubFromIndex", "int4",      each(&log, |l| l.from_index))
      .col("hubToIndex",   "int4",      each(&log, |l| l.to_index))
-     .col("hubReq",       "text",      each(&changes, |(_, x)| x.req.as_str()));
+     .col("hubReq",       "text",      each(&changes, |(_, x)| x.req.as_deref()));
     Some(insert(Part::Changes, r#""PlaylistUpdate""#, c, ""))
+}
+
+/// `hub_event`: every other versioned change (columns from
+/// `log::ChangeRecord`, as in `"PlaylistUpdate"`).
+#[rustfmt::skip]
+fn hub_events<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
+    let changes = logged(commits, Log::Hub);
+    if changes.is_empty() {
+        return None;
+    }
+    let log: Vec<_> = each(&changes, |(_, x)| x.record.columns());
+    let mut c = Columns::default();
+    c.col("session_id", "text",      each(&changes, |(s, _)| s.session_id.as_str()))
+     .col("version",    "int8",      each(&changes, |(_, x)| x.record.version))
+     .col("kind",       "text",      each(&log, |l| l.kind))
+     .col("entry_id",   "text",      each(&log, |l| l.entry_id))
+     .col("track_id",   "text",      each(&log, |l| l.track_id))
+     .col("user_id",    "text",      each(&changes, |(_, x)| x.record.by.as_ref().map(|b| b.as_str())))
+     .col("from_index", "int4",      each(&log, |l| l.from_index))
+     .col("to_index",   "int4",      each(&log, |l| l.to_index))
+     .col("detail",     "jsonb",     each(&log, |l| l.detail.as_ref().map(|d| serde_json::json!(d))))
+     .col("req",        "text",      each(&changes, |(_, x)| x.req.as_deref()))
+     .col("at",         "timestamp", each(&changes, |(_, x)| x.record.at.naive_utc()));
+    Some(insert(Part::Events, "hub_event", c, ""))
 }
 
 /// `hub_queue_entry`: entries added by the batch, at their final position.
@@ -507,6 +545,7 @@ fn part_name(p: Part) -> &'static str {
     match p {
         Part::Track => "t",
         Part::Changes => "pu",
+        Part::Events => "he",
         Part::Inserts => "qi",
         Part::Moves => "qm",
         Part::Deletes => "qd",

@@ -1,39 +1,43 @@
-//! The change log: every versioned queue change of a session is one
-//! [`ChangeRecord`], encoded to and decoded from a `"PlaylistUpdate"` row in
-//! this one place. WebSocket replay (`update` frames) and REST `/updates`
-//! are two views of the same records, so they cannot disagree.
+//! The change log: every versioned change of a session is one
+//! [`ChangeRecord`], encoded to and decoded from its row in this one place.
+//! WebSocket replay (`update` frames) and REST `/updates` are two views of
+//! the same records, so they cannot disagree.
 //!
-//! Encoding of the hub's columns: `hubVersion` the version, `hubEntryId` the
-//! entry; `add` stores where the entry landed in `hubToIndex`, `remove`
-//! where it was in `hubFromIndex`, `reorder` both. Rows the old app wrote
-//! have no `hubVersion` and are not part of the protocol's history.
+//! One version sequence covers every change, kept in two tables:
+//! `"PlaylistUpdate"` holds what the old app expects there — add, remove and
+//! reorder made by a member through the hub — and `hub_event` everything
+//! else (changes made outside the hub, new kinds of op). The hub's columns
+//! of `"PlaylistUpdate"`: `hubVersion` the version, `hubEntryId` the entry;
+//! `add` stores where the entry landed in `hubToIndex`, `remove` where it
+//! was in `hubFromIndex`, `reorder` both (`hub_event` uses the same
+//! encoding). Rows the old app wrote have no `hubVersion` and are not part of
+//! the protocol's history.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use audotics_protocol::model::{Track, UpdateRecord};
-use audotics_protocol::{Change, OpKind, Req, ServerMsg, TrackId, UserId};
+use audotics_protocol::{Change, ChangeDetail, OpKind, Req, ServerMsg, TrackId, UserId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::PgExecutor;
 
-use super::tracks::{TrackRow, TRACK_COLUMNS};
 use crate::clock::utc;
 use crate::error::Result;
 
-/// One applied queue change, as the log keeps it.
+/// One applied change, as the log keeps it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChangeRecord {
     /// The session's version after this change.
     pub version: i64,
-    /// Commit time.
+    /// Commit time (strictly increasing within a session).
     pub at: DateTime<Utc>,
-    /// Who made it.
-    pub by: UserId,
+    /// The member who made it; `None` for a change made outside the hub.
+    pub by: Option<UserId>,
     pub op: ChangeOp,
 }
 
-/// What a change did to the queue. Entries are named by their id as the log
-/// stores it (the hub writes UUIDs; the log shows whatever a row holds).
+/// What a change did. Entries are named by their id as the log stores it
+/// (the hub writes UUIDs; the log shows whatever a row holds).
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChangeOp {
     /// `entry` with `track` now sits at `index`.
@@ -55,16 +59,31 @@ pub enum ChangeOp {
         from: usize,
         to: usize,
     },
+    /// `user` became (`member`) or stopped being a member, outside the hub.
+    Member {
+        user: UserId,
+        name: String,
+        avatar: Option<String>,
+        member: bool,
+    },
 }
 
-/// The columns of a `"PlaylistUpdate"` row a record decides.
+/// The table a record is kept in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Log {
+    PlaylistUpdate,
+    Hub,
+}
+
+/// The columns of a log row a record decides (both tables encode alike).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogColumns<'a> {
     pub kind: &'static str,
-    pub track_id: &'a str,
-    pub entry_id: &'a str,
+    pub track_id: Option<&'a str>,
+    pub entry_id: Option<&'a str>,
     pub from_index: Option<i32>,
     pub to_index: Option<i32>,
+    pub detail: Option<ChangeDetail>,
 }
 
 impl ChangeRecord {
@@ -73,30 +92,65 @@ impl ChangeRecord {
             ChangeOp::Add { .. } => OpKind::Add,
             ChangeOp::Remove { .. } => OpKind::Remove,
             ChangeOp::Reorder { .. } => OpKind::Reorder,
+            ChangeOp::Member { .. } => OpKind::Member,
         }
     }
 
-    pub fn entry(&self) -> &str {
+    /// Where it is kept: a member's queue change through the hub is what
+    /// the old app reads in `"PlaylistUpdate"`; the rest is the hub's own.
+    pub fn log(&self) -> Log {
+        match (&self.by, &self.op) {
+            (
+                Some(_),
+                ChangeOp::Add { .. } | ChangeOp::Remove { .. } | ChangeOp::Reorder { .. },
+            ) => Log::PlaylistUpdate,
+            _ => Log::Hub,
+        }
+    }
+
+    pub fn entry(&self) -> Option<&str> {
         match &self.op {
             ChangeOp::Add { entry, .. }
             | ChangeOp::Remove { entry, .. }
-            | ChangeOp::Reorder { entry, .. } => entry,
+            | ChangeOp::Reorder { entry, .. } => Some(entry),
+            ChangeOp::Member { .. } => None,
         }
     }
 
-    pub fn track_id(&self) -> &str {
+    pub fn track_id(&self) -> Option<&str> {
         match &self.op {
-            ChangeOp::Add { track, .. } => &track.id,
-            ChangeOp::Remove { track, .. } | ChangeOp::Reorder { track, .. } => track.as_str(),
+            ChangeOp::Add { track, .. } => Some(&track.id),
+            ChangeOp::Remove { track, .. } | ChangeOp::Reorder { track, .. } => {
+                Some(track.as_str())
+            }
+            ChangeOp::Member { .. } => None,
         }
     }
 
-    /// Encode: the hub's columns of this record's row.
+    fn detail(&self) -> Option<ChangeDetail> {
+        match &self.op {
+            ChangeOp::Member {
+                user,
+                name,
+                avatar,
+                member,
+            } => Some(ChangeDetail::Member {
+                user_id: user.to_string(),
+                name: name.clone(),
+                avatar: avatar.clone(),
+                member: *member,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Encode: the columns of this record's row.
     pub fn columns(&self) -> LogColumns<'_> {
         let (from, to) = match self.op {
             ChangeOp::Add { index, .. } => (None, Some(index)),
             ChangeOp::Remove { index, .. } => (Some(index), None),
             ChangeOp::Reorder { from, to, .. } => (Some(from), Some(to)),
+            ChangeOp::Member { .. } => (None, None),
         };
         LogColumns {
             kind: self.kind().as_str(),
@@ -104,6 +158,7 @@ impl ChangeRecord {
             entry_id: self.entry(),
             from_index: from.map(index_column),
             to_index: to.map(index_column),
+            detail: self.detail(),
         }
     }
 
@@ -115,15 +170,17 @@ impl ChangeRecord {
             }
             ChangeOp::Remove { index, .. } => (None, Some(*index), None, None),
             ChangeOp::Reorder { from, to, .. } => (None, None, Some(*from), Some(*to)),
+            ChangeOp::Member { .. } => (None, None, None, None),
         };
         Change {
             op: self.kind(),
-            entry_id: self.entry().to_string(),
+            entry_id: self.entry().map(str::to_owned),
             track,
             index,
             from_index,
             to_index,
-            by: self.by.to_string(),
+            by: self.by.as_ref().map(UserId::to_string),
+            detail: self.detail(),
         }
     }
 
@@ -136,18 +193,19 @@ impl ChangeRecord {
         }
     }
 
-    /// The REST `/updates` view: the row's columns as Prisma names them.
+    /// The REST `/updates` view: the row's columns as they are stored.
     pub fn record(&self) -> UpdateRecord {
         let c = self.columns();
         UpdateRecord {
             version: self.version,
             kind: c.kind.to_owned(),
-            entry_id: Some(c.entry_id.to_owned()),
-            track_id: c.track_id.to_owned(),
-            user_id: self.by.to_string(),
+            entry_id: c.entry_id.map(str::to_owned),
+            track_id: c.track_id.map(str::to_owned),
+            user_id: self.by.as_ref().map(UserId::to_string),
             from_index: c.from_index,
             to_index: c.to_index,
             timestamp: self.at,
+            detail: c.detail,
         }
     }
 }
@@ -157,73 +215,134 @@ fn index_column(i: usize) -> i32 {
     i32::try_from(i).expect("queue index fits INTEGER")
 }
 
-/// A logged row with its track, as `after` reads it.
+/// A logged row of either table, with its track if the catalog still has it.
 #[derive(sqlx::FromRow)]
 struct LogRow {
     version: i64,
     kind: String,
     entry_id: Option<String>,
-    user_id: String,
+    user_id: Option<String>,
     from_index: Option<i32>,
     to_index: Option<i32>,
+    detail: Option<sqlx::types::Json<ChangeDetail>>,
     at: NaiveDateTime,
-    #[sqlx(flatten)]
-    track: TrackRow,
+    track_ref: Option<String>,
+    t_spotify_id: Option<String>,
+    t_name: Option<String>,
+    t_artists: Option<Vec<String>>,
+    t_album: Option<String>,
+    t_popularity: Option<i32>,
+}
+
+impl LogRow {
+    fn track(&self) -> Option<Track> {
+        Some(Track {
+            id: self.track_ref.clone()?,
+            spotify_id: self.t_spotify_id.clone()?,
+            name: self.t_name.clone()?,
+            artists: self.t_artists.clone().unwrap_or_default(),
+            album: self.t_album.clone()?,
+            popularity: self.t_popularity?,
+        })
+    }
 }
 
 /// Decode a row; `None` for a row the hub cannot have written.
 fn decode(r: LogRow) -> Option<ChangeRecord> {
-    let entry = r.entry_id?;
     let index = |i: Option<i32>| i.and_then(|i| usize::try_from(i).ok());
     let op = match OpKind::parse(&r.kind)? {
         OpKind::Add => ChangeOp::Add {
-            entry,
+            track: Arc::new(r.track()?),
+            entry: r.entry_id?,
             index: index(r.to_index)?,
-            track: Arc::new(r.track.into()),
         },
         OpKind::Remove => ChangeOp::Remove {
-            entry,
+            entry: r.entry_id?,
             index: index(r.from_index)?,
-            track: TrackId::from_stored(r.track.id),
+            track: TrackId::from_stored(r.track_ref?),
         },
         OpKind::Reorder => ChangeOp::Reorder {
-            entry,
+            entry: r.entry_id?,
             from: index(r.from_index)?,
             to: index(r.to_index)?,
-            track: TrackId::from_stored(r.track.id),
+            track: TrackId::from_stored(r.track_ref?),
+        },
+        OpKind::Member => match r.detail?.0 {
+            ChangeDetail::Member {
+                user_id,
+                name,
+                avatar,
+                member,
+            } => ChangeOp::Member {
+                user: UserId::from_stored(user_id),
+                name,
+                avatar,
+                member,
+            },
         },
     };
     Some(ChangeRecord {
         version: r.version,
         at: utc(r.at),
-        by: UserId::from_stored(r.user_id),
+        by: r.user_id.map(UserId::from_stored),
         op,
     })
 }
 
-/// The records of `playlist_id` after version `after`, in version order, at
-/// most `limit` of them. A row that does not decode is skipped (and so shows
-/// as a gap a caller can detect).
+/// The records of a session (`session_id`, its playlist `playlist_id`)
+/// after version `after`, in version order, at most `limit` of them. A row
+/// that does not decode is skipped (and so shows as a gap a caller can
+/// detect).
 pub async fn after(
     db: impl PgExecutor<'_>,
+    session_id: &str,
     playlist_id: &str,
     after: i64,
     limit: i64,
 ) -> Result<Vec<ChangeRecord>> {
-    let rows: Vec<LogRow> = sqlx::query_as(&format!(
-        r#"SELECT u."hubVersion" AS version, u."type" AS kind, u."hubEntryId" AS entry_id,
-                  u."userId" AS user_id, u."hubFromIndex" AS from_index, u."hubToIndex" AS to_index,
-                  u."timestamp" AS at, {TRACK_COLUMNS}
-           FROM "PlaylistUpdate" u JOIN "Track" ON "Track"."id" = u."trackId"
-           WHERE u."playlistId" = $1 AND u."hubVersion" > $2
-           ORDER BY u."hubVersion" LIMIT $3"#
-    ))
+    let rows: Vec<LogRow> = sqlx::query_as(
+        r#"SELECT l.version, l.kind, l.entry_id, l.user_id, l.from_index, l.to_index, l.detail, l.at,
+                  l.track_ref, t."spotifyId" AS t_spotify_id, t."name" AS t_name,
+                  t."artists" AS t_artists, t."album" AS t_album, t."popularity" AS t_popularity
+           FROM (
+               SELECT u."hubVersion" AS version, u."type" AS kind, u."hubEntryId" AS entry_id,
+                      u."userId" AS user_id, u."hubFromIndex" AS from_index, u."hubToIndex" AS to_index,
+                      NULL::jsonb AS detail, u."timestamp" AS at, u."trackId" AS track_ref
+               FROM "PlaylistUpdate" u WHERE u."playlistId" = $2 AND u."hubVersion" > $3
+               UNION ALL
+               SELECT e.version, e.kind, e.entry_id, e.user_id, e.from_index, e.to_index,
+                      e.detail, e.at, e.track_id
+               FROM hub_event e WHERE e.session_id = $1 AND e.version > $3
+           ) l LEFT JOIN "Track" t ON t."id" = l.track_ref
+           ORDER BY l.version LIMIT $4"#,
+    )
+    .bind(session_id)
     .bind(playlist_id)
     .bind(after)
     .bind(limit)
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().filter_map(decode).collect())
+}
+
+/// The time of the session's latest logged change (each new change is
+/// stamped after it).
+pub async fn last_at(
+    db: impl PgExecutor<'_>,
+    session_id: &str,
+    playlist_id: &str,
+) -> Result<Option<DateTime<Utc>>> {
+    let at: Option<NaiveDateTime> = sqlx::query_scalar(
+        r#"SELECT max(at) FROM (
+               SELECT max("timestamp") AS at FROM "PlaylistUpdate" WHERE "playlistId" = $2
+               UNION ALL
+               SELECT max(at) FROM hub_event WHERE session_id = $1) l"#,
+    )
+    .bind(session_id)
+    .bind(playlist_id)
+    .fetch_one(db)
+    .await?;
+    Ok(at.map(utc))
 }
 
 /// Every request id already applied in this session, with the version its
@@ -244,7 +363,10 @@ pub async fn answered_reqs(
              WHERE "playlistId" = $1 AND "hubReq" IS NOT NULL
            UNION ALL
            SELECT "userId", "hubReq", COALESCE("hubVersion", 0) FROM "TrackInteraction"
-             WHERE "hubSessionId" = $2 AND "hubReq" IS NOT NULL"#,
+             WHERE "hubSessionId" = $2 AND "hubReq" IS NOT NULL
+           UNION ALL
+           SELECT user_id, req, version FROM hub_event
+             WHERE session_id = $2 AND req IS NOT NULL AND user_id IS NOT NULL"#,
     )
     .bind(playlist_id)
     .bind(session_id)
@@ -277,70 +399,145 @@ mod tests {
         })
     }
 
-    fn record(op: ChangeOp) -> ChangeRecord {
+    fn record(by: Option<&str>, op: ChangeOp) -> ChangeRecord {
         ChangeRecord {
             version: 7,
             at: DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
-            by: UserId::from_stored("u1".into()),
+            by: by.map(|b| UserId::from_stored(b.into())),
             op,
         }
     }
 
-    /// Encoding then decoding gives the record back, for every kind.
+    fn row_of(rec: &ChangeRecord) -> LogRow {
+        let c = rec.columns();
+        let t = track();
+        LogRow {
+            version: rec.version,
+            kind: c.kind.to_owned(),
+            entry_id: c.entry_id.map(str::to_owned),
+            user_id: rec.by.as_ref().map(UserId::to_string),
+            from_index: c.from_index,
+            to_index: c.to_index,
+            detail: c.detail.map(sqlx::types::Json),
+            at: rec.at.naive_utc(),
+            track_ref: c.track_id.map(str::to_owned),
+            t_spotify_id: Some(t.spotify_id.clone()),
+            t_name: Some(t.name.clone()),
+            t_artists: Some(t.artists.clone()),
+            t_album: Some(t.album.clone()),
+            t_popularity: Some(t.popularity),
+        }
+    }
+
+    /// Encoding then decoding gives the record back, for every kind and
+    /// either author.
     #[test]
     fn rows_round_trip() {
         let entry = EntryId::new().to_string();
-        for op in [
-            ChangeOp::Add {
-                entry: entry.clone(),
-                track: track(),
-                index: 2,
-            },
-            ChangeOp::Remove {
-                entry: entry.clone(),
-                track: TrackId::from_stored("t1".into()),
-                index: 4,
-            },
-            ChangeOp::Reorder {
-                entry,
-                track: TrackId::from_stored("t1".into()),
-                from: 1,
-                to: 0,
-            },
+        let t1 = || TrackId::from_stored("t1".into());
+        for (by, op) in [
+            (
+                Some("u1"),
+                ChangeOp::Add {
+                    entry: entry.clone(),
+                    track: track(),
+                    index: 2,
+                },
+            ),
+            (
+                None,
+                ChangeOp::Add {
+                    entry: entry.clone(),
+                    track: track(),
+                    index: 0,
+                },
+            ),
+            (
+                Some("u1"),
+                ChangeOp::Remove {
+                    entry: entry.clone(),
+                    track: t1(),
+                    index: 4,
+                },
+            ),
+            (
+                None,
+                ChangeOp::Remove {
+                    entry: entry.clone(),
+                    track: t1(),
+                    index: 1,
+                },
+            ),
+            (
+                Some("u1"),
+                ChangeOp::Reorder {
+                    entry: entry.clone(),
+                    track: t1(),
+                    from: 1,
+                    to: 0,
+                },
+            ),
+            (
+                None,
+                ChangeOp::Member {
+                    user: UserId::from_stored("u9".into()),
+                    name: "Nina".into(),
+                    avatar: None,
+                    member: true,
+                },
+            ),
         ] {
-            let rec = record(op);
-            let c = rec.columns();
-            let t = track();
-            let row = LogRow {
-                version: rec.version,
-                kind: c.kind.to_owned(),
-                entry_id: Some(c.entry_id.to_owned()),
-                user_id: rec.by.to_string(),
-                from_index: c.from_index,
-                to_index: c.to_index,
-                at: rec.at.naive_utc(),
-                track: TrackRow::from(&*t),
-            };
-            assert_eq!(decode(row), Some(rec));
+            let rec = record(by, op);
+            assert_eq!(decode(row_of(&rec)), Some(rec));
         }
+    }
+
+    #[test]
+    fn member_queue_changes_go_to_playlist_update_and_the_rest_to_the_hub_log() {
+        let add = |by| {
+            record(
+                by,
+                ChangeOp::Add {
+                    entry: "e".into(),
+                    track: track(),
+                    index: 0,
+                },
+            )
+        };
+        assert_eq!(add(Some("u1")).log(), Log::PlaylistUpdate);
+        assert_eq!(add(None).log(), Log::Hub);
+        let member = record(
+            None,
+            ChangeOp::Member {
+                user: UserId::from_stored("u9".into()),
+                name: "N".into(),
+                avatar: None,
+                member: false,
+            },
+        );
+        assert_eq!(member.log(), Log::Hub);
     }
 
     /// The REST view and the frame view agree field for field.
     #[test]
     fn rest_and_frames_are_two_views_of_one_record() {
-        let rec = record(ChangeOp::Reorder {
-            entry: EntryId::new().to_string(),
-            track: TrackId::from_stored("t1".into()),
-            from: 3,
-            to: 1,
-        });
+        let rec = record(
+            Some("u1"),
+            ChangeOp::Reorder {
+                entry: EntryId::new().to_string(),
+                track: TrackId::from_stored("t1".into()),
+                from: 3,
+                to: 1,
+            },
+        );
         let (rest, change) = (rec.record(), rec.change());
         assert_eq!(rest.kind, change.op.as_str());
-        assert_eq!(rest.entry_id.as_deref(), Some(change.entry_id.as_str()));
+        assert_eq!(rest.entry_id, change.entry_id);
         assert_eq!(rest.user_id, change.by);
         assert_eq!(rest.from_index, Some(3));
         assert_eq!(change.from_index, Some(3));
         assert_eq!(rest.to_index, Some(1));
         assert_eq!(change.to_index, Some(1));
+        assert_eq!(rest.detail, change.detail);
     }
 }

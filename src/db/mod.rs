@@ -19,13 +19,20 @@ use sqlx::PgPool;
 
 pub use cluster::{Cluster, ClusterError};
 
+/// What the hub's connections call themselves.
+pub const APPLICATION_NAME: &str = "audotics-hub";
+
 /// The migrations in `migrations/`, compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A pool to `url`. Connections are checked out briefly by REST handlers and
 /// the session actors' commits, so a small pool serves many sessions.
 pub async fn connect(url: &str, size: u32) -> anyhow::Result<PgPool> {
-    let opts: PgConnectOptions = url.parse()?;
+    // The name tells the hub's triggers (`hub.session_changed`) that a write
+    // is the hub's own, not the old app's.
+    let opts: PgConnectOptions = url
+        .parse::<PgConnectOptions>()?
+        .application_name(APPLICATION_NAME);
     let pool = PgPoolOptions::new()
         .max_connections(size)
         .min_connections(1.min(size))

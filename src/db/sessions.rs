@@ -10,7 +10,7 @@ use super::tracks::{TrackRow, TRACK_COLUMNS};
 use crate::clock::{now_ms, utc};
 use crate::error::Result;
 use audotics_protocol::model::{Playlist, PlaylistRef, Session, SessionRef, Track};
-use audotics_protocol::UserId;
+use audotics_protocol::{TrackId, UserId};
 
 #[derive(sqlx::FromRow)]
 struct SessionRow {
@@ -153,6 +153,10 @@ pub async fn get(db: impl PgExecutor<'_>, id: &str) -> Result<Option<(Session, O
         .await?;
     Ok(row.map(|r| (r.session(), r.playlist())))
 }
+
+/// The channel on which triggers announce a session the old app changed
+/// (payload: the session id); see migration `hub_event_log`.
+pub const CHANGED_CHANNEL: &str = "hub_session_changed";
 
 /// A session and its playlist as snapshots show them (the host is the
 /// playlist's creator). `None` for an unknown session, or one the old app
@@ -302,4 +306,18 @@ pub async fn commits(db: impl PgExecutor<'_>, session_id: &str) -> Result<i64> {
             .fetch_one(db)
             .await?,
     )
+}
+
+/// The tracks linked to a playlist (`_PlaylistToTrack`), in the order the
+/// hub queues those it does not hold yet: oldest in the catalog first (the
+/// link table keeps no order of its own), then by id.
+pub async fn links(db: impl PgExecutor<'_>, playlist_id: &str) -> Result<Vec<TrackId>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        r#"SELECT t."id" FROM "_PlaylistToTrack" l JOIN "Track" t ON t."id" = l."B"
+           WHERE l."A" = $1 ORDER BY t."createdAt", t."id""#,
+    )
+    .bind(playlist_id)
+    .fetch_all(db)
+    .await?;
+    Ok(ids.into_iter().map(TrackId::from_stored).collect())
 }

@@ -146,7 +146,7 @@ pub async fn updates(
     };
     // One row more than asked tells whether another page follows, so the
     // last page (even a full one) says `next: null`.
-    let mut records = log::after(&st.db, &playlist.id, after, limit + 1).await?;
+    let mut records = log::after(&st.db, id.as_str(), &playlist.id, after, limit + 1).await?;
     let more = records.len() as i64 > limit;
     records.truncate(limit as usize);
     let next = more.then(|| records.last().map(|r| r.version)).flatten();

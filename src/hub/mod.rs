@@ -91,6 +91,17 @@ impl SessionHandle {
             .is_ok()
     }
 
+    /// Ask the actor to reconcile with the database. Never waits: a full
+    /// inbox hands the request to a task.
+    fn reconcile(&self) {
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(Command::Reconcile) {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(cmd).await;
+            });
+        }
+    }
+
     /// Stop listening (the user stays a member).
     pub async fn leave(&self, listener: ListenerId) {
         let _ = self.tx.send(Command::Leave { listener }).await;
@@ -133,6 +144,25 @@ impl Hub {
     /// A slot for one more WebSocket connection, if under the cap.
     pub fn connection_permit(&self) -> Option<OwnedSemaphorePermit> {
         self.inner.connections.clone().try_acquire_owned().ok()
+    }
+
+    /// The database changed outside the hub for `session_id` (a
+    /// notification): its live actor, if any, reconciles. A session without
+    /// one reconciles when it next loads.
+    pub fn changed_outside(&self, session_id: &str) {
+        let Ok(id) = SessionId::parse(session_id) else {
+            return;
+        };
+        if let Some(handle) = self.inner.registry.get(&id) {
+            handle.reconcile();
+        }
+    }
+
+    /// Notifications may have been missed: every live session reconciles.
+    pub fn changed_outside_all(&self) {
+        for handle in self.inner.registry.all() {
+            handle.reconcile();
+        }
     }
 
     /// Run a WebSocket connection's task; shutdown waits for it (bounded).

@@ -32,6 +32,11 @@ impl Registry {
         self.sessions.get(id).map(|h| h.clone())
     }
 
+    /// Every live actor's handle.
+    pub fn all(&self) -> Vec<SessionHandle> {
+        self.sessions.iter().map(|e| e.value().clone()).collect()
+    }
+
     /// Forget `id` only if it still maps to `handle`'s actor (a newer actor
     /// for the same session stays).
     pub fn remove(&self, id: &SessionId, handle: &SessionHandle) {

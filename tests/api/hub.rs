@@ -54,9 +54,9 @@ async fn join_add_update_then_ack_and_rows_written() {
         } => {
             assert_eq!(version, 1);
             assert_eq!(change.op, OpKind::Add);
-            assert_eq!(change.entry_id, entry);
+            assert_eq!(change.entry_id, Some(entry.clone()));
             assert_eq!(change.index, Some(0));
-            assert_eq!(change.by, p.guest.id);
+            assert_eq!(change.by, Some(p.guest.id.clone()));
             assert_eq!(change.track.unwrap().id, p.tracks[0]);
         }
         other => panic!("expected update, got {other:?}"),
@@ -144,9 +144,9 @@ async fn total_order_and_convergence_under_concurrent_writers() {
                 loop {
                     match c.recv().await {
                         ServerMsg::Update { change, .. }
-                            if change.by == me && change.op == OpKind::Add =>
+                            if change.by.as_ref() == Some(&me) && change.op == OpKind::Add =>
                         {
-                            entries.push(change.entry_id);
+                            entries.push(change.entry_id.unwrap());
                         }
                         ServerMsg::Ack { req: r, .. } if r == req => break,
                         ServerMsg::Error {
@@ -195,15 +195,16 @@ async fn total_order_and_convergence_under_concurrent_writers() {
     let mut model: Vec<String> = Vec::new();
     for (_, c) in &seen {
         match c.op {
-            OpKind::Add => model.insert(c.index.unwrap(), c.entry_id.clone()),
+            OpKind::Add => model.insert(c.index.unwrap(), c.entry_id.clone().unwrap()),
             OpKind::Remove => {
-                assert_eq!(model.remove(c.index.unwrap()), c.entry_id);
+                assert_eq!(Some(model.remove(c.index.unwrap())), c.entry_id);
             }
             OpKind::Reorder => {
                 let e = model.remove(c.from_index.unwrap());
-                assert_eq!(e, c.entry_id);
+                assert_eq!(Some(&e), c.entry_id.as_ref());
                 model.insert(c.to_index.unwrap(), e);
             }
+            OpKind::Member => panic!("no member changes here"),
         }
     }
     assert_eq!(stored_queue(&p.app, &p.session).await, model);
@@ -277,7 +278,7 @@ async fn durable_before_visible_a_failed_commit_leaves_no_trace() {
             version, change, ..
         } => {
             assert_eq!(version, 2);
-            assert_eq!(change.by, p.guest.id);
+            assert_eq!(change.by, Some(p.guest.id.clone()));
         }
         other => panic!("expected the retried update, got {other:?}"),
     }
@@ -359,7 +360,7 @@ async fn resume_with_since_gets_exactly_the_missed_updates() {
                 version, change, ..
             } => {
                 assert_eq!(version, v);
-                assert_eq!(change.entry_id, missed[&v]);
+                assert_eq!(change.entry_id.as_ref(), Some(&missed[&v]));
             }
             other => panic!("expected update {v}, got {other:?}"),
         }
@@ -392,7 +393,7 @@ async fn resume_with_since_gets_exactly_the_missed_updates() {
         ServerMsg::Resumed { version: 6 }
     ));
     assert!(
-        matches!(c.recv_np().await, ServerMsg::Update { version: 5, ref change, .. } if change.entry_id == missed[&5])
+        matches!(c.recv_np().await, ServerMsg::Update { version: 5, ref change, .. } if change.entry_id.as_ref() == Some(&missed[&5]))
     );
     assert!(matches!(
         c.recv_np().await,
@@ -441,18 +442,22 @@ async fn rest_updates_and_a_replay_after_restart_agree_field_for_field() {
     // removes by the adder and by the host; both users.
     let a = change_of(&mut host, msg::add("x1", &t[0], None))
         .await
-        .entry_id;
+        .entry_id
+        .unwrap();
     let new_track = track_meta("mix-new-1", "Brand New");
     let b = change_of(&mut host, msg::add_track("x2", new_track, Some(0)))
         .await
-        .entry_id;
+        .entry_id
+        .unwrap();
     let c = change_of(&mut guest, msg::add("y1", &t[1], None))
         .await
-        .entry_id;
+        .entry_id
+        .unwrap();
     let renamed = track_meta("sp2", "Song 2 (Remastered)");
     let d = change_of(&mut guest, msg::add_track("y2", renamed, Some(1)))
         .await
-        .entry_id;
+        .entry_id
+        .unwrap();
     change_of(&mut host, msg::reorder("x3", &c, 0, Some(4))).await;
     change_of(&mut host, msg::reorder("x4", &a, 1, None)).await;
     change_of(&mut guest, msg::remove("y3", &d)).await;
@@ -523,7 +528,7 @@ async fn rest_updates_and_a_replay_after_restart_agree_field_for_field() {
         assert_eq!(rec.kind, change.op.as_str(), "type at {v}");
         assert_eq!(
             rec.entry_id.as_deref(),
-            Some(change.entry_id.as_str()),
+            change.entry_id.as_deref(),
             "entryId at {v}"
         );
         assert_eq!(rec.user_id, change.by, "userId at {v}");
@@ -531,13 +536,13 @@ async fn rest_updates_and_a_replay_after_restart_agree_field_for_field() {
         match change.op {
             Add => {
                 let track = change.track.as_ref().expect("an add carries its track");
-                assert_eq!(rec.track_id, track.id, "trackId at {v}");
+                assert_eq!(rec.track_id.as_ref(), Some(&track.id), "trackId at {v}");
                 assert_eq!(
                     (rec.from_index, rec.to_index),
                     (None, index(change.index)),
                     "indexes at {v}"
                 );
-                track_of.insert(change.entry_id.clone(), track.id.clone());
+                track_of.insert(change.entry_id.clone().unwrap(), track.id.clone());
             }
             Remove => {
                 assert_eq!(
@@ -545,7 +550,11 @@ async fn rest_updates_and_a_replay_after_restart_agree_field_for_field() {
                     (index(change.index), None),
                     "indexes at {v}"
                 );
-                assert_eq!(rec.track_id, track_of[&change.entry_id], "trackId at {v}");
+                assert_eq!(
+                    rec.track_id.as_ref(),
+                    Some(&track_of[change.entry_id.as_ref().unwrap()]),
+                    "trackId at {v}"
+                );
             }
             Reorder => {
                 assert_eq!(
@@ -553,8 +562,13 @@ async fn rest_updates_and_a_replay_after_restart_agree_field_for_field() {
                     (index(change.from_index), index(change.to_index)),
                     "indexes at {v}"
                 );
-                assert_eq!(rec.track_id, track_of[&change.entry_id], "trackId at {v}");
+                assert_eq!(
+                    rec.track_id.as_ref(),
+                    Some(&track_of[change.entry_id.as_ref().unwrap()]),
+                    "trackId at {v}"
+                );
             }
+            OpKind::Member => panic!("no member changes here"),
         }
     }
     app.stop().await;

@@ -549,7 +549,7 @@ async fn a_slow_listener_is_cut_off_with_4008_and_never_slows_the_session() {
                 } => {
                     assert_eq!(version as usize, entries.len() + 1, "gap or reorder");
                     assert_eq!(change.op, OpKind::Add);
-                    entries.push(change.entry_id);
+                    entries.push(change.entry_id.unwrap());
                 }
                 ServerMsg::Presence { .. } => {}
                 other => panic!("healthy listener got {other:?}"),
@@ -658,7 +658,7 @@ async fn a_slow_listener_is_cut_off_with_4008_and_never_slows_the_session() {
                         version, change, ..
                     } => {
                         assert_eq!(version, v);
-                        assert_eq!(change.entry_id, entries[v as usize - 1]);
+                        assert_eq!(change.entry_id.as_ref(), Some(&entries[v as usize - 1]));
                     }
                     other => panic!("expected replayed update {v}, got {other:?}"),
                 }
@@ -685,7 +685,7 @@ async fn a_slow_listener_is_cut_off_with_4008_and_never_slows_the_session() {
                 version, change, ..
             } => {
                 assert_eq!(version, v as i64);
-                assert_eq!(change.entry_id, entries[v - 1]);
+                assert_eq!(change.entry_id.as_ref(), Some(&entries[v - 1]));
             }
             other => panic!("expected replayed update {v}, got {other:?}"),
         }

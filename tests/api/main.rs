@@ -6,6 +6,7 @@ mod helpers;
 mod hub;
 mod hub_limits;
 mod migrations;
+mod outside;
 mod process;
 mod rest;
 mod restart;

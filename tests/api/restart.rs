@@ -99,13 +99,13 @@ async fn sigkill_mid_stream_loses_nothing_acked() {
                         ServerMsg::Update {
                             version, change, ..
                         } => {
-                            if change.op == OpKind::Add && change.by == me {
-                                own.push(change.entry_id.clone());
+                            if change.op == OpKind::Add && change.by.as_ref() == Some(&me) {
+                                own.push(change.entry_id.clone().unwrap());
                             }
                             seen.lock()
                                 .unwrap()
                                 .updates
-                                .insert(version, change.entry_id);
+                                .insert(version, change.entry_id.unwrap());
                         }
                         ServerMsg::Ack { req: r, version } if r == req => {
                             let mut s = seen.lock().unwrap();

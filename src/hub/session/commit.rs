@@ -13,7 +13,7 @@ use audotics_protocol::{Req, ServerMsg, UserId};
 
 use super::listeners::{frame, ListenerId};
 use super::rows;
-use super::state::{Catalog, Ctx, Effect, Event, NewIds, Op, SessionState, TrackRef};
+use super::state::{Actor, Catalog, Ctx, Effect, Event, NewIds, Op, SessionState, TrackRef};
 use super::{Repeats, ReqKey, SessionActor, ACTIVITY_RESOLUTION};
 use crate::clock::now_ms;
 use crate::db::commit::{BatchWrite, SessionCommit};
@@ -24,16 +24,43 @@ use crate::metrics::{CodeLabels, OpLabels};
 
 /// An op waiting in the current batch.
 pub struct Pending {
-    pub listener: ListenerId,
-    pub user: UserId,
-    pub req: Req,
+    pub origin: Origin,
     pub op: Op,
+}
+
+/// Who sent an op, and where its answer goes.
+#[derive(Clone)]
+pub enum Origin {
+    /// A member's op from one of its connections: answered there, and its
+    /// req keys exactly-once.
+    Member {
+        listener: ListenerId,
+        user: UserId,
+        req: Req,
+    },
+    /// A change made outside the hub, reflected: nobody is answered.
+    Outside,
+}
+
+impl Origin {
+    fn actor(&self) -> Actor {
+        match self {
+            Origin::Member { user, .. } => Actor::Member(user.clone()),
+            Origin::Outside => Actor::Outside,
+        }
+    }
+
+    fn key(&self) -> Option<ReqKey> {
+        match self {
+            Origin::Member { user, req, .. } => Some((user.clone(), req.clone())),
+            Origin::Outside => None,
+        }
+    }
 }
 
 /// An op applied in this batch, waiting for COMMIT.
 struct Done {
-    listener: ListenerId,
-    key: ReqKey,
+    origin: Origin,
     /// The op itself, to commit it alone if its batch is refused.
     op: Op,
     effect: Effect,
@@ -67,10 +94,25 @@ fn dedupe(
     let mut repeats = Repeats::new();
     let mut answered = Vec::new();
     for p in batch {
-        if let Some(version) = state.answered(&p.user, &p.req) {
-            answered.push((p.listener, p.req, version));
-        } else if fresh.iter().any(|f| f.user == p.user && f.req == p.req) {
-            repeats.entry((p.user, p.req)).or_default().push(p.listener);
+        let Origin::Member {
+            listener,
+            user,
+            req,
+        } = &p.origin
+        else {
+            fresh.push(p);
+            continue;
+        };
+        if let Some(version) = state.answered(user, req) {
+            answered.push((*listener, req.clone(), version));
+        } else if fresh
+            .iter()
+            .any(|f| f.origin.key().is_some_and(|(u, r)| u == *user && r == *req))
+        {
+            repeats
+                .entry((user.clone(), req.clone()))
+                .or_default()
+                .push(*listener);
         } else {
             fresh.push(p);
         }
@@ -109,9 +151,12 @@ impl SessionActor {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot look up tracks");
                 for p in fresh {
-                    let waiters = repeats.remove(&(p.user, p.req.clone())).unwrap_or_default();
-                    let all = std::iter::once(p.listener).chain(waiters);
-                    self.refuse_each(all, &p.req, || Error::Unavailable);
+                    let waiters = p
+                        .origin
+                        .key()
+                        .and_then(|k| repeats.remove(&k))
+                        .unwrap_or_default();
+                    self.refuse_all(&p.origin, waiters, || Error::Unavailable);
                 }
                 return;
             }
@@ -161,9 +206,12 @@ impl SessionActor {
                 catalog,
                 ids: &mut NewIds,
             };
-            let key = (p.user.clone(), p.req.clone());
-            let waiters = repeats.remove(&key).unwrap_or_default();
-            match self.state.apply(&p.op, &p.user, &mut ctx) {
+            let key = p.origin.key();
+            let waiters = key
+                .as_ref()
+                .and_then(|k| repeats.remove(k))
+                .unwrap_or_default();
+            match self.state.apply(&p.op, &p.origin.actor(), &mut ctx) {
                 Ok(effect) => {
                     let op = p.op.label();
                     self.shared
@@ -171,19 +219,23 @@ impl SessionActor {
                         .ops_applied
                         .get_or_create(&OpLabels { op })
                         .inc();
-                    rows::add(&mut write, &effect, &p.req, &self.state);
+                    let req = key.as_ref().map(|(_, r)| r);
+                    rows::add(&mut write, &effect, req, &self.state);
                     done.push(Done {
-                        listener: p.listener,
+                        origin: p.origin,
                         waiters,
-                        key,
                         op: p.op,
                         effect,
                     });
                 }
                 Err(refusal) => {
-                    self.refuse(p.listener, &p.req, refusal.into());
+                    let Origin::Member { listener, req, .. } = &p.origin else {
+                        tracing::debug!(op = p.op.label(), %refusal, "a change from outside does not apply");
+                        continue;
+                    };
+                    self.refuse(*listener, req, refusal.into());
                     // Re-sends of a refused op are judged afresh next time.
-                    self.refuse_each(waiters, &p.req, || {
+                    self.refuse_each(waiters, req, || {
                         Error::Conflict("the first copy of this req was refused".into())
                     });
                 }
@@ -201,20 +253,23 @@ impl SessionActor {
         while let Some(d) = done.pop() {
             self.state.undo(d.effect);
             if answer {
-                let all = std::iter::once(d.listener).chain(d.waiters);
-                self.refuse_each(all, &d.key.1, || Error::Unavailable);
+                self.refuse_all(&d.origin, d.waiters, || Error::Unavailable);
                 continue;
             }
-            let (user, req) = d.key;
-            let one = std::iter::once(d.listener)
-                .chain(d.waiters)
-                .map(|listener| Pending {
-                    listener,
-                    user: user.clone(),
-                    req: req.clone(),
+            let mut one = vec![Pending {
+                origin: d.origin.clone(),
+                op: d.op.clone(),
+            }];
+            if let Origin::Member { user, req, .. } = &d.origin {
+                one.extend(d.waiters.into_iter().map(|listener| Pending {
+                    origin: Origin::Member {
+                        listener,
+                        user: user.clone(),
+                        req: req.clone(),
+                    },
                     op: d.op.clone(),
-                })
-                .collect();
+                }));
+            }
             ops.push(one);
         }
         ops.reverse();
@@ -302,14 +357,21 @@ impl SessionActor {
                 }),
             };
             self.listeners.broadcast(msg);
+            let Origin::Member {
+                listener,
+                user,
+                req,
+            } = d.origin
+            else {
+                continue;
+            };
             let ack = frame(&ServerMsg::Ack {
-                req: d.key.1.to_string(),
+                req: req.to_string(),
                 version: d.effect.version,
             });
-            for l in std::iter::once(d.listener).chain(d.waiters) {
+            for l in std::iter::once(listener).chain(d.waiters) {
                 self.listeners.send_to(l, ack.clone());
             }
-            let (user, req) = d.key;
             self.state.remember(user, req, d.effect.version);
         }
     }
@@ -371,6 +433,15 @@ impl SessionActor {
             }
         }
         Ok(found)
+    }
+
+    /// Refuse a member's op to its sender and its re-sends (an op from
+    /// outside has nobody to tell).
+    fn refuse_all(&mut self, origin: &Origin, waiters: Vec<ListenerId>, error: impl Fn() -> Error) {
+        if let Origin::Member { listener, req, .. } = origin {
+            let all = std::iter::once(*listener).chain(waiters);
+            self.refuse_each(all, req, error);
+        }
     }
 
     /// Refuse the op `req` to each of `listeners` (its sender and re-sends).

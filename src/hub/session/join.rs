@@ -120,7 +120,8 @@ impl SessionActor {
             return Some(frames);
         }
         let expected = self.state.version() - since;
-        let records = log::after(&self.shared.db, &self.state.playlist.id, since, expected)
+        let (session, playlist) = (self.id.as_str(), &self.state.playlist.id);
+        let records = log::after(&self.shared.db, session, playlist, since, expected)
             .await
             .ok()?;
         if records.len() as i64 != expected {

@@ -170,6 +170,22 @@ impl Listeners {
         self.dirty.clear();
     }
 
+    /// Close every listener of `user` with `code`.
+    pub fn close_user(&mut self, user: &UserId, code: CloseCode, reason: &'static str) {
+        let ids: Vec<ListenerId> = self
+            .map
+            .iter()
+            .filter(|(_, l)| l.user_id == *user)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(l) = self.map.get(&id) {
+                l.outbox.close(code, reason);
+            }
+            self.remove(id);
+        }
+    }
+
     /// Forget every listener without a word (their connections notice the
     /// outbox closing when its last sender goes).
     pub fn drop_all(&mut self) {

@@ -31,6 +31,7 @@ use crate::config::HubConfig;
 use crate::db::{log, sessions};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use commit::Origin;
 use listeners::Listeners;
 pub use listeners::{frame, ListenerId};
 use state::{Item, SessionState};
@@ -73,6 +74,8 @@ pub enum Command {
     End {
         reply: oneshot::Sender<Result<()>>,
     },
+    /// The database changed outside the hub (a notification): reconcile.
+    Reconcile,
 }
 
 /// What every session actor shares with the rest of the hub.
@@ -165,7 +168,12 @@ async fn load(shared: &Shared, id: &SessionId) -> Result<(SessionState, i64)> {
         .map_err(|e| Error::Internal(anyhow::anyhow!("stored queue: {e}")))?;
     let members = sessions::members(db, id.as_str()).await?;
     let answered = log::answered_reqs(db, id.as_str(), &playlist.id).await?;
-    let state = SessionState::new(session, playlist, version, queue, members, answered);
+    let last_at = log::last_at(db, id.as_str(), &playlist.id)
+        .await?
+        .unwrap_or_else(now_ms);
+    let state = SessionState::new(
+        session, playlist, version, queue, members, answered, last_at,
+    );
     Ok((state, commits))
 }
 
@@ -190,7 +198,7 @@ async fn refuse_all(rx: &mut mpsc::Receiver<Command>, refusal: Option<JoinRefusa
             Command::End { reply } => {
                 let _ = reply.send(Err(error()));
             }
-            Command::Op { .. } | Command::Leave { .. } => {}
+            Command::Op { .. } | Command::Leave { .. } | Command::Reconcile => {}
         }
     }
 }
@@ -199,7 +207,14 @@ impl SessionActor {
     async fn serve(mut self, on_stop: impl FnOnce()) {
         self.shared.metrics.live_sessions.inc();
         let mut idle_since = Some(Instant::now());
+        // What the old app changed while no actor served the session (or,
+        // for a session it made, its tracks) becomes versioned updates now.
+        // An ended session is served as it is (joins hear it ended).
+        let ended = self.state.session.active && self.reconcile().await;
         loop {
+            if ended {
+                break;
+            }
             let idle_deadline = idle_since.map(|t| t + self.shared.config.idle_timeout);
             let first = tokio::select! {
                 cmd = self.rx.recv() => match cmd { Some(c) => c, None => break },
@@ -244,6 +259,7 @@ impl SessionActor {
         }
         let mut batch = Vec::new();
         let mut ended = false;
+        let mut reconcile = false;
         for cmd in cmds {
             match cmd {
                 Command::Op {
@@ -257,14 +273,15 @@ impl SessionActor {
                         .metrics
                         .op_wait
                         .observe(sent.elapsed().as_secs_f64());
-                    batch.push(commit::Pending {
+                    let origin = Origin::Member {
                         listener,
                         user,
                         req,
-                        op,
-                    });
+                    };
+                    batch.push(commit::Pending { origin, op });
                 }
                 Command::Leave { listener } => self.listeners.remove(listener),
+                Command::Reconcile => reconcile = true,
                 other => {
                     // Joins, snapshots and ending see the committed state.
                     self.commit(std::mem::take(&mut batch)).await;
@@ -273,8 +290,87 @@ impl SessionActor {
             }
         }
         self.commit(batch).await;
+        if reconcile && !ended {
+            ended = self.reconcile().await;
+        }
         self.listeners.flush_presence();
         ended
+    }
+
+    /// Make the session agree with what the database says outside the hub
+    /// (the old app's changes): end it if it was deleted or deactivated, and
+    /// commit its track and member changes as versioned updates. True when
+    /// the session has ended.
+    async fn reconcile(&mut self) -> bool {
+        let db = &self.shared.db;
+        let found = match sessions::refs(db, self.id.as_str()).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the session to reconcile it");
+                return false;
+            }
+        };
+        let live = found.filter(|(s, p)| s.active && p.id == self.state.playlist.id);
+        if live.is_none() {
+            if !self.state.session.active {
+                return false;
+            }
+            self.end_outside();
+            return true;
+        }
+        let outside = async {
+            let linked = sessions::links(db, &self.state.playlist.id).await?;
+            let members = sessions::members(db, self.id.as_str()).await?;
+            Ok::<_, Error>((linked, members))
+        };
+        let (linked, members) = match outside.await {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the session to reconcile it");
+                return false;
+            }
+        };
+        let ops = self.state.reconcile(&linked, &members);
+        if ops.is_empty() {
+            return false;
+        }
+        tracing::info!(
+            changes = ops.len(),
+            "reflecting changes made outside the hub"
+        );
+        let gone: Vec<UserId> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Member {
+                    member,
+                    present: false,
+                } => Some(member.user_id.clone()),
+                _ => None,
+            })
+            .collect();
+        let batch = ops
+            .into_iter()
+            .map(|op| commit::Pending {
+                origin: Origin::Outside,
+                op,
+            })
+            .collect();
+        self.commit(batch).await;
+        for user in gone.iter().filter(|u| !self.state.is_member(u)) {
+            self.listeners
+                .close_user(user, CloseCode::Forbidden, "no longer a member");
+        }
+        false
+    }
+
+    /// The session was ended or deleted outside the hub: everyone is told,
+    /// as when the host ends it.
+    fn end_outside(&mut self) {
+        self.state.end();
+        let ended = frame(&ServerMsg::Ended { at: now_ms() });
+        self.listeners
+            .close_all(Some(ended), CloseCode::Ended, "session ended");
+        tracing::info!("session ended outside the hub");
     }
 
     /// Handle a command other than an op or a leave; true when the session
@@ -301,7 +397,9 @@ impl SessionActor {
                 let _ = reply.send(r);
                 ended
             }
-            Command::Op { .. } | Command::Leave { .. } => unreachable!("handled in the round"),
+            Command::Op { .. } | Command::Leave { .. } | Command::Reconcile => {
+                unreachable!("handled in the round")
+            }
         }
     }
 

@@ -10,23 +10,24 @@ use crate::db::commit::{BatchWrite, LoggedChange, LoggedInteraction, Moved, NewE
 use crate::hub::queue::Applied;
 
 /// Add one applied op's rows to `write`; `state` is the state after it.
-pub fn add(write: &mut BatchWrite, effect: &Effect, req: &Req, state: &SessionState) {
-    match (&effect.event, &effect.applied) {
-        (Event::Change(record), Some(applied)) => {
-            queue(write, applied, state);
+pub fn add(write: &mut BatchWrite, effect: &Effect, req: Option<&Req>, state: &SessionState) {
+    match &effect.event {
+        Event::Change(record) => {
+            if let Some(applied) = effect.queue() {
+                queue(write, applied, state);
+            }
             write.changes.push(LoggedChange {
                 record: record.clone(),
-                req: req.to_string(),
+                req: req.map(Req::to_string),
             });
         }
-        (Event::Reaction(r), _) => write.interactions.push(LoggedInteraction {
+        Event::Reaction(r) => write.interactions.push(LoggedInteraction {
             user_id: r.user.to_string(),
             track_id: r.track.to_string(),
             kind: r.kind.clone(),
-            req: req.to_string(),
+            req: req.map_or_else(String::new, Req::to_string),
             version: effect.version,
         }),
-        (Event::Change(_), None) => unreachable!("a queue change reports what it applied"),
     }
     if let Some(t) = &effect.upsert {
         write.track_upserts.push(t.clone());
@@ -101,7 +102,7 @@ mod tests {
         let mut write = BatchWrite::default();
         for (i, (who, op)) in ops.into_iter().enumerate() {
             let e = apply_to(f, who, op).expect("applies");
-            add(&mut write, &e, &req(&format!("r{i}")), &f.state);
+            add(&mut write, &e, Some(&req(&format!("r{i}"))), &f.state);
         }
         write
     }
@@ -111,10 +112,10 @@ mod tests {
         let mut f = Fixture::new(state(10));
         let mut write = BatchWrite::default();
         let e = apply_to(&mut f, "ann", add_op("t1")).unwrap();
-        add(&mut write, &e, &req("a"), &f.state);
+        add(&mut write, &e, Some(&req("a")), &f.state);
         let entry = entry_of(&e);
         let e = apply_to(&mut f, "ann", Op::Remove { entry }).unwrap();
-        add(&mut write, &e, &req("b"), &f.state);
+        add(&mut write, &e, Some(&req("b")), &f.state);
         assert!(
             write.inserts.is_empty() && write.deletes.is_empty(),
             "{write:?}"
@@ -129,12 +130,12 @@ mod tests {
         let mut f = Fixture::new(state(10));
         let mut write = BatchWrite::default();
         let a = apply_to(&mut f, "host", add_op("t1")).unwrap();
-        add(&mut write, &a, &req("a"), &f.state);
+        add(&mut write, &a, Some(&req("a")), &f.state);
         let b = apply_to(&mut f, "host", add_op("t2")).unwrap();
-        add(&mut write, &b, &req("b"), &f.state);
+        add(&mut write, &b, Some(&req("b")), &f.state);
         let entry = entry_of(&b);
         let m = apply_to(&mut f, "host", reorder_op(entry, 0)).unwrap();
-        add(&mut write, &m, &req("c"), &f.state);
+        add(&mut write, &m, Some(&req("c")), &f.state);
         assert!(write.moves.is_empty(), "{write:?}");
         let first = &f.state.queue().entries()[0];
         let row = write

@@ -53,6 +53,21 @@ pub enum Op {
         track: TrackId,
         kind: String,
     },
+    /// Outside only: `member` joined (`present`) or left the session.
+    Member {
+        member: MemberRow,
+        present: bool,
+    },
+}
+
+/// Who makes an op.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// A member, through the hub: the rules apply.
+    Member(UserId),
+    /// The database's other writer (the old app), whose changes the hub
+    /// reflects as they are: no rule refuses what already happened.
+    Outside,
 }
 
 impl Op {
@@ -63,6 +78,7 @@ impl Op {
             Op::Remove { .. } => "remove",
             Op::Reorder { .. } => "reorder",
             Op::Interaction { .. } => "interaction",
+            Op::Member { .. } => "member",
         }
     }
 
@@ -95,6 +111,8 @@ pub enum Refusal {
     },
     #[error("the queue is full ({0} entries)")]
     Full(usize),
+    #[error("{0}")]
+    Conflict(&'static str),
 }
 
 impl From<Refusal> for Error {
@@ -105,6 +123,7 @@ impl From<Refusal> for Error {
             r @ Refusal::Stale { .. } => Error::Conflict(r.to_string()),
             Refusal::Invalid { field, message } => Error::invalid(field, message),
             r @ Refusal::Full(_) => Error::TooLarge(r.to_string()),
+            Refusal::Conflict(why) => Error::Conflict(why.to_owned()),
         }
     }
 }
@@ -168,11 +187,33 @@ pub struct Effect {
     /// The session's version after the op (reactions leave it as it was).
     pub version: i64,
     pub event: Event,
-    /// What the queue did: rows are written from it, `undo` reverts it.
-    pub applied: Option<Applied<Item>>,
+    /// What it changed in the state, to write rows from and to undo.
+    pub undo: Undo,
     /// A track given by metadata, to store: a new one, or a known one
     /// whose unknown fields it fills (see [`catalog_track`]).
     pub upsert: Option<Arc<Track>>,
+}
+
+/// What an effect changed besides the version.
+#[derive(Debug)]
+pub enum Undo {
+    Nothing,
+    /// What the queue did.
+    Queue(Applied<Item>),
+    /// A member was added (undo: forget them).
+    Joined(UserId),
+    /// A member was removed (undo: put them back).
+    Left(MemberRow),
+}
+
+impl Effect {
+    /// What the queue did, if anything.
+    pub fn queue(&self) -> Option<&Applied<Item>> {
+        match &self.undo {
+            Undo::Queue(a) => Some(a),
+            _ => None,
+        }
+    }
 }
 
 /// One session: its identity, queue, members, version and exactly-once
@@ -186,6 +227,10 @@ pub struct SessionState {
     members: Vec<MemberRow>,
     /// Committed reqs and the version their `ack` carried.
     answered: HashMap<(UserId, Req), i64>,
+    /// The latest change's time: each change is stamped after it, so the
+    /// log's timestamps strictly increase within the session (the old app
+    /// orders a playlist's updates by them).
+    last_at: DateTime<Utc>,
 }
 
 impl SessionState {
@@ -196,6 +241,7 @@ impl SessionState {
         queue: Queue<Item>,
         members: Vec<MemberRow>,
         answered: HashMap<(UserId, Req), i64>,
+        last_at: DateTime<Utc>,
     ) -> SessionState {
         SessionState {
             session,
@@ -204,6 +250,7 @@ impl SessionState {
             queue,
             members,
             answered,
+            last_at,
         }
     }
 
@@ -286,34 +333,98 @@ impl SessionState {
     /// Apply `op` by `user` to the live state. On a refusal nothing
     /// changed; an effect stays applied until committed or undone (undo the
     /// effects of a batch in reverse order).
-    pub fn apply(&mut self, op: &Op, user: &UserId, ctx: &mut Ctx<'_>) -> Result<Effect, Refusal> {
-        match op {
-            Op::Add { track, index } => self.add(track, *index, user, ctx),
-            Op::Remove { entry } => self.remove(*entry, user, ctx),
-            Op::Reorder {
-                entry,
-                to_index,
-                base_version,
-            } => self.reorder(*entry, *to_index, *base_version, user, ctx),
-            Op::Interaction { track, kind } => self.react(track, kind, user, ctx),
+    pub fn apply(&mut self, op: &Op, who: &Actor, ctx: &mut Ctx<'_>) -> Result<Effect, Refusal> {
+        match (op, who) {
+            (Op::Add { track, index }, _) => self.add(track, *index, who, ctx),
+            (Op::Remove { entry }, _) => self.remove(*entry, who, ctx),
+            (
+                Op::Reorder {
+                    entry,
+                    to_index,
+                    base_version,
+                },
+                _,
+            ) => self.reorder(*entry, *to_index, *base_version, who, ctx),
+            (Op::Interaction { track, kind }, Actor::Member(user)) => {
+                self.react(track, kind, user, ctx)
+            }
+            (Op::Member { member, present }, Actor::Outside) => {
+                self.membership(member, *present, ctx)
+            }
+            (Op::Interaction { .. } | Op::Member { .. }, _) => {
+                Err(Refusal::Forbidden("not an op this author can make"))
+            }
         }
     }
 
     /// Revert an effect of the most recent ops not yet undone.
     pub fn undo(&mut self, effect: Effect) {
-        if let Some(a) = effect.applied {
-            self.queue.undo(a);
+        match effect.undo {
+            Undo::Nothing => {}
+            Undo::Queue(a) => self.queue.undo(a),
+            Undo::Joined(user) => self.members.retain(|m| m.user_id != user),
+            Undo::Left(member) => self.add_member(member),
         }
         if let Event::Change(r) = effect.event {
             self.version = r.version - 1;
         }
     }
 
+    /// The ops that make this session agree with what the database says
+    /// outside the hub: `linked`, the playlist's tracks (`_PlaylistToTrack`,
+    /// in the order to queue new ones), and `members`. A linked track the
+    /// queue lacks is queued at the end; a queued entry whose track was
+    /// unlinked is removed; members are added and removed to match. Made by
+    /// [`Actor::Outside`].
+    pub fn reconcile(&self, linked: &[TrackId], members: &[MemberRow]) -> Vec<Op> {
+        let queued: std::collections::HashSet<&str> = self
+            .queue
+            .entries()
+            .iter()
+            .map(|e| e.item.track.id.as_str())
+            .collect();
+        let links: std::collections::HashSet<&str> = linked.iter().map(TrackId::as_str).collect();
+        let mut ops = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for t in linked {
+            if !queued.contains(t.as_str()) && seen.insert(t.as_str()) {
+                ops.push(Op::Add {
+                    track: TrackRef::Id(t.clone()),
+                    index: None,
+                });
+            }
+        }
+        for e in self.queue.entries() {
+            if !links.contains(e.item.track.id.as_str()) {
+                ops.push(Op::Remove {
+                    entry: EntryId::from(e.id),
+                });
+            }
+        }
+        for m in members {
+            if !self.is_member(&m.user_id) {
+                ops.push(Op::Member {
+                    member: m.clone(),
+                    present: true,
+                });
+            }
+        }
+        for m in &self.members {
+            if !members.iter().any(|x| x.user_id == m.user_id) {
+                ops.push(Op::Member {
+                    member: m.clone(),
+                    present: false,
+                });
+            }
+        }
+        ops
+    }
+
     fn add(
         &mut self,
         track: &TrackRef,
         index: Option<usize>,
-        user: &UserId,
+        who: &Actor,
         ctx: &mut Ctx<'_>,
     ) -> Result<Effect, Refusal> {
         let (track, upsert) = match track {
@@ -329,9 +440,15 @@ impl SessionState {
             TrackRef::Id(id) => (self.track(id, ctx)?, None),
         };
         let entry = ctx.ids.entry();
+        // The queue row needs a user: a track linked outside the hub counts
+        // as the host's (the playlist is theirs).
+        let added_by = match who {
+            Actor::Member(user) => user.clone(),
+            Actor::Outside => UserId::from_stored(self.session.host_id.clone()),
+        };
         let item = Item {
             track: track.clone(),
-            added_by: user.clone(),
+            added_by,
             added_at: ctx.at,
         };
         let applied = self
@@ -347,19 +464,19 @@ impl SessionState {
                 track,
                 index,
             },
-            user,
+            who,
             ctx,
-            applied,
+            Undo::Queue(applied),
             upsert,
         ))
     }
 
-    fn remove(&mut self, entry: EntryId, user: &UserId, ctx: &Ctx<'_>) -> Result<Effect, Refusal> {
+    fn remove(&mut self, entry: EntryId, who: &Actor, ctx: &Ctx<'_>) -> Result<Effect, Refusal> {
         let (_, e) = self
             .queue
             .get(entry.uuid())
             .ok_or(Refusal::NotFound("entry"))?;
-        if !self.is_host(user) && e.item.added_by != *user {
+        if !self.may_remove(who, &e.item) {
             return Err(Refusal::Forbidden(
                 "only the host or the member who added it may remove an entry",
             ));
@@ -376,7 +493,7 @@ impl SessionState {
             track: TrackId::from_stored(e.item.track.id.clone()),
             index: *index,
         };
-        Ok(self.change(op, user, ctx, applied, None))
+        Ok(self.change(op, who, ctx, Undo::Queue(applied), None))
     }
 
     fn reorder(
@@ -384,10 +501,10 @@ impl SessionState {
         entry: EntryId,
         to_index: usize,
         base_version: Option<i64>,
-        user: &UserId,
+        who: &Actor,
         ctx: &Ctx<'_>,
     ) -> Result<Effect, Refusal> {
-        if !self.is_host(user) {
+        if !self.may_reorder(who) {
             return Err(Refusal::Forbidden("only the host may reorder the queue"));
         }
         if let Some(base) = base_version {
@@ -416,7 +533,55 @@ impl SessionState {
             from,
             to,
         };
-        Ok(self.change(op, user, ctx, applied, None))
+        Ok(self.change(op, who, ctx, Undo::Queue(applied), None))
+    }
+
+    /// Who may remove an entry: the host, the member who added it, or the
+    /// old app (outside).
+    fn may_remove(&self, who: &Actor, item: &Item) -> bool {
+        match who {
+            Actor::Member(user) => self.is_host(user) || item.added_by == *user,
+            Actor::Outside => true,
+        }
+    }
+
+    /// Who may reorder the queue: the host (or the old app).
+    fn may_reorder(&self, who: &Actor) -> bool {
+        match who {
+            Actor::Member(user) => self.is_host(user),
+            Actor::Outside => true,
+        }
+    }
+
+    fn membership(
+        &mut self,
+        member: &MemberRow,
+        present: bool,
+        ctx: &Ctx<'_>,
+    ) -> Result<Effect, Refusal> {
+        let undo = if present {
+            if self.is_member(&member.user_id) {
+                return Err(Refusal::Conflict("already a member"));
+            }
+            self.add_member(member.clone());
+            Undo::Joined(member.user_id.clone())
+        } else {
+            let Some(at) = self
+                .members
+                .iter()
+                .position(|m| m.user_id == member.user_id)
+            else {
+                return Err(Refusal::NotFound("member"));
+            };
+            Undo::Left(self.members.remove(at))
+        };
+        let op = ChangeOp::Member {
+            user: member.user_id.clone(),
+            name: member.name.clone(),
+            avatar: member.avatar.clone(),
+            member: present,
+        };
+        Ok(self.change(op, &Actor::Outside, ctx, undo, None))
     }
 
     fn react(
@@ -435,30 +600,35 @@ impl SessionState {
                 kind: kind.to_owned(),
                 at: ctx.at,
             }),
-            applied: None,
+            undo: Undo::Nothing,
             upsert: None,
         })
     }
 
-    /// A queue change takes the next version.
+    /// A change takes the next version, and a time after the last one's.
     fn change(
         &mut self,
         op: ChangeOp,
-        user: &UserId,
+        who: &Actor,
         ctx: &Ctx<'_>,
-        applied: Applied<Item>,
+        undo: Undo,
         upsert: Option<Arc<Track>>,
     ) -> Effect {
         self.version += 1;
+        self.last_at = ctx.at.max(self.last_at + chrono::Duration::milliseconds(1));
+        let by = match who {
+            Actor::Member(user) => Some(user.clone()),
+            Actor::Outside => None,
+        };
         Effect {
             version: self.version,
             event: Event::Change(ChangeRecord {
                 version: self.version,
-                at: ctx.at,
-                by: user.clone(),
+                at: self.last_at,
+                by,
                 op,
             }),
-            applied: Some(applied),
+            undo,
             upsert,
         }
     }
@@ -585,6 +755,7 @@ pub(crate) mod tests {
             Queue::new(cap),
             vec![member("host"), member("ann"), member("ben")],
             HashMap::new(),
+            DateTime::from_timestamp_millis(0).unwrap(),
         )
     }
 
@@ -638,7 +809,7 @@ pub(crate) mod tests {
             catalog: cat,
             ids,
         };
-        st.apply(&op, &user(who), &mut ctx)
+        st.apply(&op, &Actor::Member(user(who)), &mut ctx)
     }
 
     pub(crate) fn add_op(t: &str) -> Op {
@@ -650,7 +821,7 @@ pub(crate) mod tests {
 
     pub(crate) fn entry_of(e: &Effect) -> EntryId {
         match &e.event {
-            Event::Change(r) => EntryId::parse(r.entry()).unwrap(),
+            Event::Change(r) => EntryId::parse(r.entry().expect("an entry")).unwrap(),
             Event::Reaction(_) => panic!("no entry"),
         }
     }
