@@ -105,9 +105,9 @@ pub struct Interaction {
     pub req: String,
     /// Track.id of an existing track.
     pub track_id: String,
-    /// `play`, `skip`, `like`, `dislike`, … : any word of 1–32 lowercase
-    /// letters or `_`.
-    #[schemars(regex(pattern = r"^[a-z_]{1,32}$"))]
+    /// One of the kinds the old app's recommendations weigh (surrounding
+    /// whitespace is trimmed).
+    #[schemars(extend("enum" = ["play", "skip", "like", "dislike", "save", "share", "add_to_playlist"]))]
     pub kind: String,
 }
 

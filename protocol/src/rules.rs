@@ -147,11 +147,27 @@ pub fn popularity(value: i32) -> Result<i32> {
     Ok(value)
 }
 
-/// An interaction kind: 1–32 characters of `a-z` and `_`, after trimming.
+/// The interaction kinds the old app's recommendation code weighs (its
+/// content filter reads exactly these; its collaborative filter weighs
+/// like, play, skip and dislike): the only ones stored.
+pub const INTERACTION_KINDS: [&str; 7] = [
+    "play",
+    "skip",
+    "like",
+    "dislike",
+    "save",
+    "share",
+    "add_to_playlist",
+];
+
+/// An interaction kind: one of [`INTERACTION_KINDS`], after trimming.
 pub fn kind(value: &str) -> Result<String> {
     let kind = text("kind", value, KIND_MAX)?;
-    if !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-        return Err(FieldError::new("kind", "must be lowercase letters or '_'"));
+    if !INTERACTION_KINDS.contains(&kind.as_str()) {
+        return Err(FieldError::new(
+            "kind",
+            format!("must be one of {}", INTERACTION_KINDS.join(", ")),
+        ));
     }
     Ok(kind)
 }
@@ -237,5 +253,10 @@ mod tests {
         assert!(json_without_nul("features", &nul_deep).is_err());
         assert!(json_without_nul("features", &serde_json::json!({"x": [1, "ok"]})).is_ok());
         assert!(kind("Like").is_err());
+        assert!(kind("wave")
+            .unwrap_err()
+            .message
+            .contains("add_to_playlist"));
+        assert_eq!(kind("add_to_playlist").unwrap(), "add_to_playlist");
     }
 }

@@ -352,3 +352,34 @@ async fn log_timestamps_strictly_increase_within_a_playlist() {
         );
     }
 }
+
+/// The kinds the old app's recommendations weigh are stored; others are
+/// refused with `invalid` naming `kind`, and nothing is stored.
+#[tokio::test]
+async fn interaction_kinds_are_the_old_apps_set() {
+    let p = party().await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    for (i, kind) in [
+        "play",
+        "skip",
+        "like",
+        "dislike",
+        "save",
+        "share",
+        "add_to_playlist",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let req = format!("k{i}");
+        host.interaction(&req, &p.tracks[0], kind).await;
+        host.recv_until(|m| matches!(m, ServerMsg::Ack { req: r, .. } if *r == req))
+            .await;
+    }
+    host.interaction("wave", &p.tracks[0], "wave").await;
+    let msg = host
+        .expect_error(Some("wave"), audotics_protocol::ErrorCode::Invalid)
+        .await;
+    assert!(msg.starts_with("kind"), "{msg}");
+    assert_eq!(logged_interactions(&p.app, &p.session).await, 7);
+}
