@@ -88,8 +88,10 @@ export COMPAT_ARTIFACTS="$HERE/artifacts"
 # ---------------------------------------------------------------- the tests
 # One file at a time (2 cores; each file runs a hub). Node's runner prints its
 # summary (tests / pass / fail) and exits non-zero when any test fails.
+# Arguments, if any, pick test files (e.g. `run.sh test/b-accounts.test.js`).
+if [ $# -gt 0 ]; then files=("$@"); else files=("$HERE"/test/*.test.js); fi
 set +e
-node --test --test-concurrency=1 --test-reporter=spec --test-timeout=120000 "$HERE"/test/*.test.js
+node --test --test-concurrency=1 --test-reporter=spec --test-timeout=120000 "${files[@]}"
 status=$?
 set -e
 exit $status

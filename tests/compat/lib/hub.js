@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +25,26 @@ function freePort() {
       const { port } = srv.address();
       srv.close(() => resolve(port));
     });
+  });
+}
+
+/**
+ * One HTTP request on a connection of its own (`Connection: close`): a
+ * keep-alive connection left idle would hold up the hub's graceful shutdown.
+ */
+function request(url, { method = 'GET', headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false, timeout: 15_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url} timed out`)));
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
   });
 }
 
@@ -75,8 +96,8 @@ export class Hub {
         throw new Error(`hub exited early (${proc.exitCode ?? proc.signalCode}); see ${this.logPath}`);
       }
       try {
-        const r = await fetch(`${this.base}/readyz`, { signal: AbortSignal.timeout(2000) });
-        if (r.ok) return;
+        const r = await request(`${this.base}/readyz`);
+        if (r.status === 200) return;
       } catch { /* not yet */ }
       await sleep(100);
     }
@@ -88,7 +109,10 @@ export class Hub {
     for (const ws of this.sockets) ws.terminate();
     if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) {
       this.proc.kill('SIGTERM');
-      const done = await Promise.race([this.exited, sleep(15_000).then(() => null)]);
+      let timer;
+      const late = new Promise((resolve) => { timer = setTimeout(resolve, 15_000, null); });
+      const done = await Promise.race([this.exited, late]);
+      clearTimeout(timer);
       if (!done) {
         this.proc.kill('SIGKILL');
         await this.exited;
@@ -102,13 +126,11 @@ export class Hub {
     const headers = { Accept: 'application/json' };
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const r = await fetch(`${this.base}/v1${p}`, {
+    const r = await request(`${this.base}/v1${p}`, {
       method, headers, body: body !== undefined ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(15_000),
     });
-    const text = await r.text();
     let data = null;
-    try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+    try { data = r.text ? JSON.parse(r.text) : null; } catch { data = r.text; }
     return { status: r.status, data };
   }
 
