@@ -285,12 +285,10 @@ export function applyUpdates(queue, updates) {
   const q = queue.map((e) => ({ ...e }));
   for (const u of updates) {
     const c = u.change;
+    const at = q.findIndex((e) => e.entryId === c.entryId);
     if (c.op === 'add') q.splice(c.index, 0, { entryId: c.entryId, trackId: c.track.id });
-    else if (c.op === 'remove') q.splice(q.findIndex((e) => e.entryId === c.entryId), 1);
-    else if (c.op === 'reorder') {
-      const [e] = q.splice(c.fromIndex, 1);
-      q.splice(c.toIndex, 0, e);
-    }
+    else if (c.op === 'remove' && at >= 0) q.splice(at, 1);
+    else if (c.op === 'reorder' && at >= 0) q.splice(c.toIndex, 0, ...q.splice(at, 1));
   }
   return q;
 }
