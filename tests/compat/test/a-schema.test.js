@@ -4,7 +4,9 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, createDatabase, prismaFor, PRISMA_MIGRATIONS } from '../lib/db.js';
+import {
+  connect, createDatabase, createPrismaDatabase, prismaFor, PRISMA_MIGRATIONS,
+} from '../lib/db.js';
 import { Hub, uid } from '../lib/hub.js';
 import { loadPrismaSchema } from '../lib/schema.js';
 import {
@@ -128,6 +130,29 @@ describe('a. a database the hub created from empty, as Prisma sees it', () => {
     assert.equal(s.active, true, 'GroupSession.active defaults to true');
     const listed = await oldApp.findPublicSessions(prisma);
     assert.ok(listed.some((x) => x.id === session.id), 'findPublicSessions lists the new session');
+  });
+});
+
+describe('a. a database the old app made, after the hub adopted it', () => {
+  let hub;
+  let db;
+  before(async () => {
+    const url = await createPrismaDatabase('compat_a_adopted');
+    hub = await Hub.start('a-adopted', url);
+    db = await connect(url);
+  });
+  after(async () => {
+    await db?.end();
+    await hub?.stop();
+  });
+
+  it('still has exactly the six migrations in _prisma_migrations', async () => {
+    assertNone(await prismaMigrationProblems(db, PRISMA_MIGRATIONS),
+      'after adopting it, prisma migrate deploy would not accept the old app\'s database');
+  });
+
+  it('gained only the hub\'s own indexes on Prisma\'s tables', async () => {
+    assertNone(await foreignIndexProblems(db, expected), 'indexes on Prisma\'s tables that are not the hub\'s');
   });
 });
 
