@@ -60,7 +60,7 @@ pub struct Add {
     /// Track.id of an existing track.
     #[serde(default)]
     pub track_id: Option<String>,
-    /// Track metadata; a known `spotifyId` updates that Track.
+    /// Track metadata; a known `spotifyId` queues that Track as stored.
     #[serde(default)]
     pub track: Option<TrackBody>,
     /// Where to insert, 0..=len; omitted or null: at the end.

@@ -253,9 +253,12 @@ fn rows<'q, T>(
         .collect()
 }
 
-/// `"Track"`: metadata given with adds, latest wins (one row per Spotify id
-/// per statement). An array of arrays cannot be UNNEST-ed into rows, so each
-/// row's artists travel as one JSON array.
+/// `"Track"`: tracks added by metadata — new ones, or known ones whose
+/// unknown fields (no artists, popularity 0) the metadata fills. A known
+/// field is never overwritten, even if another writer stored it since the
+/// batch looked (one row per Spotify id per statement). An array of arrays
+/// cannot be UNNEST-ed into rows, so each row's artists travel as one JSON
+/// array.
 #[rustfmt::skip]
 fn track_upserts<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
     let mut tracks: Vec<&Track> = Vec::new();
@@ -281,11 +284,17 @@ fn track_upserts<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
         r#""Track""#,
         &[("artists", r#"ARRAY(SELECT jsonb_array_elements_text(u."artists"))"#)],
         c,
-        r#"ON CONFLICT ("spotifyId") DO UPDATE SET "name" = EXCLUDED."name",
-        "artists" = EXCLUDED."artists", "album" = EXCLUDED."album",
-        "popularity" = EXCLUDED."popularity", "updatedAt" = EXCLUDED."updatedAt""#,
+        FILL_UNKNOWN,
     ))
 }
+
+/// How a write of a known Track (by Spotify id) fills only what it lacks.
+pub(crate) const FILL_UNKNOWN: &str = r#"ON CONFLICT ("spotifyId") DO UPDATE SET
+        "artists" = CASE WHEN cardinality("Track"."artists") > 0 THEN "Track"."artists" ELSE EXCLUDED."artists" END,
+        "popularity" = CASE WHEN "Track"."popularity" > 0 THEN "Track"."popularity" ELSE EXCLUDED."popularity" END,
+        "updatedAt" = EXCLUDED."updatedAt"
+    WHERE (coalesce(cardinality("Track"."artists"), 0) = 0 AND cardinality(EXCLUDED."artists") > 0)
+       OR ("Track"."popularity" = 0 AND EXCLUDED."popularity" > 0)"#;
 
 /// `"PlaylistUpdate"`: the change log (columns from `log::ChangeRecord`).
 #[rustfmt::skip]

@@ -1,5 +1,8 @@
 //! `"Track"` and `"TrackFeatures"`: the catalog. Tracks are keyed by their
-//! Spotify id; writing one that exists updates its metadata (latest wins).
+//! Spotify id. The catalog is shared (every session, the old app's
+//! recommendations): writing a Spotify id that exists keeps every field the
+//! stored track knows and only fills what it lacks (no artists, popularity
+//! 0, no audio features).
 
 use chrono::NaiveDateTime;
 use sqlx::{PgExecutor, PgPool};
@@ -48,7 +51,8 @@ impl From<TrackRow> for Track {
 
 pub(crate) const TRACK_COLUMNS: &str = r#""Track"."id", "Track"."spotifyId", "Track"."name", "Track"."artists", "Track"."album", "Track"."popularity""#;
 
-/// Insert or update by `spotifyId`; returns the track and whether it is new.
+/// Insert by `spotifyId`, or fill what a stored track lacks (see the
+/// module doc); returns the track as stored and whether it is new.
 pub async fn upsert(db: impl PgExecutor<'_>, t: &TrackMeta) -> Result<(Track, bool)> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -56,13 +60,19 @@ pub async fn upsert(db: impl PgExecutor<'_>, t: &TrackMeta) -> Result<(Track, bo
         track: TrackRow,
         inserted: bool,
     }
-    let row: Row = sqlx::query_as(&format!(
-        r#"INSERT INTO "Track" ("id", "spotifyId", "name", "artists", "album", "popularity", "createdAt", "updatedAt")
-           VALUES ($1, $2, $3, $4, $5, COALESCE($6, 0), $7, $7)
-           ON CONFLICT ("spotifyId") DO UPDATE SET "name" = EXCLUDED."name",
-               "artists" = EXCLUDED."artists", "album" = EXCLUDED."album",
-               "popularity" = COALESCE($6, "Track"."popularity"), "updatedAt" = EXCLUDED."updatedAt"
-           RETURNING {TRACK_COLUMNS}, (xmax = 0) AS inserted"#
+    // A known track with nothing to fill returns no row from the INSERT:
+    // then it is read as stored, in the same statement.
+    let row: Option<Row> = sqlx::query_as(&format!(
+        r#"WITH w AS (
+               INSERT INTO "Track" ("id", "spotifyId", "name", "artists", "album", "popularity", "createdAt", "updatedAt")
+               VALUES ($1, $2, $3, $4, $5, COALESCE($6, 0), $7, $7)
+               {}
+               RETURNING {TRACK_COLUMNS}, (xmax = 0) AS inserted)
+           SELECT * FROM w
+           UNION ALL
+           SELECT {TRACK_COLUMNS}, false FROM "Track"
+           WHERE "spotifyId" = $2 AND NOT EXISTS (SELECT 1 FROM w)"#,
+        super::commit::FILL_UNKNOWN
     ))
     .bind(new_id())
     .bind(&t.spotify_id)
@@ -71,8 +81,10 @@ pub async fn upsert(db: impl PgExecutor<'_>, t: &TrackMeta) -> Result<(Track, bo
     .bind(&t.album)
     .bind(t.popularity)
     .bind(now_ms().naive_utc())
-    .fetch_one(db)
+    .fetch_optional(db)
     .await?;
+    // Written by someone else after this statement's snapshot: retry.
+    let row = row.ok_or(crate::error::Error::Unavailable)?;
     Ok((row.track.into(), row.inserted))
 }
 
@@ -85,12 +97,7 @@ pub async fn set_features(
         r#"INSERT INTO "TrackFeatures" ("id", "trackId", "danceability", "energy", "key", "loudness", "mode",
                "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo", "updatedAt")
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-           ON CONFLICT ("trackId") DO UPDATE SET "danceability" = EXCLUDED."danceability",
-               "energy" = EXCLUDED."energy", "key" = EXCLUDED."key", "loudness" = EXCLUDED."loudness",
-               "mode" = EXCLUDED."mode", "speechiness" = EXCLUDED."speechiness",
-               "acousticness" = EXCLUDED."acousticness", "instrumentalness" = EXCLUDED."instrumentalness",
-               "liveness" = EXCLUDED."liveness", "valence" = EXCLUDED."valence",
-               "tempo" = EXCLUDED."tempo", "updatedAt" = EXCLUDED."updatedAt""#,
+           ON CONFLICT ("trackId") DO NOTHING"#,
     )
     .bind(new_id())
     .bind(track_id)
@@ -148,12 +155,12 @@ pub async fn features(pool: &PgPool, track_id: &str) -> Result<Option<TrackFeatu
     }))
 }
 
-pub async fn by_spotify_id(pool: &PgPool, spotify_id: &str) -> Result<Option<Track>> {
+pub async fn by_spotify_id(db: impl PgExecutor<'_>, spotify_id: &str) -> Result<Option<Track>> {
     let row: Option<TrackRow> = sqlx::query_as(&format!(
         r#"SELECT {TRACK_COLUMNS} FROM "Track" WHERE "spotifyId" = $1"#
     ))
     .bind(spotify_id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(row.map(Into::into))
 }

@@ -139,9 +139,11 @@ async fn a_half_sent_request_is_closed_after_the_header_timeout_and_never_holds_
 async fn a_listener_whose_socket_accepts_nothing_is_cut_off_and_leaves_presence() {
     let p = party_with(|c| {
         unlimited(c);
-        // Silence limit 1.5 s; a huge outbox, so only the stalled write
-        // can cut the listener off (not an overflow).
-        c.hub.ping_interval = Duration::from_secs(1);
+        // Silence limit 6 s: longer than filling its socket buffers takes,
+        // so the write blocks before the read side's silence could cut it
+        // off. A huge outbox, so only the stalled write can cut the listener
+        // off (not an overflow).
+        c.hub.ping_interval = Duration::from_secs(4);
         c.hub.outbound_bytes = 1 << 30;
         c.hub.outbound_frames = 1 << 20;
     })
@@ -163,6 +165,7 @@ async fn a_listener_whose_socket_accepts_nothing_is_cut_off_and_leaves_presence(
     // buffers take, so the hub's write to it blocks. Then a quiet session.
     let name = "n".repeat(500);
     const N: usize = 600;
+    let mut gone = false;
     for i in 0..N {
         let track = TrackBody {
             spotify_id: format!("big{i}"),
@@ -172,18 +175,36 @@ async fn a_listener_whose_socket_accepts_nothing_is_cut_off_and_leaves_presence(
             popularity: None,
         };
         host.add_track(&format!("h{i}"), track, None).await;
-        if i % 16 == 15 {
-            ack_of(&mut host, &format!("h{i}")).await;
+        if i % 16 == 15 || i == N - 1 {
+            // The cut may come while the host still waits for its acks.
+            let req = format!("h{i}");
+            loop {
+                match host.recv().await {
+                    ServerMsg::Presence {
+                        online: false,
+                        user_id,
+                        ..
+                    } if user_id == p.guest.id => gone = true,
+                    ServerMsg::Ack { req: r, .. } if r == req => break,
+                    ServerMsg::Error { message, .. } => panic!("{req}: {message}"),
+                    _ => {}
+                }
+            }
         }
     }
     let started = Instant::now();
-    let offline = host.recv_until(|m| matches!(m, ServerMsg::Presence { online: false, .. }));
-    match tokio::time::timeout(Duration::from_secs(20), offline)
-        .await
-        .expect("the stalled listener is cut off")
-    {
-        ServerMsg::Presence { user_id, .. } => assert_eq!(user_id, p.guest.id),
-        _ => unreachable!(),
+    while !gone {
+        let next = tokio::time::timeout(Duration::from_secs(20), host.recv())
+            .await
+            .expect("the stalled listener is cut off");
+        if let ServerMsg::Presence {
+            online: false,
+            user_id,
+            ..
+        } = next
+        {
+            gone = user_id == p.guest.id;
+        }
     }
     assert!(started.elapsed() < Duration::from_secs(10));
     let snap = p.app.as_user(&p.host).session(&p.session).await.unwrap();

@@ -622,7 +622,7 @@ async fn authorization_matrix() {
 }
 
 #[tokio::test]
-async fn add_by_metadata_upserts_the_track_latest_wins() {
+async fn add_by_metadata_stores_a_new_track_and_never_rewrites_a_known_one() {
     let p = party().await;
     let (mut host, _) = p.app.join(&p.host, &p.session).await;
     let meta = |name: &str| TrackBody {
@@ -642,8 +642,8 @@ async fn add_by_metadata_upserts_the_track_latest_wins() {
         ServerMsg::Ack { version: 1, .. }
     ));
     assert_eq!(first.name, "Never");
-    // The same spotifyId again: the same Track, its metadata updated, in the
-    // same batch as a second copy (one statement must not touch a row twice).
+    // The same spotifyId again, twice in one batch: the same Track, as the
+    // catalog knows it — a guest's metadata never rewrites a shared track.
     host.add_track("m2", meta("Gonna"), None).await;
     host.add_track("m3", meta("Give You Up"), None).await;
     let mut names = Vec::new();
@@ -654,17 +654,16 @@ async fn add_by_metadata_upserts_the_track_latest_wins() {
             names.push(t.name);
         }
     }
-    assert_eq!(names, ["Gonna", "Give You Up"]);
+    assert_eq!(names, ["Never", "Never"]);
     let stored: (String, i64) = sqlx::query_as(r#"SELECT "name", (SELECT count(*) FROM "Track" WHERE "spotifyId" = $1) FROM "Track" WHERE "spotifyId" = $1"#)
         .bind("4uLU6hMCjMI75M1A2tKUQC")
         .fetch_one(&p.app.db)
         .await
         .unwrap();
-    assert_eq!(stored, ("Give You Up".to_owned(), 1));
-    // Every entry of that track now shows its stored metadata.
+    assert_eq!(stored, ("Never".to_owned(), 1));
     let (_, snap) = p.app.join(&p.guest, &p.session).await;
     assert_eq!(snap.queue.len(), 3);
-    assert!(snap.queue.iter().all(|e| e.track.name == "Give You Up"));
+    assert!(snap.queue.iter().all(|e| e.track.name == "Never"));
     // A failed commit leaves no Track behind either.
     install_commit_failure(&p.app).await;
     set_commit_failure(&p.app, true).await;
@@ -794,40 +793,63 @@ async fn a_commit_whose_connection_dies_is_resolved_before_answering() {
 #[tokio::test]
 async fn a_track_the_hub_updates_is_shown_updated_in_every_later_add() {
     let p = party().await;
-    let id = p.app.track(&p.host, "cache-sp-1", "Old Name").await;
-    let (mut a, _) = p.app.join(&p.host, &p.session).await;
-    let added_name = |m: ServerMsg| match m {
-        ServerMsg::Update { change, .. } => change.track.unwrap().name,
-        other => panic!("expected update, got {other:?}"),
-    };
-    a.add("c1", &id, None).await;
-    assert_eq!(added_name(a.recv_np().await), "Old Name");
-    a.recv_until(|m| matches!(m, ServerMsg::Ack { .. })).await;
-
-    // Renamed over REST: a second session (whose queue does not hold the
-    // track) sees the new name.
-    assert_eq!(p.app.track(&p.host, "cache-sp-1", "REST Name").await, id);
-    let (second, _) = p.app.create_session(&p.host, "second").await;
-    let (mut b, _) = p.app.join(&p.host, &second).await;
-    b.add("c2", &id, None).await;
-    assert_eq!(added_name(b.recv_np().await), "REST Name");
-    b.recv_until(|m| matches!(m, ServerMsg::Ack { .. })).await;
-
-    // Renamed by an add carrying metadata: a third session sees that too.
-    let renamed = TrackBody {
+    // Known without a popularity (0): the one field a later write may fill.
+    let unknown_pop = |name: &str| TrackBody {
         spotify_id: "cache-sp-1".into(),
-        name: "Add Name".into(),
+        name: name.into(),
         artists: vec!["Artist".into()],
         album: "Album".into(),
         popularity: None,
     };
-    a.add_track("c3", renamed, None).await;
-    assert_eq!(added_name(a.recv_np().await), "Add Name");
+    let host = p.app.as_user(&p.host);
+    let id = host
+        .upsert_track(&unknown_pop("Old Name"), None)
+        .await
+        .unwrap()
+        .track
+        .id;
+    let (mut a, _) = p.app.join(&p.host, &p.session).await;
+    let added = |m: ServerMsg| match m {
+        ServerMsg::Update { change, .. } => change.track.unwrap(),
+        other => panic!("expected update, got {other:?}"),
+    };
+    a.add("c1", &id, None).await;
+    assert_eq!(added(a.recv_np().await).popularity, 0);
+    a.recv_until(|m| matches!(m, ServerMsg::Ack { .. })).await;
+
+    // Filled over REST: a second session (whose queue does not hold the
+    // track) sees it; the known name stays.
+    let mut filled = unknown_pop("REST Name");
+    filled.popularity = Some(40);
+    assert_eq!(host.upsert_track(&filled, None).await.unwrap().track.id, id);
+    let (second, _) = p.app.create_session(&p.host, "second").await;
+    let (mut b, _) = p.app.join(&p.host, &second).await;
+    b.add("c2", &id, None).await;
+    let t = added(b.recv_np().await);
+    assert_eq!((t.name.as_str(), t.popularity), ("Old Name", 40));
+    b.recv_until(|m| matches!(m, ServerMsg::Ack { .. })).await;
+
+    // Filled by an add carrying metadata: a third session sees that too.
+    let other = TrackBody {
+        spotify_id: "cache-sp-2".into(),
+        ..unknown_pop("Second")
+    };
+    let id2 = host.upsert_track(&other, None).await.unwrap().track.id;
+    let mut with_pop = other.clone();
+    with_pop.name = "Add Name".into();
+    with_pop.popularity = Some(70);
+    a.add_track("c3", with_pop, None).await;
+    let t = added(a.recv_np().await);
+    assert_eq!(
+        (t.id.as_str(), t.name.as_str(), t.popularity),
+        (id2.as_str(), "Second", 70)
+    );
     a.recv_until(|m| matches!(m, ServerMsg::Ack { .. })).await;
     let (third, _) = p.app.create_session(&p.host, "third").await;
     let (mut c, _) = p.app.join(&p.host, &third).await;
-    c.add("c4", &id, None).await;
-    assert_eq!(added_name(c.recv_np().await), "Add Name");
+    c.add("c4", &id2, None).await;
+    let t = added(c.recv_np().await);
+    assert_eq!((t.name.as_str(), t.popularity), ("Second", 70));
     p.app.stop().await;
 }
 

@@ -220,7 +220,7 @@ async fn table_names(db: &PgPool) -> BTreeSet<String> {
 }
 
 fn is_hub_name(name: &str) -> bool {
-    name.starts_with("hub") || name.contains("_hub_")
+    name.starts_with("hub_")
 }
 
 /// The fixture is what the brief says the Prisma app has: spot-check the
@@ -267,9 +267,12 @@ fn assert_prisma_facts(a: &Facts) {
     let columns = a.keys().filter(|(k, _, _)| k == "column").count();
     assert_eq!(columns, 11 + 7 + 5 + 8 + 8 + 14 + 5 + 6 + 2 + 2);
 
-    assert!(fact(a, "index", "Track", "Track_artists_idx").starts_with("method=gin "));
+    // Prisma makes every index btree, array columns included (issue 15:
+    // earlier hubs made these three GIN).
+    assert!(fact(a, "index", "Track", "Track_artists_idx").starts_with("method=btree "));
     assert!(
-        fact(a, "index", "UserPreference", "UserPreference_genres_idx").starts_with("method=gin ")
+        fact(a, "index", "UserPreference", "UserPreference_genres_idx")
+            .starts_with("method=btree ")
     );
     assert!(fact(
         a,
@@ -277,7 +280,11 @@ fn assert_prisma_facts(a: &Facts) {
         "UserPreference",
         "UserPreference_topArtists_idx"
     )
-    .starts_with("method=gin "));
+    .starts_with("method=btree "));
+    assert_eq!(
+        fact(a, "column", "UserPreference", "lastUpdated"),
+        "type=timestamp(3) without time zone nullable=false default=- collation=-"
+    );
     assert_eq!(
         fact(
             a,
@@ -402,7 +409,7 @@ async fn migrations_match_the_prisma_schema_fact_by_fact() {
     assert!(
         extras
             .iter()
-            .any(|e| e == "index PlaylistUpdate.PlaylistUpdate_hub_version_key"),
+            .any(|e| e == "index PlaylistUpdate.hub_playlist_update_version_key"),
         "{extras:?}"
     );
     assert!(
@@ -410,7 +417,7 @@ async fn migrations_match_the_prisma_schema_fact_by_fact() {
             &b,
             "unique",
             "PlaylistUpdate",
-            "PlaylistUpdate_hub_version_key"
+            "hub_playlist_update_version_key"
         )
         .contains("\"hubVersion\" IS NOT NULL"),
         "the version index must be partial so Prisma's own rows (NULL) never collide"
@@ -423,6 +430,9 @@ async fn migrating_an_empty_database_creates_exactly_prisma_and_hub_tables() {
     let tables = table_names(&db).await;
     let mut expected: BTreeSet<String> = PRISMA_TABLES.iter().map(|s| s.to_string()).collect();
     expected.insert(SQLX_MIGRATIONS.into());
+    // Recorded the way `prisma migrate deploy` would have, so the old app's
+    // deploy finds the schema up to date (issue 15).
+    expected.insert("_prisma_migrations".into());
     for t in ["hub_auth_token", "hub_session", "hub_queue_entry"] {
         assert!(tables.contains(t), "missing hub table {t}: {tables:?}");
     }
@@ -449,6 +459,61 @@ async fn migrating_an_empty_database_creates_exactly_prisma_and_hub_tables() {
     assert_eq!(others, 0);
 }
 
+/// A database an earlier hub made (GIN indexes, a default on
+/// `lastUpdated`, hub indexes under Prisma-style names, no
+/// `_prisma_migrations`) is brought to Prisma's layout by the append-only
+/// migration, keeping its rows.
+#[tokio::test]
+async fn a_database_an_earlier_hub_made_is_fixed_in_place() {
+    let (_, db) = migrated_database().await;
+    // Undo what 20261207000002 did, as an earlier hub left it.
+    sqlx::raw_sql(
+        r#"DROP INDEX "Track_artists_idx";
+           CREATE INDEX "Track_artists_idx" ON "Track" USING GIN ("artists");
+           DROP INDEX "UserPreference_genres_idx";
+           CREATE INDEX "UserPreference_genres_idx" ON "UserPreference" USING GIN ("genres");
+           ALTER TABLE "UserPreference" ALTER COLUMN "lastUpdated" SET DEFAULT CURRENT_TIMESTAMP;
+           ALTER INDEX hub_playlist_update_version_key RENAME TO "PlaylistUpdate_hub_version_key";
+           DROP TABLE "_prisma_migrations";
+           INSERT INTO "User" ("id", "email", "name", "updatedAt") VALUES ('keep-me', 'k@e.ep', 'Keep', now());
+           DELETE FROM _sqlx_migrations WHERE version = 20261207000002;"#,
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    audotics_hub::db::migrate(&db).await.expect("migrate again");
+    let facts = schema_facts(&db).await;
+    assert!(fact(&facts, "index", "Track", "Track_artists_idx").starts_with("method=btree "));
+    assert!(fact(
+        &facts,
+        "index",
+        "UserPreference",
+        "UserPreference_genres_idx"
+    )
+    .starts_with("method=btree "));
+    assert!(fact(&facts, "column", "UserPreference", "lastUpdated").contains(" default=- "));
+    assert!(facts.contains_key(&(
+        "index".into(),
+        "PlaylistUpdate".into(),
+        "hub_playlist_update_version_key".into()
+    )));
+    let recorded: Vec<(String, String)> = sqlx::query_as(
+        r#"SELECT migration_name, checksum FROM "_prisma_migrations"
+           WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL ORDER BY migration_name"#,
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(recorded.len(), 6, "{recorded:?}");
+    assert_eq!(recorded[0].0, "20241216100433_initial");
+    assert!(recorded.iter().all(|(_, c)| c.len() == 64));
+    let kept: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "User" WHERE "id" = 'keep-me'"#)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+}
+
 // ---------------------------------------------------------------- adoption
 
 const OLD_HOST: &str = "8d0c5b7e-1f4e-4a35-9d3c-5c3f5a1f0001";
@@ -472,7 +537,7 @@ INSERT INTO "UserPreference" ("id", "userId", "topTracks", "topArtists", "genres
  ('pref-1', '8d0c5b7e-1f4e-4a35-9d3c-5c3f5a1f0001', ARRAY['4uLU6hMCjMI75M1A2tKUQC', '7ouMYWpwJ422jRcDASZB7P'],
   ARRAY['Rick Astley', 'Muse'], ARRAY['pop', 'rock'],
   '{"danceability": 0.7, "energy": {"min": 0.2, "max": 0.9}, "tags": ["x", "y"]}', '2024-12-05 09:08:07.006'),
- ('pref-2', '8d0c5b7e-1f4e-4a35-9d3c-5c3f5a1f0002', NULL, '{}', DEFAULT, NULL, DEFAULT);
+ ('pref-2', '8d0c5b7e-1f4e-4a35-9d3c-5c3f5a1f0002', NULL, '{}', DEFAULT, NULL, '2024-12-05 09:08:08.000');
 INSERT INTO "GroupSession" ("id", "name", "createdAt", "updatedAt", "active") VALUES
  ('5e55e55e-0000-4000-8000-000000000001', 'Friday night', '2024-12-06 20:00:00.000', '2024-12-06 21:00:00.000', true),
  ('5e55e55e-0000-4000-8000-000000000002', 'Old party', '2024-11-01 20:00:00.000', '2024-11-01 23:00:00.000', false);

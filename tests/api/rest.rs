@@ -575,7 +575,7 @@ fn features_body() -> Value {
 }
 
 #[tokio::test]
-async fn tracks_upsert_by_spotify_id_latest_wins() {
+async fn tracks_upsert_by_spotify_id_keeps_what_the_catalog_knows() {
     let app = spawn_app().await;
     let ann = register(&app, "Ann").await;
 
@@ -599,7 +599,8 @@ async fn tracks_upsert_by_spotify_id_latest_wins() {
     assert_eq!(r.body["features"], Value::Null);
     let id = t["id"].as_str().unwrap().to_owned();
 
-    // Same spotifyId: 200, same id, new metadata, and now with features.
+    // Same spotifyId with other metadata: 200, the same track, every known
+    // field kept (the catalog is shared); the features it lacked are filled.
     let mut again = serde_json::to_value(TrackBody {
         spotify_id: "4uLU6hMCjMI75M1A2tKUQC".into(),
         name: "Never Gonna Give You Up (Remastered)".into(),
@@ -612,13 +613,10 @@ async fn tracks_upsert_by_spotify_id_latest_wins() {
     let r = post(&app, &ann, "/v1/tracks", again).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["track"]["id"], id.as_str());
-    assert_eq!(
-        r.body["track"]["name"],
-        "Never Gonna Give You Up (Remastered)"
-    );
-    assert_eq!(r.body["track"]["artists"], json!(["Rick Astley", "PWL"]));
-    assert_eq!(r.body["track"]["album"], "The Best Of");
-    assert_eq!(r.body["track"]["popularity"], 90);
+    assert_eq!(r.body["track"]["name"], "Never Gonna Give You Up");
+    assert_eq!(r.body["track"]["artists"], json!(["Rick Astley"]));
+    assert_eq!(r.body["track"]["album"], "Whenever You Need Somebody");
+    assert_eq!(r.body["track"]["popularity"], 87);
     assert_eq!(r.body["features"], features_body());
 
     let row: (String, Vec<String>, i32, i64) = sqlx::query_as(
@@ -631,9 +629,9 @@ async fn tracks_upsert_by_spotify_id_latest_wins() {
     assert_eq!(
         row,
         (
-            "Never Gonna Give You Up (Remastered)".into(),
-            vec!["Rick Astley".into(), "PWL".into()],
-            90,
+            "Never Gonna Give You Up".into(),
+            vec!["Rick Astley".into()],
+            87,
             1
         )
     );
@@ -646,22 +644,35 @@ async fn tracks_upsert_by_spotify_id_latest_wins() {
     .unwrap();
     assert_eq!((dance, tempo, key), (0.727, 113.309, 8));
 
-    // Without popularity the stored value stays; features stay too.
-    let mut no_pop = track_body("4uLU6hMCjMI75M1A2tKUQC");
-    no_pop.as_object_mut().unwrap().remove("popularity");
-    let r = post(&app, &ann, "/v1/tracks", no_pop).await;
+    // Known features are kept too.
+    let mut other = track_body("4uLU6hMCjMI75M1A2tKUQC");
+    other["features"] = features_body();
+    other["features"]["key"] = json!(3);
+    let r = post(&app, &ann, "/v1/tracks", other).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["track"]["popularity"], 90);
-    assert_eq!(r.body["track"]["name"], "Never Gonna Give You Up");
     assert_eq!(r.body["features"]["key"], 8);
 
-    // A new track without popularity starts at 0.
+    // A new track without popularity starts at 0, and a later write fills
+    // it (0 is "unknown"); once known it stays.
     let mut fresh = track_body("7ouMYWpwJ422jRcDASZB7P");
     fresh.as_object_mut().unwrap().remove("popularity");
     let r = post(&app, &ann, "/v1/tracks", fresh).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.body["track"]["popularity"], 0);
     assert_ne!(r.body["track"]["id"], id.as_str());
+    let r = post(
+        &app,
+        &ann,
+        "/v1/tracks",
+        track_body("7ouMYWpwJ422jRcDASZB7P"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["track"]["popularity"], 87);
+    let mut lower = track_body("7ouMYWpwJ422jRcDASZB7P");
+    lower["popularity"] = json!(5);
+    let r = post(&app, &ann, "/v1/tracks", lower).await;
+    assert_eq!(r.body["track"]["popularity"], 87);
     app.stop().await;
 }
 

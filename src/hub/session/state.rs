@@ -170,7 +170,8 @@ pub struct Effect {
     pub event: Event,
     /// What the queue did: rows are written from it, `undo` reverts it.
     pub applied: Option<Applied<Item>>,
-    /// A track given by metadata, to store (latest wins).
+    /// A track given by metadata, to store: a new one, or a known one
+    /// whose unknown fields it fills (see [`catalog_track`]).
     pub upsert: Option<Arc<Track>>,
 }
 
@@ -317,15 +318,13 @@ impl SessionState {
     ) -> Result<Effect, Refusal> {
         let (track, upsert) = match track {
             TrackRef::Meta(meta) => {
-                let t = Arc::new(latest_wins(
-                    meta,
-                    ctx.catalog.by_spotify_id.get(&meta.spotify_id),
-                    ctx.ids,
-                ));
+                let stored = ctx.catalog.by_spotify_id.get(&meta.spotify_id);
+                let (t, changed) = catalog_track(meta, stored, ctx.ids);
+                let t = Arc::new(t);
                 ctx.catalog
                     .by_spotify_id
                     .insert(t.spotify_id.clone(), t.clone());
-                (t.clone(), Some(t))
+                (t.clone(), changed.then_some(t))
             }
             TrackRef::Id(id) => (self.track(id, ctx)?, None),
         };
@@ -472,20 +471,38 @@ impl SessionState {
     }
 }
 
-/// Metadata given with an `add`: the stored id (or a new one) with the
-/// given fields; popularity, when not given, stays as stored.
-fn latest_wins(meta: &TrackMeta, stored: Option<&Arc<Track>>, ids: &mut dyn Ids) -> Track {
-    Track {
-        id: stored.map_or_else(|| ids.track().into_string(), |t| t.id.clone()),
-        spotify_id: meta.spotify_id.clone(),
-        name: meta.name.clone(),
-        artists: meta.artists.clone(),
-        album: meta.album.clone(),
-        popularity: meta
-            .popularity
-            .or(stored.map(|t| t.popularity))
-            .unwrap_or(0),
+/// The track an `add` by metadata queues, and whether it must be stored.
+/// The catalog is shared by every session and by the old app's
+/// recommendations, so a track it already has keeps every field it knows
+/// (name, album, artists, popularity): a guest's metadata only fills what is
+/// unknown — no artists, popularity 0. A new Spotify id is stored as given.
+pub fn catalog_track(
+    meta: &TrackMeta,
+    stored: Option<&Arc<Track>>,
+    ids: &mut dyn Ids,
+) -> (Track, bool) {
+    let Some(stored) = stored else {
+        let t = Track {
+            id: ids.track().into_string(),
+            spotify_id: meta.spotify_id.clone(),
+            name: meta.name.clone(),
+            artists: meta.artists.clone(),
+            album: meta.album.clone(),
+            popularity: meta.popularity.unwrap_or(0),
+        };
+        return (t, true);
+    };
+    let mut t = (**stored).clone();
+    let mut filled = false;
+    if t.artists.is_empty() && !meta.artists.is_empty() {
+        t.artists = meta.artists.clone();
+        filled = true;
     }
+    if let Some(p) = meta.popularity.filter(|p| *p > 0 && t.popularity == 0) {
+        t.popularity = p;
+        filled = true;
+    }
+    (t, filled)
 }
 
 /// A queue error as the client sees it; `field` names the index argument.
@@ -758,6 +775,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn metadata_never_changes_what_the_catalog_knows_and_fills_what_it_lacks() {
+        let mut ids = SeqIds(0);
+        let meta = TrackMeta {
+            spotify_id: "sp-t1".into(),
+            name: "Renamed".into(),
+            artists: vec!["Someone else".into()],
+            album: "Other".into(),
+            popularity: Some(99),
+        };
+        let (kept, write) = catalog_track(&meta, Some(&track("t1")), &mut ids);
+        assert_eq!(kept, *track("t1"));
+        assert!(!write, "nothing to store");
+        let mut bare = (*track("t1")).clone();
+        bare.artists.clear();
+        bare.popularity = 0;
+        let (filled, write) = catalog_track(&meta, Some(&Arc::new(bare)), &mut ids);
+        assert!(write);
+        assert_eq!(
+            (filled.name.as_str(), filled.album.as_str()),
+            ("Song t1", "Album")
+        );
+        assert_eq!(
+            (filled.artists.clone(), filled.popularity),
+            (vec!["Someone else".to_owned()], 99)
+        );
+        let (new, write) = catalog_track(&meta, None, &mut ids);
+        assert!(write);
+        assert_eq!((new.name.as_str(), new.popularity), ("Renamed", 99));
+    }
+
+    #[test]
     fn metadata_adds_reuse_the_stored_id_and_share_it_within_a_batch() {
         let (mut st, mut cat, mut ids) = (state(10), catalog(), SeqIds(0));
         cat.by_spotify_id.insert("sp-t1".into(), track("t1"));
@@ -772,11 +820,29 @@ pub(crate) mod tests {
             index: None,
         };
         let known = apply(&mut st, &mut cat, &mut ids, "ann", meta("sp-t1", "Renamed")).unwrap();
-        let up = known.upsert.expect("metadata is stored");
-        assert_eq!((up.id.as_str(), up.popularity), ("t1", 10));
+        assert!(known.upsert.is_none(), "a known track is not rewritten");
+        let Event::Change(ChangeRecord {
+            op: ChangeOp::Add { track, .. },
+            ..
+        }) = &known.event
+        else {
+            panic!("an add")
+        };
+        assert_eq!((track.id.as_str(), track.name.as_str()), ("t1", "Song t1"));
         let new1 = apply(&mut st, &mut cat, &mut ids, "ann", meta("sp-new", "New")).unwrap();
         let new2 = apply(&mut st, &mut cat, &mut ids, "ben", meta("sp-new", "New")).unwrap();
-        assert_eq!(new1.upsert.unwrap().id, new2.upsert.unwrap().id);
+        let queued = |e: &Effect| match &e.event {
+            Event::Change(ChangeRecord {
+                op: ChangeOp::Add { track, .. },
+                ..
+            }) => track.id.clone(),
+            _ => panic!("an add"),
+        };
+        assert_eq!(queued(&new1), queued(&new2));
+        assert!(
+            new1.upsert.is_some() && new2.upsert.is_none(),
+            "stored once"
+        );
     }
 
     #[test]
