@@ -29,6 +29,10 @@ pub enum ClientMsg {
     Interaction(Interaction),
     /// Stop listening (the user stays a member); the hub closes with 1000.
     Leave(Leave),
+    /// An application-level heartbeat, allowed at any time: answered with
+    /// `pong` at once. Browsers cannot see WebSocket pings, so this is how a
+    /// web client notices a connection that died without a close.
+    Ping(Ping),
 }
 
 /// Fields of `join`.
@@ -114,6 +118,14 @@ pub struct Interaction {
 /// `leave` has no fields.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Leave {}
+
+/// Fields of `ping`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
+pub struct Ping {
+    /// Echoed in the `pong` (any number the client likes); omitted: null.
+    #[serde(default)]
+    pub id: Option<u64>,
+}
 
 /// What an `update` changed.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
@@ -249,6 +261,13 @@ pub enum ServerMsg {
     },
     /// The host ended the session; the hub then closes with 4010.
     Ended { at: DateTime<Utc> },
+    /// The answer to a client's `ping`.
+    Pong {
+        /// The `ping`'s `id`.
+        id: Option<u64>,
+        /// The hub's clock: clients may use it to place `at` times.
+        at: DateTime<Utc>,
+    },
 }
 
 impl ServerMsg {
@@ -307,6 +326,7 @@ pub fn parse_client(text: &str) -> Result<ClientMsg, (Option<String>, FrameError
         "reorder" => ClientMsg::Reorder(fields_of(fields, &req)?),
         "interaction" => ClientMsg::Interaction(fields_of(fields, &req)?),
         "leave" => ClientMsg::Leave(fields_of(fields, &req)?),
+        "ping" => ClientMsg::Ping(fields_of(fields, &req)?),
         other => {
             let shown: String = other.chars().take(32).collect();
             return Err((req, invalid("type", format!("unknown type `{shown}`"))));
@@ -348,12 +368,20 @@ pub fn msg_req(msg: &ClientMsg) -> Option<&str> {
         | ClientMsg::Remove(Remove { req, .. })
         | ClientMsg::Reorder(Reorder { req, .. })
         | ClientMsg::Interaction(Interaction { req, .. }) => Some(req),
-        ClientMsg::Join(_) | ClientMsg::Leave(_) => None,
+        ClientMsg::Join(_) | ClientMsg::Leave(_) | ClientMsg::Ping(_) => None,
     }
 }
 
 /// The message types of each direction, in the order the schemas list them.
-pub const CLIENT_TYPES: &[&str] = &["join", "add", "remove", "reorder", "interaction", "leave"];
+pub const CLIENT_TYPES: &[&str] = &[
+    "join",
+    "add",
+    "remove",
+    "reorder",
+    "interaction",
+    "leave",
+    "ping",
+];
 pub const SERVER_TYPES: &[&str] = &[
     "snapshot",
     "update",
@@ -363,6 +391,7 @@ pub const SERVER_TYPES: &[&str] = &[
     "presence",
     "interaction",
     "ended",
+    "pong",
 ];
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use super::frames::FrameWriter;
 use super::server::ConnTicket;
 use super::sockets::Registration;
 use super::AppState;
+use crate::clock::now_ms;
 use crate::error::Error;
 use crate::hub::outbox::{outbox, Outbound, Outbox, OutboxReceiver};
 use crate::hub::session::{frame, JoinRefusal, ListenerId, Op, TrackRef};
@@ -355,6 +356,9 @@ async fn connection(
             }
         };
         match (msg, &joined) {
+            (ClientMsg::Ping(protocol::Ping { id }), _) => {
+                push(&out, &ServerMsg::Pong { id, at: now_ms() });
+            }
             (
                 ClientMsg::Join(protocol::Join {
                     session_id,
@@ -598,8 +602,8 @@ fn to_op(msg: ClientMsg) -> Result<(Req, Op), Error> {
             };
             (req, op)
         }
-        ClientMsg::Join(_) | ClientMsg::Leave(_) => {
-            unreachable!("join and leave are handled by the connection")
+        ClientMsg::Join(_) | ClientMsg::Leave(_) | ClientMsg::Ping(_) => {
+            unreachable!("join, leave and ping are handled by the connection")
         }
     };
     // `parse_client` already checked the req against the same rule.

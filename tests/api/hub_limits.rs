@@ -1035,3 +1035,34 @@ async fn metrics_expose_hub_gauges_counters_and_histograms() {
     assert_eq!(get("audotics_hub_commit_failures_total"), 0.0);
     p.app.stop().await;
 }
+
+/// `ping` is answered with `pong` at once, before and after `join`, and is
+/// not an op: it never counts against the rate limit.
+#[tokio::test]
+async fn an_application_ping_is_answered_with_pong() {
+    let p = party_with(|c| {
+        c.hub.ops_per_sec = 1.0;
+        c.hub.ops_burst = 1.0;
+    })
+    .await;
+    let mut ws = p.app.connect().await;
+    ws.send_text(r#"{"type":"ping","id":1}"#).await;
+    assert!(matches!(
+        ws.recv().await,
+        ServerMsg::Pong { id: Some(1), .. }
+    ));
+    ws.join_snapshot(&p.session, &p.host.token).await;
+    for i in 2..10u64 {
+        ws.send_text(&format!(r#"{{"type":"ping","id":{i}}}"#))
+            .await;
+        match ws.recv_np().await {
+            ServerMsg::Pong { id, .. } => assert_eq!(id, Some(i)),
+            other => panic!("expected pong, got {other:?}"),
+        }
+    }
+    ws.send_text(r#"{"type":"ping"}"#).await;
+    assert!(matches!(
+        ws.recv_np().await,
+        ServerMsg::Pong { id: None, .. }
+    ));
+}
