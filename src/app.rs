@@ -44,6 +44,12 @@ pub async fn database(config: &Config) -> anyhow::Result<(String, Option<Cluster
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        // The port first: a hub that cannot serve must not leave a private
+        // Postgres running behind it.
+        let open_files = raise_open_files_limit();
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("binding {}", config.bind))?;
         let (url, mut cluster) = database(&config).await?;
         let pool = match connect_and_migrate(&url, config.pool_size).await {
             Ok(pool) => pool,
@@ -54,10 +60,6 @@ impl App {
                 return Err(e);
             }
         };
-        let open_files = raise_open_files_limit();
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("binding {}", config.bind))?;
         let mut config = config;
         let gate = connection_caps(&mut config, open_files);
         let metrics = Arc::new(Metrics::default());

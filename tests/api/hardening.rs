@@ -687,3 +687,23 @@ async fn no_secret_reaches_the_log_at_any_level() {
         assert!(!log.contains(secret), "a secret in the log");
     }
 }
+
+/// `serve` on a port that is taken exits with an error and leaves no
+/// private Postgres running behind it.
+#[test]
+fn serve_on_a_taken_port_fails_and_starts_no_postgres() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_audotics-hub"))
+        .args(["serve", "--bind", &addr, "--data-dir"])
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run the hub binary");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("binding"), "{stderr}");
+    let pid_file = dir.path().join("postgres").join("postmaster.pid");
+    assert!(!pid_file.exists(), "a private Postgres was left running");
+}
