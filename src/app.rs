@@ -13,9 +13,10 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::config::{Config, Database};
 use crate::db::notify::Heard;
-use crate::db::{self, Cluster};
+use crate::db::{self, PrivatePostgres};
 use crate::db::{sessions, tokens};
 use crate::http::gate::Gate;
 use crate::http::limits::Limits;
@@ -26,15 +27,17 @@ use crate::metrics::Metrics;
 pub struct App {
     listener: TcpListener,
     state: AppState,
-    cluster: Option<Cluster>,
+    /// Stops the cluster's background tasks (cluster mode).
+    cluster_stop: CancellationToken,
+    postgres: Option<PrivatePostgres>,
 }
 
 /// Resolve the database URL, starting the private cluster if needed.
-pub async fn database(config: &Config) -> anyhow::Result<(String, Option<Cluster>)> {
+pub async fn database(config: &Config) -> anyhow::Result<(String, Option<PrivatePostgres>)> {
     match &config.database {
         Database::Url(url) => Ok((url.clone(), None)),
         Database::Private(dir) => {
-            let cluster = Cluster::ensure_started(dir).await?;
+            let cluster = PrivatePostgres::ensure_started(dir).await?;
             let url = cluster.url("audotics");
             tracing::info!(%url, dir = %dir.display(), "using the private Postgres cluster");
             Ok((url, Some(cluster)))
@@ -50,11 +53,11 @@ impl App {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
-        let (url, mut cluster) = database(&config).await?;
+        let (url, mut postgres) = database(&config).await?;
         let pool = match connect_and_migrate(&url, config.pool_size).await {
             Ok(pool) => pool,
             Err(e) => {
-                if let Some(c) = cluster.as_mut() {
+                if let Some(c) = postgres.as_mut() {
                     c.stop();
                 }
                 return Err(e);
@@ -63,7 +66,24 @@ impl App {
         let mut config = config;
         let gate = connection_caps(&mut config, open_files);
         let metrics = Arc::new(Metrics::default());
-        let hub = Hub::new(pool.clone(), metrics.clone(), config.hub.clone());
+        let cluster_stop = CancellationToken::new();
+        let cluster = match &config.cluster {
+            None => None,
+            Some(c) => {
+                let joined = Cluster::join(c, &url, metrics.clone(), cluster_stop.clone()).await;
+                match joined {
+                    Ok(cluster) => Some(cluster),
+                    Err(e) => {
+                        pool.close().await;
+                        if let Some(c) = postgres.as_mut() {
+                            c.stop();
+                        }
+                        return Err(e.context("joining the cluster"));
+                    }
+                }
+            }
+        };
+        let hub = Hub::new(pool.clone(), metrics.clone(), config.hub.clone(), cluster);
         let state = AppState {
             db: pool,
             metrics,
@@ -76,7 +96,8 @@ impl App {
         Ok(App {
             listener,
             state,
-            cluster,
+            cluster_stop,
+            postgres,
         })
     }
 
@@ -99,7 +120,8 @@ impl App {
         let App {
             listener,
             state,
-            mut cluster,
+            cluster_stop,
+            mut postgres,
         } = self;
         tracing::info!(addr = %listener.local_addr()?, "audotics-hub listening");
         let router = http::router(state.clone());
@@ -122,9 +144,10 @@ impl App {
         .await;
         tracing::info!("shutting down: draining");
         let _ = tokio::time::timeout(Duration::from_secs(10), state.hub.shutdown()).await;
+        cluster_stop.cancel();
         let _ = background.await;
         state.db.close().await;
-        if let Some(c) = cluster.as_mut() {
+        if let Some(c) = postgres.as_mut() {
             tokio::task::block_in_place(|| c.stop());
             tracing::info!("private Postgres stopped");
         }

@@ -148,6 +148,19 @@ pub struct Config {
     pub token_lifetime: Duration,
     /// The kind of hash the hub writes for passwords.
     pub password_hash: PasswordHash,
+    /// Join a cluster of hubs (`None`: this hub runs alone).
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How a hub joins a cluster (see `cluster`).
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// The NATS server's URL.
+    pub nats_url: String,
+    /// The cluster's name: the prefix of every subject it uses.
+    pub name: String,
+    /// This node's name; `None`: a random one.
+    pub node_id: Option<String>,
 }
 
 impl Config {
@@ -163,6 +176,7 @@ impl Config {
             limits: RateLimits::default(),
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             password_hash: PasswordHash::default(),
+            cluster: None,
         }
     }
 }

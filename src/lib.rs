@@ -20,6 +20,7 @@
 pub mod app;
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use audotics_hub::config::{
-    Config, Database, HttpConfig, HubConfig, PasswordHash, RateLimits, DEFAULT_TOKEN_LIFETIME,
+    ClusterConfig, Config, Database, HttpConfig, HubConfig, PasswordHash, RateLimits,
+    DEFAULT_TOKEN_LIFETIME,
 };
 use audotics_hub::{app, db, demo, telemetry, App};
 use clap::{Args, Parser, Subcommand};
@@ -31,12 +32,37 @@ struct Cli {
 enum Command {
     /// Serve REST, WebSocket and the web client. Without a database URL, runs a
     /// private Postgres under <data-dir>/postgres.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or update the database schema (adopts an existing Prisma database).
     Migrate(DbArgs),
     /// Load the generated demo catalog (3,000 sample tracks, Spotify ids
     /// starting with `demo`) into the database, then exit. Idempotent.
     Demo(DbArgs),
+    /// Run only the private Postgres (migrated) until SIGINT/SIGTERM, for
+    /// several hubs to share: prints `DATABASE_URL=…` for them.
+    Postgres(PostgresArgs),
+}
+
+#[derive(Args)]
+struct PostgresArgs {
+    /// Where the private cluster lives.
+    #[arg(long, env = "AUDOTICS_DATA_DIR", default_value = ".audotics")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct ClusterArgs {
+    /// NATS server to join a cluster of hubs through (e.g.
+    /// nats://127.0.0.1:4222); without it the hub runs alone.
+    #[arg(long, env = "AUDOTICS_NATS_URL")]
+    nats: Option<String>,
+    /// Name of the cluster (the NATS subject prefix): hubs with the same name
+    /// and NATS server serve the same sessions.
+    #[arg(long, env = "AUDOTICS_CLUSTER", default_value = "audotics")]
+    cluster: String,
+    /// This node's name in the cluster (default: random).
+    #[arg(long, env = "AUDOTICS_NODE_ID")]
+    node_id: Option<String>,
 }
 
 #[derive(Args)]
@@ -56,6 +82,8 @@ struct ServeArgs {
     bind: SocketAddr,
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Postgres connections in the pool.
     #[arg(long, env = "AUDOTICS_POOL_SIZE", default_value_t = 16)]
     pool_size: u32,
@@ -126,9 +154,10 @@ async fn main() -> ExitCode {
     telemetry::init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Demo(args) => load_demo(args).await,
+        Command::Postgres(args) => postgres(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -166,6 +195,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         token_lifetime: std::time::Duration::from_secs(args.token_days.max(1) * 86_400),
         password_hash: args.password_hash,
+        cluster: args.cluster.nats.map(|nats_url| ClusterConfig {
+            nats_url,
+            name: args.cluster.cluster,
+            node_id: args.cluster.node_id,
+        }),
     };
     let app = App::build(config).await?;
     if args.demo {
@@ -173,6 +207,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         eprintln!("demo catalog loaded: {n} tracks");
     }
     app.run(app::shutdown_signal()).await
+}
+
+async fn postgres(args: PostgresArgs) -> anyhow::Result<()> {
+    let dir = args.data_dir.join("postgres");
+    let mut pg = db::PrivatePostgres::ensure_started(&dir).await?;
+    let url = pg.url("audotics");
+    let migrated = async {
+        let pool = db::connect(&url, 2).await?;
+        db::migrate(&pool).await?;
+        pool.close().await;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = migrated {
+        pg.stop();
+        return Err(e);
+    }
+    println!("DATABASE_URL={url}");
+    eprintln!(
+        "private Postgres running under {}; Ctrl-C stops it",
+        dir.display()
+    );
+    app::shutdown_signal().await;
+    tokio::task::block_in_place(|| pg.stop());
+    eprintln!("private Postgres stopped");
+    Ok(())
 }
 
 async fn load_demo(args: DbArgs) -> anyhow::Result<()> {

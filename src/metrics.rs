@@ -64,6 +64,19 @@ pub struct Metrics {
     pub commit_failures: Counter,
     pub slow_listener_disconnects: Counter,
     pub frames_sent: Counter,
+    pub relays: Gauge,
+    pub sessions_owned: Gauge,
+    pub takeovers: Counter,
+    pub deposed: Counter,
+    pub forwarded_out: Counter,
+    pub forwarded_in: Counter,
+    pub forward_latency: Histogram,
+    pub events_published: Counter,
+    pub events_received: Counter,
+    pub gaps_filled: Counter,
+    pub nats_connected: Gauge,
+    pub nats_disconnects: Counter,
+    pub cluster_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -91,6 +104,19 @@ impl Default for Metrics {
             commit_failures: Counter::default(),
             slow_listener_disconnects: Counter::default(),
             frames_sent: Counter::default(),
+            relays: Gauge::default(),
+            sessions_owned: Gauge::default(),
+            takeovers: Counter::default(),
+            deposed: Counter::default(),
+            forwarded_out: Counter::default(),
+            forwarded_in: Counter::default(),
+            forward_latency: latency_histogram(),
+            events_published: Counter::default(),
+            events_received: Counter::default(),
+            gaps_filled: Counter::default(),
+            nats_connected: Gauge::default(),
+            nats_disconnects: Counter::default(),
+            cluster_dropped: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -198,6 +224,71 @@ impl Default for Metrics {
             "hub_frames_sent",
             "Frames queued to listeners",
             m.frames_sent.clone(),
+        );
+        r.register(
+            "cluster_relays",
+            "Sessions this node relays to its listeners (cluster mode)",
+            m.relays.clone(),
+        );
+        r.register(
+            "cluster_sessions_owned",
+            "Session leases this node holds (cluster mode)",
+            m.sessions_owned.clone(),
+        );
+        r.register(
+            "cluster_takeovers",
+            "Sessions this node took over (found no owner, took the lease)",
+            m.takeovers.clone(),
+        );
+        r.register(
+            "cluster_deposed",
+            "Session actors stopped because another node took the session over or the lease was lost",
+            m.deposed.clone(),
+        );
+        r.register(
+            "cluster_ops_forwarded",
+            "Ops this node sent to an owner on another node",
+            m.forwarded_out.clone(),
+        );
+        r.register(
+            "cluster_ops_received",
+            "Ops other nodes forwarded to this node as owner",
+            m.forwarded_in.clone(),
+        );
+        r.register(
+            "cluster_op_duration_seconds",
+            "From a connection handing over an op to its answer reaching the relay (cluster mode)",
+            m.forward_latency.clone(),
+        );
+        r.register(
+            "cluster_events_published",
+            "Events published as owner (one per update, reaction, presence change)",
+            m.events_published.clone(),
+        );
+        r.register(
+            "cluster_events_received",
+            "Events received from owners on other nodes",
+            m.events_received.clone(),
+        );
+        r.register(
+            "cluster_gaps_filled",
+            "Times a relay read missing versions from Postgres",
+            m.gaps_filled.clone(),
+        );
+        r.register(
+            "cluster_nats_connected",
+            "1 while the NATS connection is up",
+            m.nats_connected.clone(),
+        );
+        r.register(
+            "cluster_nats_disconnects",
+            "Times the NATS connection dropped",
+            m.nats_disconnects.clone(),
+        );
+        r.register(
+            "cluster_messages_dropped",
+            "Messages to or from NATS lost (outgoing queue full, slow subscription)",
+            m.cluster_dropped.clone(),
         );
         Metrics { registry, ..m }
     }

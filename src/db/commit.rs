@@ -93,6 +93,9 @@ pub struct SessionCommit {
     /// The session's commit counter after this commit: stored so a lost
     /// COMMIT outcome can be checked.
     pub commits: i64,
+    /// The ownership epoch the session was loaded under: the commit changes
+    /// nothing if it has moved on (see the `hub_session_epoch` migration).
+    pub epoch: i64,
     pub at: DateTime<Utc>,
     /// Set the Playlist's and GroupSession's `updatedAt` to `at`.
     pub touch: bool,
@@ -481,13 +484,14 @@ fn session_counters<'q>(commits: &[&'q SessionCommit]) -> Cte<'q> {
         each(commits, |s| s.session_id.as_str()),
     )
     .col("version", "int8", each(commits, |s| s.version))
-    .col("commits", "int8", each(commits, |s| s.commits));
+    .col("commits", "int8", each(commits, |s| s.commits))
+    .col("epoch", "int8", each(commits, |s| s.epoch));
     Cte {
         part: Part::Sessions,
         head: r#"UPDATE hub_session h SET version = u."version", commits = u."commits" FROM "#
             .into(),
         cols: c,
-        tail: r#"WHERE h.session_id = u."session_id""#,
+        tail: r#"WHERE h.session_id = u."session_id" AND h.epoch = u."epoch""#,
     }
 }
 
@@ -523,8 +527,10 @@ fn activity<'q>(commits: &[&'q SessionCommit]) -> Vec<Cte<'q>> {
     ]
 }
 
-/// The one statement made of `parts`.
-fn statement<'q>(parts: Vec<Cte<'q>>) -> QueryBuilder<'q, Postgres> {
+/// The one statement made of `parts`, for `sessions` sessions. It fails
+/// (SQLSTATE `HB409`, nothing written) unless every session's counters were
+/// updated, i.e. unless each was committed under its current epoch.
+fn statement<'q>(parts: Vec<Cte<'q>>, sessions: usize) -> QueryBuilder<'q, Postgres> {
     let mut qb = QueryBuilder::new("WITH\n");
     for (i, p) in parts.into_iter().enumerate() {
         if i > 0 {
@@ -537,7 +543,9 @@ fn statement<'q>(parts: Vec<Cte<'q>>) -> QueryBuilder<'q, Postgres> {
         }
         qb.push("\n    RETURNING 1)");
     }
-    qb.push("\nSELECT 1");
+    qb.push("\nSELECT hub.fence((SELECT count(*) FROM hs), ");
+    qb.push_bind(sessions as i64);
+    qb.push(")");
     qb
 }
 
@@ -563,7 +571,7 @@ pub async fn write(db: &PgPool, commits: &[&SessionCommit]) -> Result<(), sqlx::
     if commits.is_empty() {
         return Ok(());
     }
-    let mut qb = statement(parts(commits));
+    let mut qb = statement(parts(commits), commits.len());
     qb.build().execute(db).await?;
     Ok(())
 }
@@ -578,6 +586,7 @@ mod tests {
             playlist_id: "p1".into(),
             version: 2,
             commits: 1,
+            epoch: 1,
             at: DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
             touch,
             write,
@@ -585,7 +594,7 @@ mod tests {
     }
 
     fn sql(commits: &[&SessionCommit]) -> String {
-        statement(parts(commits)).sql().to_owned()
+        statement(parts(commits), commits.len()).sql().to_owned()
     }
 
     #[test]
@@ -609,7 +618,10 @@ mod tests {
             );
         }
         assert_eq!(sql.matches("\n    RETURNING 1)").count(), 2, "{sql}");
-        assert!(sql.ends_with("\nSELECT 1"));
+        assert!(
+            sql.ends_with("\nSELECT hub.fence((SELECT count(*) FROM hs), $13)"),
+            "{sql}"
+        );
     }
 
     /// Each column's name sits beside its own placeholder: the n-th name of
@@ -638,7 +650,7 @@ mod tests {
             "{sql}"
         );
         assert!(
-            sql.contains(r#"AS u("session_id", "version", "commits")"#),
+            sql.contains(r#"AS u("session_id", "version", "commits", "epoch")"#),
             "{sql}"
         );
         assert_eq!(sql.matches(" AS (").count(), 6, "{sql}");

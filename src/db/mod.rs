@@ -3,10 +3,10 @@
 //! Tables are Prisma's quoted PascalCase names with camelCase columns, plus
 //! the hub's own `hub_*` tables.
 
-pub mod cluster;
 pub mod commit;
 pub mod log;
 pub mod notify;
+pub mod private;
 pub mod sessions;
 pub mod tokens;
 pub mod tracks;
@@ -17,7 +17,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub use cluster::{Cluster, ClusterError};
+pub use private::{PrivateError, PrivatePostgres};
 
 /// What the hub's connections call themselves.
 pub const APPLICATION_NAME: &str = "audotics-hub";

@@ -297,6 +297,37 @@ pub async fn counters(db: impl PgExecutor<'_>, session_id: &str) -> Result<(i64,
     Ok((r.version, r.commits))
 }
 
+/// Counters of a session an actor is about to serve: its version, commit
+/// counter and a new ownership epoch (bumped here, so that every commit made
+/// under an earlier one, by a deposed owner, changes nothing).
+pub async fn take_over(db: impl PgExecutor<'_>, session_id: &str) -> Result<(i64, i64, i64)> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        version: i64,
+        commits: i64,
+        epoch: i64,
+    }
+    let r: Row = sqlx::query_as(
+        r#"INSERT INTO hub_session (session_id, version, epoch) VALUES ($1, 0, 1)
+           ON CONFLICT (session_id) DO UPDATE SET epoch = hub_session.epoch + 1
+           RETURNING version, commits, epoch"#,
+    )
+    .bind(session_id)
+    .fetch_one(db)
+    .await?;
+    Ok((r.version, r.commits, r.epoch))
+}
+
+/// The session's stored version (0 before its first change).
+pub async fn version(db: impl PgExecutor<'_>, session_id: &str) -> Result<i64> {
+    let v: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM hub_session WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(db)
+            .await?;
+    Ok(v.unwrap_or(0))
+}
+
 /// The session's commit counter, to learn whether a batch whose COMMIT
 /// reply was lost was applied.
 pub async fn commits(db: impl PgExecutor<'_>, session_id: &str) -> Result<i64> {

@@ -20,8 +20,13 @@ pub async fn healthz() -> impl IntoResponse {
 /// answers within a second in every state.
 const READY_WAIT: Duration = Duration::from_millis(800);
 
-/// `GET /readyz`: Postgres answers within [`READY_WAIT`].
+/// `GET /readyz`: Postgres answers within [`READY_WAIT`] (and, in cluster
+/// mode, NATS is connected).
 pub async fn readyz(State(st): State<AppState>) -> Result<impl IntoResponse, Error> {
+    if st.hub.cluster().is_some_and(|c| !c.is_connected()) {
+        tracing::warn!("readiness check failed: NATS is not connected");
+        return Err(Error::Unavailable);
+    }
     let ping = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&st.db);
     match tokio::time::timeout(READY_WAIT, ping).await {
         Ok(Ok(_)) => Ok(Json(json!({ "status": "ready" }))),

@@ -29,13 +29,12 @@ use super::AppState;
 use crate::clock::now_ms;
 use crate::error::Error;
 use crate::hub::outbox::{outbox, Outbound, Outbox, OutboxReceiver};
-use crate::hub::session::{frame, JoinRefusal, ListenerId, Op, TrackRef};
-use crate::hub::SessionHandle;
+use crate::hub::session::parse::to_op;
+use crate::hub::session::{frame, JoinRefusal, ListenerId};
+use crate::hub::{Link, Sending};
 use crate::{auth, db};
-use audotics_protocol::rules;
 use audotics_protocol::{
-    self as protocol, ClientMsg, CloseCode, EntryId, IdError, Req, ServerMsg, SessionId, TrackId,
-    UserId,
+    self as protocol, ClientMsg, CloseCode, IdError, ServerMsg, SessionId, UserId,
 };
 use tracing::Instrument;
 
@@ -185,7 +184,7 @@ impl Bucket {
 }
 
 struct Joined {
-    handle: SessionHandle,
+    handle: Link,
     listener: ListenerId,
     user: UserId,
     /// Closes this socket with 4001 if its token is revoked.
@@ -195,6 +194,8 @@ struct Joined {
 /// What woke the connection task.
 enum Event {
     Peer(Option<Result<Message, tungstenite::Error>>),
+    /// The op in flight was handed over (false: the session is gone).
+    Sent(bool),
     Out(Result<Option<Outbound>, CloseCode>),
     Timer,
     Shutdown,
@@ -245,6 +246,10 @@ async fn connection(
         last: Instant::now(),
     };
     let mut strikes = 0u32;
+    // The op being handed over: the next frame is read once it is, so a
+    // connection's ops keep their order (in a cluster this waits for the
+    // owner's answer).
+    let mut sending: Option<Sending> = None;
     let mut last_seen = Instant::now();
     let mut next_ping = Instant::now() + ping_interval;
     let (mut ping_window, mut pings) = (Instant::now(), 0u32);
@@ -271,7 +276,11 @@ async fn connection(
             biased;
             _ = &mut cancelled => Event::Shutdown,
             item = rx.next() => Event::Out(item),
-            m = socket.next() => Event::Peer(m),
+            sent = async { sending.as_mut().expect("guarded").await }, if sending.is_some() => {
+                sending = None;
+                Event::Sent(sent)
+            }
+            m = socket.next(), if sending.is_none() => Event::Peer(m),
             _ = &mut timer => Event::Timer,
         };
         let msg = match event {
@@ -321,6 +330,12 @@ async fn connection(
                     }
                 }
                 continue;
+            }
+            Event::Sent(true) => continue,
+            Event::Sent(false) => {
+                // The actor stopped (ended or shutting down).
+                out.close(CloseCode::GoingAway, "session closed");
+                break End::Flush;
             }
             Event::Peer(None) => break End::Gone,
             Event::Peer(Some(Err(e))) => break End::Cut(close_code_for(&e)),
@@ -412,15 +427,7 @@ async fn connection(
                 strikes = 0;
                 match to_op(msg) {
                     Ok((req, op)) => {
-                        // Boxed, like the other rare or large awaits here: the
-                        // connection future's size is memory every idle
-                        // listener holds.
-                        let sent = Box::pin(j.handle.op(j.listener, &j.user, req, op));
-                        if !sent.await {
-                            // The actor stopped (ended or shutting down).
-                            out.close(CloseCode::GoingAway, "session closed");
-                            break End::Flush;
-                        }
+                        sending = Some(j.handle.op(j.listener, &j.user, req, op, text.as_str()));
                     }
                     Err(e) => push(&out, &e.to_frame(Some(req))),
                 }
@@ -546,76 +553,6 @@ async fn join(
             JoinStep::Stay
         }
     }
-}
-
-/// Check an op frame's fields and parse its ids: what reaches the actor is
-/// an `Op` whose every id is well formed. An id that cannot name anything is
-/// `not_found` (the protocol's decided answer); one with a control character
-/// is `invalid` naming the field, so nothing Postgres would refuse travels on.
-fn to_op(msg: ClientMsg) -> Result<(Req, Op), Error> {
-    let (req, op) = match msg {
-        ClientMsg::Add(protocol::Add {
-            req,
-            track_id: id,
-            track,
-            index,
-        }) => {
-            let track = match (id, track) {
-                (Some(_), Some(_)) => {
-                    return Err(Error::invalid(
-                        "track",
-                        "give either trackId or track, not both",
-                    ))
-                }
-                (None, None) => return Err(Error::invalid("trackId", "give trackId or track")),
-                (Some(id), None) => TrackRef::Id(track_id(&id)?),
-                (None, Some(t)) => TrackRef::Meta(t.validate()?),
-            };
-            (req, Op::Add { track, index })
-        }
-        ClientMsg::Remove(protocol::Remove { req, entry_id }) => {
-            let entry = EntryId::parse(&entry_id).map_err(|_| Error::NotFound("entry"))?;
-            (req, Op::Remove { entry })
-        }
-        ClientMsg::Reorder(protocol::Reorder {
-            req,
-            entry_id,
-            to_index,
-            base_version,
-        }) => {
-            let entry = EntryId::parse(&entry_id).map_err(|_| Error::NotFound("entry"))?;
-            let op = Op::Reorder {
-                entry,
-                to_index,
-                base_version,
-            };
-            (req, op)
-        }
-        ClientMsg::Interaction(protocol::Interaction {
-            req,
-            track_id: id,
-            kind,
-        }) => {
-            let op = Op::Interaction {
-                track: track_id(&id)?,
-                kind: rules::kind(&kind)?,
-            };
-            (req, op)
-        }
-        ClientMsg::Join(_) | ClientMsg::Leave(_) | ClientMsg::Ping(_) => {
-            unreachable!("join, leave and ping are handled by the connection")
-        }
-    };
-    // `parse_client` already checked the req against the same rule.
-    Ok((Req::parse(&req)?, op))
-}
-
-/// A `trackId` from a frame.
-fn track_id(id: &str) -> Result<TrackId, Error> {
-    TrackId::parse(id).map_err(|e| match e {
-        IdError::ControlCharacter => Error::invalid("trackId", e.to_string()),
-        _ => Error::NotFound("track"),
-    })
 }
 
 fn push(out: &Outbox, msg: &ServerMsg) {

@@ -51,6 +51,9 @@ pub enum CommitError {
     Rejected(String),
     /// The connection broke during COMMIT: it may or may not have happened.
     Unknown(String),
+    /// Certainly not committed: the session's epoch has moved on (another
+    /// hub took it over). The actor must stop.
+    Fenced,
 }
 
 struct Request {
@@ -163,8 +166,10 @@ async fn worker(db: PgPool, metrics: Arc<Metrics>, q: Arc<Queue>) {
         let ops: usize = batch.iter().map(|r| r.commit.write.ops()).sum();
         metrics.commit_batch_size.observe(ops as f64);
         match result {
-            Err(CommitError::Failed(e) | CommitError::Rejected(e)) if batch.len() > 1 => {
-                tracing::warn!(error = %e, sessions = batch.len(), "merged commit failed; retrying each session alone");
+            // One session's refused rows or moved epoch fails the others:
+            // each is committed alone.
+            Err(ref e) if batch.len() > 1 && !matches!(e, CommitError::Unknown(_)) => {
+                tracing::warn!(error = ?e, sessions = batch.len(), "merged commit failed; retrying each session alone");
                 for r in batch {
                     let result = commit_once(&db, &[&r.commit]).await;
                     let _ = r.reply.send(result);
@@ -180,12 +185,18 @@ async fn worker(db: PgPool, metrics: Arc<Metrics>, q: Arc<Queue>) {
     }
 }
 
+/// The statement failed in `hub.fence`: a session's epoch moved on.
+fn is_fenced(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("HB409"))
+}
+
 async fn commit_once(db: &PgPool, commits: &[&SessionCommit]) -> Result<(), CommitError> {
     // One statement in autocommit: it is its own transaction.
     match commit::write(db, commits).await {
         Ok(()) => Ok(()),
         // The connection broke while the statement (and so its commit) ran.
         Err(e) if is_connection_error(&e) => Err(CommitError::Unknown(e.to_string())),
+        Err(e) if is_fenced(&e) => Err(CommitError::Fenced),
         Err(e) if is_data_error(&e) => Err(CommitError::Rejected(e.to_string())),
         Err(e) => Err(CommitError::Failed(e.to_string())),
     }
@@ -208,6 +219,7 @@ mod tests {
                 playlist_id: format!("p{i}"),
                 version: 1,
                 commits: 1,
+                epoch: 1,
                 at: chrono::Utc::now(),
                 touch: false,
                 write: BatchWrite::default(),

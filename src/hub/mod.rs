@@ -15,23 +15,28 @@ pub mod snapshot;
 pub mod tracks;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use audotics_protocol::model::{Snapshot, User};
 use audotics_protocol::{Req, SessionId, UserId};
+use bytes::Bytes;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::cluster::relay::{self, RelayHandle};
+use crate::cluster::wire::{decode_json, Answer, JoinReply, OpReply, Request};
+use crate::cluster::{owner, Cluster, Unanswered};
 use crate::config::HubConfig;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use outbox::Outbox;
-use registry::Registry;
-use session::{Command, JoinRefusal, ListenerId, Op};
+use registry::{Handle, Registry};
+use session::{Command, JoinRefusal, ListenerId, Op, Ownership};
 
 /// Commands waiting for one session actor at most; a connection sending
 /// more waits (backpressure on that connection only).
@@ -53,7 +58,9 @@ struct HubInner {
     tracks: Arc<tracks::TrackCache>,
     metrics: Arc<Metrics>,
     config: HubConfig,
-    registry: Registry,
+    registry: Registry<SessionHandle>,
+    /// Cluster mode: this node's membership (`None`: a single hub).
+    cluster: Option<Cluster>,
     connections: Arc<Semaphore>,
     shutdown: CancellationToken,
     /// Session actors.
@@ -66,31 +73,19 @@ struct HubInner {
 /// for actors to finish their commit in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// A joined listener's link to its session actor.
+/// The link to one session actor.
 #[derive(Clone)]
 pub struct SessionHandle {
     tx: mpsc::Sender<Command>,
 }
 
-impl SessionHandle {
-    pub fn same_actor(&self, other: &SessionHandle) -> bool {
+impl Handle for SessionHandle {
+    fn same(&self, other: &Self) -> bool {
         self.tx.same_channel(&other.tx)
     }
+}
 
-    /// Hand an op to the actor; its answer arrives on the listener's outbox.
-    pub async fn op(&self, listener: ListenerId, user: &UserId, req: Req, op: Op) -> bool {
-        self.tx
-            .send(Command::Op {
-                listener,
-                user: user.clone(),
-                req,
-                op,
-                sent: std::time::Instant::now(),
-            })
-            .await
-            .is_ok()
-    }
-
+impl SessionHandle {
     /// Ask the actor to reconcile with the database. Never waits: a full
     /// inbox hands the request to a task.
     fn reconcile(&self) {
@@ -101,15 +96,204 @@ impl SessionHandle {
             });
         }
     }
+}
+
+/// An op on its way; resolves to false when the session is gone (the
+/// connection closes and the client resumes).
+pub type Sending = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// A joined listener's link to its session: the actor itself (a single
+/// hub), or this node's relay of it (a cluster).
+#[derive(Clone)]
+pub enum Link {
+    Actor(SessionHandle),
+    Relay {
+        hub: Hub,
+        session: SessionId,
+        relay: RelayHandle,
+    },
+}
+
+impl Link {
+    /// Hand an op to the session; its answer arrives on the listener's
+    /// outbox. `text` is the client's frame (forwarded as is to an owner on
+    /// another node). A connection sends its next op once this resolves, so
+    /// its ops keep their order.
+    pub fn op(&self, listener: ListenerId, user: &UserId, req: Req, op: Op, text: &str) -> Sending {
+        match self {
+            Link::Actor(h) => {
+                let tx = h.tx.clone();
+                let cmd = Command::Op {
+                    listener,
+                    user: user.clone(),
+                    req,
+                    op,
+                    sent: Instant::now(),
+                };
+                Box::pin(async move { tx.send(cmd).await.is_ok() })
+            }
+            Link::Relay {
+                hub,
+                session,
+                relay,
+            } => {
+                let (hub, session, relay) = (hub.clone(), session.clone(), relay.clone());
+                let ask = Ask::Op {
+                    user: user.clone(),
+                    req,
+                    op,
+                    text: text.to_owned(),
+                };
+                Box::pin(async move {
+                    let started = Instant::now();
+                    let reply = match hub.to_owner(&session, &ask).await {
+                        Ok(Got::Op(r)) => r,
+                        _ => {
+                            let Ask::Op { req, .. } = &ask else {
+                                unreachable!()
+                            };
+                            owner::unavailable(req.as_str())
+                        }
+                    };
+                    hub.inner
+                        .metrics
+                        .forward_latency
+                        .observe(started.elapsed().as_secs_f64());
+                    relay.answer(listener, reply).await
+                })
+            }
+        }
+    }
 
     /// Stop listening (the user stays a member).
     pub async fn leave(&self, listener: ListenerId) {
-        let _ = self.tx.send(Command::Leave { listener }).await;
+        match self {
+            Link::Actor(h) => {
+                let _ = h.tx.send(Command::Leave { listener }).await;
+            }
+            Link::Relay { relay, .. } => relay.leave(listener).await,
+        }
     }
 }
 
+/// What a node asks a session's owner.
+enum Ask {
+    Op {
+        user: UserId,
+        req: Req,
+        op: Op,
+        text: String,
+    },
+    Join {
+        user: User,
+        since: Option<i64>,
+    },
+    Snapshot {
+        viewer: UserId,
+    },
+    End,
+}
+
+/// The owner's answer.
+enum Got {
+    Op(OpReply),
+    Join(JoinReply),
+    Answer(Answer),
+}
+
+impl Ask {
+    fn request(&self) -> Request {
+        match self {
+            Ask::Op { user, text, .. } => Request::Op {
+                user: user.to_string(),
+                frame: text.clone(),
+            },
+            Ask::Join { user, since } => Request::Join {
+                user: user.clone(),
+                since: *since,
+            },
+            Ask::Snapshot { viewer } => Request::Snapshot {
+                viewer: viewer.to_string(),
+            },
+            Ask::End => Request::End,
+        }
+    }
+
+    /// The answer in `payload`; `None` when the owner stopped unanswered.
+    fn decode(&self, payload: Bytes) -> Option<Got> {
+        if payload.is_empty() {
+            return None;
+        }
+        let got = match self {
+            Ask::Op { .. } => OpReply::decode(payload).map(Got::Op),
+            Ask::Join { .. } => decode_json(&payload).map(Got::Join),
+            Ask::Snapshot { .. } | Ask::End => decode_json(&payload).map(Got::Answer),
+        };
+        got.map_err(|e| tracing::warn!(error = %e, "unreadable answer from an owner"))
+            .ok()
+    }
+
+    /// Ask this node's own actor; `None` if it stopped unanswered.
+    async fn local(&self, h: &SessionHandle) -> Option<Got> {
+        match self {
+            Ask::Op { user, req, op, .. } => {
+                let (reply, rx) = oneshot::channel();
+                let cmd = Command::Forwarded {
+                    user: user.clone(),
+                    req: req.clone(),
+                    op: op.clone(),
+                    reply,
+                    sent: Instant::now(),
+                };
+                h.tx.send(cmd).await.ok()?;
+                rx.await.ok().map(Got::Op)
+            }
+            Ask::Join { user, since } => {
+                let (reply, rx) = oneshot::channel();
+                let cmd = Command::RemoteJoin {
+                    user: user.clone(),
+                    since: *since,
+                    reply,
+                };
+                h.tx.send(cmd).await.ok()?;
+                rx.await.ok().map(Got::Join)
+            }
+            Ask::Snapshot { viewer } => {
+                let (reply, rx) = oneshot::channel();
+                let cmd = Command::Snapshot {
+                    viewer: viewer.clone(),
+                    reply,
+                };
+                h.tx.send(cmd).await.ok()?;
+                Some(Got::Answer(match rx.await.ok()? {
+                    Ok(s) => Answer::Snapshot(Box::new(s)),
+                    Err(Error::NotFound(_)) => Answer::NotFound,
+                    Err(_) => Answer::Unavailable,
+                }))
+            }
+            Ask::End => {
+                let (reply, rx) = oneshot::channel();
+                h.tx.send(Command::End { reply }).await.ok()?;
+                Some(Got::Answer(match rx.await.ok()? {
+                    Ok(()) => Answer::Done,
+                    Err(Error::NotFound(_)) => Answer::NotFound,
+                    Err(_) => Answer::Unavailable,
+                }))
+            }
+        }
+    }
+}
+
+/// A retry's pause while a session finds its next owner.
+const OWNER_RETRY: Duration = Duration::from_millis(25);
+
 impl Hub {
-    pub fn new(db: PgPool, metrics: Arc<Metrics>, config: HubConfig) -> Hub {
+    pub fn new(
+        db: PgPool,
+        metrics: Arc<Metrics>,
+        config: HubConfig,
+        cluster: Option<Cluster>,
+    ) -> Hub {
         let connections = Arc::new(Semaphore::new(config.max_connections));
         Hub {
             inner: Arc::new(HubInner {
@@ -119,6 +303,7 @@ impl Hub {
                 metrics,
                 config,
                 registry: Registry::default(),
+                cluster,
                 connections,
                 shutdown: CancellationToken::new(),
                 actors: TaskTracker::new(),
@@ -129,6 +314,11 @@ impl Hub {
 
     pub fn config(&self) -> &HubConfig {
         &self.inner.config
+    }
+
+    /// This node's cluster membership, in cluster mode.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.inner.cluster.as_ref()
     }
 
     /// The tracks session actors share; REST updates it after writing one.
@@ -170,10 +360,16 @@ impl Hub {
         self.inner.sockets.spawn(task);
     }
 
-    /// The running actor for `session_id`, started if there is none.
+    /// The running actor for `session_id`, started if there is none (in a
+    /// cluster, under `ownership`, the lease just taken).
     fn handle(&self, session_id: &SessionId) -> SessionHandle {
+        self.start_actor(session_id, None)
+    }
+
+    fn start_actor(&self, session_id: &SessionId, ownership: Option<Ownership>) -> SessionHandle {
         self.inner.registry.get_or_start(session_id, || {
             let (tx, rx) = mpsc::channel(ACTOR_INBOX);
+            let weak = tx.downgrade();
             let handle = SessionHandle { tx };
             let shared = session::Shared {
                 db: self.inner.db.clone(),
@@ -186,7 +382,7 @@ impl Hub {
             let hub = self.clone();
             let (id, mine) = (session_id.clone(), handle.clone());
             let span = tracing::info_span!("session", session_id = %session_id);
-            let actor = session::run(session_id.clone(), shared, rx, move || {
+            let actor = session::run(session_id.clone(), shared, rx, weak, ownership, move || {
                 hub.inner.registry.remove(&id, &mine)
             });
             self.inner.actors.spawn(actor.instrument(span));
@@ -226,7 +422,10 @@ impl Hub {
         user: User,
         since: Option<i64>,
         outbox: Outbox,
-    ) -> Result<(SessionHandle, ListenerId), JoinRefusal> {
+    ) -> Result<(Link, ListenerId), JoinRefusal> {
+        if self.inner.cluster.is_some() {
+            return self.join_relay(session_id, user, since, outbox).await;
+        }
         let asked = self
             .ask(session_id, |reply| Command::Join {
                 user: user.clone(),
@@ -236,15 +435,192 @@ impl Hub {
             })
             .await;
         match asked {
-            Some((handle, Ok(listener))) => Ok((handle, listener)),
+            Some((handle, Ok(listener))) => Ok((Link::Actor(handle), listener)),
             Some((_, Err(refusal))) => Err(refusal),
             None => Err(JoinRefusal::Unavailable),
+        }
+    }
+
+    /// Cluster: join through this node's relay of the session, with the
+    /// first frames the owner makes.
+    async fn join_relay(
+        &self,
+        session_id: &SessionId,
+        user: User,
+        since: Option<i64>,
+        outbox: Outbox,
+    ) -> Result<(Link, ListenerId), JoinRefusal> {
+        let user_id = UserId::from_stored(user.id.clone());
+        let name = user.name.clone();
+        let ask = Ask::Join { user, since };
+        for _ in 0..3 {
+            let relay = self.relay(session_id);
+            // Subscribed before the owner makes the opening: nothing
+            // published after it is missed.
+            if !relay.ready().await {
+                return Err(JoinRefusal::Unavailable);
+            }
+            let opening = match self.to_owner(session_id, &ask).await {
+                Ok(Got::Join(JoinReply::Opening(o))) => o,
+                Ok(Got::Join(JoinReply::NotFound)) => return Err(JoinRefusal::NotFound),
+                Ok(Got::Join(JoinReply::Ended)) => return Err(JoinRefusal::Ended),
+                _ => return Err(JoinRefusal::Unavailable),
+            };
+            let attached = relay
+                .attach(user_id.clone(), name.clone(), outbox.clone(), opening)
+                .await;
+            if let Some(listener) = attached {
+                let link = Link::Relay {
+                    hub: self.clone(),
+                    session: session_id.clone(),
+                    relay,
+                };
+                return Ok((link, listener));
+            }
+            // The relay stopped meanwhile: the next one takes the joiner.
+        }
+        Err(JoinRefusal::Unavailable)
+    }
+
+    /// This node's relay of `session_id`, started if there is none.
+    fn relay(&self, session_id: &SessionId) -> RelayHandle {
+        let cluster = self.inner.cluster.as_ref().expect("cluster mode");
+        cluster.relays().get_or_start(session_id, || {
+            let hub = self.clone();
+            let report_to: relay::ReportTo = Arc::new(move |session, report| {
+                hub.report(session, report);
+            });
+            let (handle, task) = relay::new(
+                session_id.clone(),
+                cluster.clone(),
+                self.inner.db.clone(),
+                self.inner.metrics.clone(),
+                report_to,
+            );
+            let (c, id, mine) = (cluster.clone(), session_id.clone(), handle.clone());
+            let span = tracing::info_span!("relay", session_id = %session_id);
+            tokio::spawn(
+                task.run(move || c.relays().remove(&id, &mine))
+                    .instrument(span),
+            );
+            handle
+        })
+    }
+
+    /// A relay's presence report, to the session's owner (this node's actor,
+    /// or over NATS). No owner: the next one asks every relay anyway.
+    fn report(&self, session_id: &SessionId, report: crate::cluster::wire::Report) {
+        if let Some(h) = self.inner.registry.get(session_id) {
+            let cmd = Command::Presence(report);
+            if let Err(mpsc::error::TrySendError::Full(cmd)) = h.tx.try_send(cmd) {
+                tokio::spawn(async move {
+                    let _ = h.tx.send(cmd).await;
+                });
+            }
+            return;
+        }
+        if let Some(c) = &self.inner.cluster {
+            let subject = c.requests_subject(session_id.as_str());
+            c.publish(subject, Request::Presence(report).encode());
+        }
+    }
+
+    /// Cluster: ask the session's owner — this node's actor if this node
+    /// owns it, else over NATS. A session nobody owns makes this node try
+    /// its lease; while another node is taking it over, the ask is retried
+    /// (for at most [`crate::cluster::REQUEST_WAIT`]).
+    async fn to_owner(&self, session_id: &SessionId, ask: &Ask) -> Result<Got, Unanswered> {
+        let cluster = self.inner.cluster.as_ref().expect("cluster mode");
+        let deadline = Instant::now() + crate::cluster::REQUEST_WAIT;
+        let subject = cluster.requests_subject(session_id.as_str());
+        let payload = ask.request().encode();
+        loop {
+            if self.inner.shutdown.is_cancelled() {
+                return Err(Unanswered::Failed);
+            }
+            if let Some(h) = self.inner.registry.get(session_id) {
+                if let Some(got) = ask.local(&h).await {
+                    return Ok(got);
+                }
+                // Stopping (idle, ended, or deposed): the next owner answers.
+                self.inner.registry.remove(session_id, &h);
+            } else {
+                if matches!(ask, Ask::Op { .. }) {
+                    self.inner.metrics.forwarded_out.inc();
+                }
+                match cluster.request(subject.clone(), payload.clone()).await {
+                    Ok(answer) => {
+                        if let Some(got) = ask.decode(answer) {
+                            return Ok(got);
+                        }
+                    }
+                    Err(Unanswered::NoOwner) => {
+                        if self.take_over(cluster, session_id).await {
+                            continue;
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Unanswered::TimedOut);
+            }
+            tokio::time::sleep(OWNER_RETRY).await;
+        }
+    }
+
+    /// Try to become the owner of `session_id`; true when this node now
+    /// runs its actor.
+    async fn take_over(&self, cluster: &Cluster, session_id: &SessionId) -> bool {
+        match cluster.leases().acquire(session_id.as_str()).await {
+            Ok(Some(lost)) => {
+                let ownership = Ownership {
+                    cluster: cluster.clone(),
+                    lost: lost.clone(),
+                };
+                let started = self.inner.registry.get(session_id).is_none();
+                self.start_actor(session_id, Some(ownership));
+                if started {
+                    self.inner.metrics.takeovers.inc();
+                    tracing::info!(session_id = %session_id, "this node now owns the session");
+                } else {
+                    // An actor was there already: give the extra take back.
+                    cluster.leases().release(session_id.as_str(), &lost).await;
+                }
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take a session's lease");
+                false
+            }
         }
     }
 
     /// The session as `viewer` sees it: from the live actor when there is one
     /// (so `online` is true), else from the database.
     pub async fn snapshot(&self, session_id: &SessionId, viewer: &UserId) -> Result<Snapshot> {
+        if let Some(cluster) = &self.inner.cluster {
+            let ask = Ask::Snapshot {
+                viewer: viewer.clone(),
+            };
+            let got = match self.inner.registry.get(session_id) {
+                Some(h) => ask.local(&h).await,
+                None => {
+                    let subject = cluster.requests_subject(session_id.as_str());
+                    match cluster.request(subject, ask.request().encode()).await {
+                        Ok(answer) => ask.decode(answer),
+                        Err(_) => None,
+                    }
+                }
+            };
+            match got {
+                Some(Got::Answer(Answer::Snapshot(s))) => return Ok(*s),
+                Some(Got::Answer(Answer::NotFound)) => return Err(Error::NotFound("session")),
+                // Nobody owns it (or cannot say): Postgres can.
+                _ => return snapshot::load(&self.inner.db, session_id.as_str(), viewer).await,
+            }
+        }
         if let Some(handle) = self.inner.registry.get(session_id) {
             let (reply, rx) = oneshot::channel();
             let cmd = Command::Snapshot {
@@ -263,6 +639,13 @@ impl Hub {
     /// End a session through its actor, so every listener gets `ended` and
     /// close 4010 in order after the updates it already had.
     pub async fn end(&self, session_id: &SessionId) -> Result<()> {
+        if self.inner.cluster.is_some() {
+            return match self.to_owner(session_id, &Ask::End).await {
+                Ok(Got::Answer(Answer::Done)) => Ok(()),
+                Ok(Got::Answer(Answer::NotFound)) => Err(Error::NotFound("session")),
+                _ => Err(Error::Unavailable),
+            };
+        }
         self.ask(session_id, |reply| Command::End { reply })
             .await
             .map_or(Err(Error::Unavailable), |(_, r)| r)
@@ -285,6 +668,9 @@ impl Hub {
                 actors = inner.actors.len(),
                 "shutdown grace over; leaving the rest"
             );
+        }
+        if let Some(cluster) = &inner.cluster {
+            cluster.leave().await;
         }
     }
 }

@@ -3,18 +3,19 @@
 //! the real hub served on an ephemeral loopback port.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use audotics_client::{Rest, Ws};
-use audotics_hub::config::Config;
-use audotics_hub::db::Cluster;
+use audotics_hub::config::{ClusterConfig, Config};
+use audotics_hub::db::PrivatePostgres;
 use audotics_hub::App;
 use audotics_protocol::model::{Snapshot, TrackBody};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-static CLUSTER: Mutex<Option<Cluster>> = Mutex::new(None);
+static CLUSTER: Mutex<Option<PrivatePostgres>> = Mutex::new(None);
 static CLUSTER_ROOT: OnceLock<std::path::PathBuf> = OnceLock::new();
 
 extern "C" fn stop_cluster() {
@@ -39,7 +40,7 @@ pub fn cluster_url(db: &str) -> String {
             let root = std::env::temp_dir().join(format!("audotics-test-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&root);
             let _ = CLUSTER_ROOT.set(root.clone());
-            match Cluster::start_ephemeral(&root) {
+            match PrivatePostgres::start_ephemeral(&root) {
                 Ok(c) => {
                     *CLUSTER.lock().unwrap() = Some(c);
                     // SAFETY: registering a plain extern "C" fn.
@@ -97,6 +98,32 @@ pub struct TestApp {
     pub rest: Rest,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Cluster runs: the other nodes (this struct's own fields are node 0).
+    pub others: Vec<TestApp>,
+    /// The node the next connection goes to.
+    next: AtomicUsize,
+}
+
+/// Hubs per test app: 1, or the `AUDOTICS_TEST_NODES` a cluster run sets
+/// (`tests/run-all` runs the hub suites again with 3: every app is then a
+/// cluster of three hubs on one database and one NATS server, and the
+/// connections a test opens alternate between them — the writer on one node,
+/// listeners on others).
+pub fn test_nodes() -> usize {
+    std::env::var("AUDOTICS_TEST_NODES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Cluster settings for node `i` of a test cluster named `name`.
+pub fn cluster_config(nats_url: &str, name: &str, i: usize) -> ClusterConfig {
+    ClusterConfig {
+        nats_url: nats_url.to_owned(),
+        name: name.to_owned(),
+        node_id: Some(format!("n{i}")),
+    }
 }
 
 /// The real hub on a fresh database.
@@ -109,11 +136,42 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_on(db_url, tweak).await
 }
 
-/// The real hub on an existing database (e.g. to restart on the same data).
+/// The real hub on an existing database (e.g. to restart on the same data):
+/// one, or a cluster of [`test_nodes`].
 pub async fn spawn_app_on(db_url: String, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::for_database_url(db_url.clone());
     config.pool_size = 5;
     tweak(&mut config);
+    let n = test_nodes();
+    if n == 1 {
+        return spawn_node(config).await;
+    }
+    let name = format!("t{}", uuid::Uuid::new_v4().simple());
+    let nats = crate::nats::shared_url();
+    spawn_cluster(config, &nats, &name, n).await
+}
+
+/// `n` hubs of cluster `name` on `config`'s database.
+pub async fn spawn_cluster(config: Config, nats: &str, name: &str, n: usize) -> TestApp {
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut c = config.clone();
+        c.cluster = Some(cluster_config(nats, name, i));
+        nodes.push(spawn_node(c).await);
+    }
+    let mut first = nodes.remove(0);
+    first.others = nodes;
+    // Every node hears the others' heartbeats before the test starts.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    first
+}
+
+/// One hub on `config`.
+pub async fn spawn_node(config: Config) -> TestApp {
+    let db_url = match &config.database {
+        audotics_hub::config::Database::Url(u) => u.clone(),
+        audotics_hub::config::Database::Private(_) => unreachable!("tests use a URL"),
+    };
     let app = App::build(config).await.expect("build app");
     let addr = app.local_addr();
     let db = app.db().clone();
@@ -132,6 +190,8 @@ pub async fn spawn_app_on(db_url: String, tweak: impl FnOnce(&mut Config)) -> Te
         http,
         shutdown: Some(tx),
         task: Some(task),
+        others: Vec::new(),
+        next: AtomicUsize::new(0),
     }
 }
 
@@ -174,9 +234,23 @@ impl TestApp {
         self.rest.as_user(&user.token)
     }
 
-    /// A WebSocket connection, not yet joined.
+    /// Every node: this one, then the others.
+    pub fn nodes(&self) -> impl Iterator<Item = &TestApp> {
+        std::iter::once(self).chain(self.others.iter())
+    }
+
+    /// The node the next connection goes to (round-robin in a cluster).
+    pub fn next_node(&self) -> &TestApp {
+        let n = 1 + self.others.len();
+        match self.next.fetch_add(1, Ordering::Relaxed) % n {
+            0 => self,
+            i => &self.others[i - 1],
+        }
+    }
+
+    /// A WebSocket connection, not yet joined (to the next node).
     pub async fn connect(&self) -> Ws {
-        Ws::connect(&self.rest.ws_url()).await
+        Ws::connect(&self.next_node().rest.ws_url()).await
     }
 
     /// Connect and join `session` as `user`; the connection and its snapshot.
@@ -222,8 +296,11 @@ impl TestApp {
             .id
     }
 
-    /// Graceful stop (like SIGTERM), waiting for the drain.
+    /// Graceful stop (like SIGTERM), waiting for the drain (of every node).
     pub async fn stop(mut self) {
+        for other in std::mem::take(&mut self.others) {
+            Box::pin(other.stop()).await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

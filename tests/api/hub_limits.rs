@@ -34,17 +34,26 @@ async fn rest_state(app: &TestApp, user: &TestUser, session: &str) -> (i64, Vec<
 }
 
 /// `/metrics` as `series → value` (`name{labels}` exactly as exposed).
+/// Every series of `/metrics`, summed over the app's nodes (one, or a
+/// cluster's: the counts a test checks are the whole service's).
 async fn metrics(app: &TestApp) -> HashMap<String, f64> {
-    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(res.status(), 200, "GET /metrics");
-    let text = res.text().await.unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_owned(), v.parse().ok()?))
-        })
-        .collect()
+    let mut all: HashMap<String, f64> = HashMap::new();
+    for node in app.nodes() {
+        let res = node.http.get(node.url("/metrics")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "GET /metrics");
+        let text = res.text().await.unwrap();
+        let series = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k.to_owned(), v.parse::<f64>().ok()?))
+            });
+        for (k, v) in series {
+            *all.entry(k).or_default() += v;
+        }
+    }
+    all
 }
 
 async fn metric(app: &TestApp, series: &str) -> f64 {
@@ -879,8 +888,11 @@ async fn malformed_upgrade_requests_are_refused_with_problem_json() {
 #[tokio::test]
 async fn the_connection_cap_refuses_upgrades_with_503_until_one_closes() {
     let p = party_with(|c| c.hub.max_connections = 2).await;
-    let (mut first, _) = p.app.join(&p.host, &p.session).await;
-    let second = p.app.connect().await;
+    // The cap is per hub: every connection goes to the same one.
+    let ws_url = p.app.rest.ws_url();
+    let mut first = Ws::connect(&ws_url).await;
+    first.join_snapshot(&p.session, &p.host.token).await;
+    let second = Ws::connect(&ws_url).await;
     match Ws::try_connect(&p.app.rest.ws_url()).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
             assert_eq!(res.status(), 503);
@@ -906,7 +918,8 @@ async fn the_connection_cap_refuses_upgrades_with_503_until_one_closes() {
         |v| v == 1.0,
     )
     .await;
-    let (mut third, _) = p.app.join(&p.guest, &p.session).await;
+    let mut third = Ws::connect(&ws_url).await;
+    third.join_snapshot(&p.session, &p.guest.token).await;
     first.add_acked("h1", &p.tracks[0]).await;
     assert!(matches!(
         third.recv_np().await,

@@ -1,11 +1,13 @@
 //! Integration tests: the real hub over real sockets against a real Postgres.
 
 mod accounts;
+mod cluster;
 mod hardening;
 mod helpers;
 mod hub;
 mod hub_limits;
 mod migrations;
+mod nats;
 mod outside;
 mod process;
 mod rest;

@@ -25,8 +25,13 @@ impl HubProcess {
 
     /// `serve` on `db_url` with `RUST_LOG=log` and `extra` flags.
     pub fn start_with(db_url: &str, log: &str, extra: &[&str]) -> HubProcess {
+        Self::start_at("127.0.0.1:0", db_url, log, extra)
+    }
+
+    /// [`HubProcess::start_with`], listening on `bind`.
+    pub fn start_at(bind: &str, db_url: &str, log: &str, extra: &[&str]) -> HubProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_audotics-hub"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", db_url])
+            .args(["serve", "--bind", bind, "--database-url", db_url])
             .args(extra)
             .env("RUST_LOG", log)
             .stdout(Stdio::null())

@@ -76,6 +76,10 @@ enum Persisted {
     /// Postgres refused the batch's rows: one op's data may fail the
     /// others, so each is committed alone.
     Rejected,
+    /// Another hub took the session over (its epoch moved on): nothing was
+    /// committed, nobody is answered, and this actor stops. Clients re-send
+    /// to the new owner with the same req.
+    Deposed,
     /// The outcome was lost and the hub shut down before the database could
     /// say: nobody is answered. Clients re-send with the same req and the
     /// next hub resolves it against the stored log — never `unavailable` for
@@ -123,7 +127,7 @@ fn dedupe(
 impl SessionActor {
     /// Apply, persist and publish one batch of ops (group commit).
     pub(super) async fn commit(&mut self, batch: Vec<Pending>) {
-        if batch.is_empty() {
+        if batch.is_empty() || self.deposed {
             return;
         }
         let (fresh, mut repeats, answered) = dedupe(batch, &self.state);
@@ -132,7 +136,7 @@ impl SessionActor {
                 req: req.into_string(),
                 version,
             };
-            self.listeners.send_to(listener, frame(&ack));
+            self.audience.send_to(listener, frame(&ack));
         }
         if fresh.is_empty() {
             return;
@@ -181,6 +185,10 @@ impl SessionActor {
             }
             Persisted::Unresolved => {
                 self.roll_back(done, false);
+            }
+            Persisted::Deposed => {
+                self.roll_back(done, false);
+                self.deposed = true;
             }
         }
         self.shared
@@ -297,6 +305,7 @@ impl SessionActor {
                 playlist_id: self.state.playlist.id.clone(),
                 version: self.state.version(),
                 commits,
+                epoch: self.epoch,
                 at,
                 touch,
                 write,
@@ -307,6 +316,10 @@ impl SessionActor {
             Err(CommitError::Failed(e)) => {
                 tracing::warn!(error = %e, "commit failed; ops answered unavailable");
                 false
+            }
+            Err(CommitError::Fenced) => {
+                tracing::warn!("another hub took the session over; stopping");
+                return Persisted::Deposed;
             }
             Err(CommitError::Rejected(e)) => {
                 tracing::warn!(error = %e, "Postgres refused a batch");
@@ -343,20 +356,19 @@ impl SessionActor {
     /// the sender (and its re-sends) the ack.
     fn publish(&mut self, done: Vec<Done>, at: chrono::DateTime<chrono::Utc>) {
         for d in done {
-            let msg = match &d.effect.event {
+            match &d.effect.event {
                 Event::Change(record) => {
                     let f = frame(&record.update());
                     self.recent.push(record.version, f.clone());
-                    f
+                    self.audience.update(record.version, f);
                 }
-                Event::Reaction(r) => frame(&ServerMsg::Interaction {
+                Event::Reaction(r) => self.audience.reaction(frame(&ServerMsg::Interaction {
                     user_id: r.user.to_string(),
                     track_id: r.track.to_string(),
                     kind: r.kind.clone(),
                     at,
-                }),
-            };
-            self.listeners.broadcast(msg);
+                })),
+            }
             let Origin::Member {
                 listener,
                 user,
@@ -370,7 +382,7 @@ impl SessionActor {
                 version: d.effect.version,
             });
             for l in std::iter::once(listener).chain(d.waiters) {
-                self.listeners.send_to(l, ack.clone());
+                self.audience.send_to(l, ack.clone());
             }
             self.state.remember(user, req, d.effect.version);
         }
@@ -464,7 +476,7 @@ impl SessionActor {
                 code: e.code().as_str(),
             })
             .inc();
-        self.listeners
+        self.audience
             .send_to(listener, frame(&e.to_frame(Some(req.to_string()))));
     }
 }

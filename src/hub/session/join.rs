@@ -10,6 +10,7 @@ use axum::extract::ws::Utf8Bytes;
 
 use super::listeners::{frame, ListenerId};
 use super::{JoinRefusal, SessionActor};
+use crate::cluster::wire::{JoinReply, Opening};
 use crate::db::log;
 use crate::db::sessions::{self, MemberRow};
 use crate::hub::outbox::Outbox;
@@ -34,7 +35,7 @@ impl Recent {
     }
 
     /// The frames after `since`, if memory reaches back that far.
-    fn after(&self, since: i64) -> Option<Vec<Utf8Bytes>> {
+    pub fn after(&self, since: i64) -> Option<Vec<Utf8Bytes>> {
         let (first, _) = self.frames.front()?;
         (*first <= since + 1).then(|| {
             self.frames
@@ -53,6 +54,49 @@ impl SessionActor {
         since: Option<i64>,
         outbox: Outbox,
     ) -> Result<ListenerId, JoinRefusal> {
+        let name = user.name.clone();
+        let user_id = self.admit(user).await?;
+        let Some(listeners) = self.audience.local() else {
+            return Err(JoinRefusal::Unavailable);
+        };
+        let id = listeners.add(user_id.clone(), name, outbox.clone());
+        let frames = self.opening(&user_id, since).await;
+        let Some(listeners) = self.audience.local() else {
+            return Err(JoinRefusal::Unavailable);
+        };
+        for f in frames {
+            if outbox.push_opening(f).is_err() {
+                listeners.remove(id);
+                return Ok(id);
+            }
+        }
+        listeners.announce(id);
+        Ok(id)
+    }
+
+    /// Cluster: a listener joins on some node. Its relay registers it
+    /// with these first frames.
+    pub(super) async fn remote_join(&mut self, user: User, since: Option<i64>) -> JoinReply {
+        let user_id = match self.admit(user).await {
+            Ok(id) => id,
+            Err(JoinRefusal::NotFound) => return JoinReply::NotFound,
+            Err(JoinRefusal::Ended) => return JoinReply::Ended,
+            Err(JoinRefusal::Unavailable) => return JoinReply::Unavailable,
+        };
+        let frames = self.opening(&user_id, since).await;
+        let Some(owned) = self.audience.owned() else {
+            return JoinReply::Unavailable;
+        };
+        JoinReply::Opening(Opening {
+            version: self.state.version(),
+            playlist_id: self.state.playlist.id.clone(),
+            mark: owned.mark(),
+            frames: frames.iter().map(|f| f.as_str().to_owned()).collect(),
+        })
+    }
+
+    /// A joiner of an active session, made a member if it is not one.
+    async fn admit(&mut self, user: User) -> Result<UserId, JoinRefusal> {
         if !self.state.session.active {
             return Err(JoinRefusal::Ended);
         }
@@ -67,21 +111,15 @@ impl SessionActor {
                 avatar: user.avatar,
             });
         }
-        let id = self
-            .listeners
-            .add(user_id.clone(), user.name, outbox.clone());
-        let frames = match self.resume(since).await {
+        Ok(user_id)
+    }
+
+    /// A joiner's first frames: `resumed` and what it missed, or a snapshot.
+    async fn opening(&self, user: &UserId, since: Option<i64>) -> Vec<Utf8Bytes> {
+        match self.resume(since).await {
             Some(frames) => frames,
-            None => vec![frame(&ServerMsg::Snapshot(self.snapshot(&user_id)))],
-        };
-        for f in frames {
-            if outbox.push_opening(f).is_err() {
-                self.listeners.remove(id);
-                return Ok(id);
-            }
+            None => vec![frame(&ServerMsg::Snapshot(self.snapshot(user, true)))],
         }
-        self.listeners.announce(id);
-        Ok(id)
     }
 
     /// `resumed` and the missed updates, when `since` can be served by

@@ -21,9 +21,11 @@ struct Listener {
     outbox: Outbox,
 }
 
-/// Every listener of one session.
+/// Every listener of one session (on this node).
 pub struct Listeners {
     map: HashMap<ListenerId, Listener>,
+    /// Listeners per user (presence without a scan).
+    counts: HashMap<UserId, usize>,
     next: ListenerId,
     /// Users whose presence changed this round → (name, their new listeners).
     dirty: HashMap<UserId, (String, Vec<ListenerId>)>,
@@ -39,6 +41,7 @@ impl Listeners {
     pub fn new(metrics: Arc<Metrics>) -> Listeners {
         Listeners {
             map: HashMap::new(),
+            counts: HashMap::new(),
             next: 1,
             dirty: HashMap::new(),
             metrics,
@@ -55,7 +58,19 @@ impl Listeners {
 
     /// Users with at least one listener.
     pub fn online(&self) -> HashSet<UserId> {
-        self.map.values().map(|l| l.user_id.clone()).collect()
+        self.counts.keys().cloned().collect()
+    }
+
+    /// Each user with listeners here: (name, how many).
+    pub fn by_user(&self) -> HashMap<UserId, (String, usize)> {
+        let mut users = HashMap::with_capacity(self.counts.len());
+        for l in self.map.values() {
+            users
+                .entry(l.user_id.clone())
+                .or_insert_with(|| (l.name.clone(), 0))
+                .1 += 1;
+        }
+        users
     }
 
     /// Register a listener; others hear of it at the next flush.
@@ -63,6 +78,7 @@ impl Listeners {
         let id = self.next;
         self.next += 1;
         self.metrics.listeners.inc();
+        *self.counts.entry(user_id.clone()).or_default() += 1;
         self.map.insert(
             id,
             Listener {
@@ -87,7 +103,17 @@ impl Listeners {
     pub fn remove(&mut self, id: ListenerId) {
         if let Some(l) = self.map.remove(&id) {
             self.metrics.listeners.dec();
+            self.uncount(&l.user_id);
             self.mark(l.user_id, l.name, None);
+        }
+    }
+
+    fn uncount(&mut self, user: &UserId) {
+        if let Some(n) = self.counts.get_mut(user) {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(user);
+            }
         }
     }
 
@@ -115,7 +141,8 @@ impl Listeners {
         self.broadcast_except(frame, &[]);
     }
 
-    fn broadcast_except(&mut self, frame: Utf8Bytes, except: &[ListenerId]) {
+    /// Send one shared frame to every listener but `except`.
+    pub fn broadcast_except(&mut self, frame: Utf8Bytes, except: &[ListenerId]) {
         let mut slow = Vec::new();
         for (id, l) in &self.map {
             if except.contains(id) {
@@ -145,7 +172,7 @@ impl Listeners {
         while !self.dirty.is_empty() {
             let dirty = std::mem::take(&mut self.dirty);
             for (user_id, (name, joined)) in dirty {
-                let online = self.map.values().any(|l| l.user_id == user_id);
+                let online = self.counts.contains_key(&user_id);
                 let msg = frame(&ServerMsg::Presence {
                     user_id: user_id.into_string(),
                     name,
@@ -155,6 +182,20 @@ impl Listeners {
                 self.broadcast_except(msg, &joined);
             }
         }
+    }
+
+    /// The presence changes since the last call, for the session's owner
+    /// on another node: (user, name, their listeners here now, the
+    /// listeners that joined).
+    pub fn take_changes(&mut self) -> Vec<(UserId, String, usize, Vec<ListenerId>)> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .map(|(user, (name, joined))| {
+                let n = self.counts.get(&user).copied().unwrap_or(0);
+                (user, name, n, joined)
+            })
+            .collect()
     }
 
     /// Close every listener with `code`, after `last` if given (queued
@@ -167,7 +208,16 @@ impl Listeners {
             }
             l.outbox.close(code, reason);
         }
+        self.counts.clear();
         self.dirty.clear();
+    }
+
+    /// Close one listener with `code`.
+    pub fn close(&mut self, id: ListenerId, code: CloseCode, reason: &'static str) {
+        if let Some(l) = self.map.get(&id) {
+            l.outbox.close(code, reason);
+        }
+        self.remove(id);
     }
 
     /// Close every listener of `user` with `code`.
@@ -192,6 +242,7 @@ impl Listeners {
         for _ in self.map.drain() {
             self.metrics.listeners.dec();
         }
+        self.counts.clear();
         self.dirty.clear();
     }
 }

@@ -5,9 +5,11 @@
 //! ([`listeners`]). Joins and resumes are in [`join`]. Reached only through
 //! `hub::SessionHandle`.
 
+pub mod audience;
 mod commit;
-mod join;
+pub(crate) mod join;
 pub mod listeners;
+pub mod parse;
 mod rows;
 pub mod state;
 
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audotics_protocol::model::{Snapshot, User};
-use audotics_protocol::{CloseCode, EntryId, Req, ServerMsg, SessionId, UserId};
+use audotics_protocol::{EntryId, Req, ServerMsg, SessionId, UserId};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -27,10 +29,13 @@ use super::queue::{Entry, Position, Queue};
 use super::snapshot;
 use super::tracks::TrackCache;
 use crate::clock::now_ms;
+use crate::cluster::wire::{JoinReply, OpReply, Report};
+use crate::cluster::Cluster;
 use crate::config::HubConfig;
 use crate::db::{log, sessions};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use audience::{Audience, Owned};
 use commit::Origin;
 use listeners::Listeners;
 pub use listeners::{frame, ListenerId};
@@ -76,6 +81,30 @@ pub enum Command {
     },
     /// The database changed outside the hub (a notification): reconcile.
     Reconcile,
+    /// Cluster: an op forwarded by a node (this one too), answered through
+    /// `reply`.
+    Forwarded {
+        user: UserId,
+        req: Req,
+        op: Op,
+        reply: oneshot::Sender<OpReply>,
+        sent: Instant,
+    },
+    /// Cluster: a listener on some node joins.
+    RemoteJoin {
+        user: User,
+        since: Option<i64>,
+        reply: oneshot::Sender<JoinReply>,
+    },
+    /// Cluster: a node's listeners changed.
+    Presence(Report),
+}
+
+/// What an actor serving a session for a whole cluster holds: the lease
+/// (cancelled if it is lost) and the cluster to publish to.
+pub struct Ownership {
+    pub cluster: Cluster,
+    pub lost: CancellationToken,
 }
 
 /// What every session actor shares with the rest of the hub.
@@ -93,7 +122,12 @@ struct SessionActor {
     shared: Shared,
     rx: mpsc::Receiver<Command>,
     state: SessionState,
-    listeners: Listeners,
+    audience: Audience,
+    /// The ownership epoch this actor loaded the session under: its commits
+    /// change nothing once another hub has taken the session over.
+    epoch: i64,
+    /// A commit found the epoch moved on: stop without another word.
+    deposed: bool,
     /// Group commits so far (stored beside the version): how a commit whose
     /// outcome was lost is resolved.
     commits: i64,
@@ -109,9 +143,37 @@ pub async fn run(
     id: SessionId,
     shared: Shared,
     mut rx: mpsc::Receiver<Command>,
+    tx: mpsc::WeakSender<Command>,
+    ownership: Option<Ownership>,
     on_stop: impl FnOnce(),
 ) {
-    let (state, commits) = match load(&shared, &id).await {
+    // A cluster owner takes requests from other nodes (from before it has
+    // loaded: they wait in its inbox).
+    let forwarding = CancellationToken::new();
+    if let Some(o) = &ownership {
+        let subject = o.cluster.requests_subject(id.as_str());
+        match o.cluster.subscribe(subject).await {
+            Ok(sub) => {
+                let forward = crate::cluster::owner::forward(sub, tx, o.cluster.clone());
+                let stop = forwarding.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = forward => {}
+                        _ = stop.cancelled() => {}
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the session's requests");
+                on_stop();
+                o.cluster.leases().release(id.as_str(), &o.lost).await;
+                refuse_all(&mut rx, Some(JoinRefusal::Unavailable)).await;
+                return;
+            }
+        }
+    }
+    let _forwarding = forwarding.drop_guard();
+    let (state, commits, epoch) = match load(&shared, &id).await {
         Ok(loaded) => loaded,
         Err(e) => {
             let refusal = match e {
@@ -122,30 +184,48 @@ pub async fn run(
                 }
             };
             on_stop();
+            if let Some(o) = &ownership {
+                o.cluster.leases().release(id.as_str(), &o.lost).await;
+            }
             refuse_all(&mut rx, Some(refusal)).await;
             return;
         }
     };
-    let listeners = Listeners::new(shared.metrics.clone());
+    let (audience, lost) = match &ownership {
+        None => (
+            Audience::Local(Listeners::new(shared.metrics.clone())),
+            None,
+        ),
+        Some(o) => {
+            let owned = Owned::new(o.cluster.clone(), id.clone(), epoch, state.version());
+            (Audience::Cluster(Box::new(owned)), Some(o.lost.clone()))
+        }
+    };
     let actor = SessionActor {
-        id,
+        id: id.clone(),
         shared,
         rx,
         state,
-        listeners,
+        audience,
+        epoch,
+        deposed: false,
         commits,
         recent: join::Recent::default(),
         touched: None,
     };
-    actor.serve(on_stop).await;
+    actor.serve(lost, on_stop).await;
+    if let Some(o) = &ownership {
+        o.cluster.leases().release(id.as_str(), &o.lost).await;
+    }
 }
 
-async fn load(shared: &Shared, id: &SessionId) -> Result<(SessionState, i64)> {
+async fn load(shared: &Shared, id: &SessionId) -> Result<(SessionState, i64, i64)> {
     let db = &shared.db;
     let (session, playlist) = sessions::refs(db, id.as_str())
         .await?
         .ok_or(Error::NotFound("session"))?;
-    let (version, commits) = sessions::counters(db, id.as_str()).await?;
+    // From here on, a hub that served the session before cannot commit.
+    let (version, commits, epoch) = sessions::take_over(db, id.as_str()).await?;
     let stored = sessions::queue(db, id.as_str()).await?;
     let mut entries = Vec::with_capacity(stored.len());
     for e in stored {
@@ -174,7 +254,7 @@ async fn load(shared: &Shared, id: &SessionId) -> Result<(SessionState, i64)> {
     let state = SessionState::new(
         session, playlist, version, queue, members, answered, last_at,
     );
-    Ok((state, commits))
+    Ok((state, commits, epoch))
 }
 
 /// Answer whatever is still queued once no actor will serve it. `None`
@@ -198,37 +278,66 @@ async fn refuse_all(rx: &mut mpsc::Receiver<Command>, refusal: Option<JoinRefusa
             Command::End { reply } => {
                 let _ = reply.send(Err(error()));
             }
-            Command::Op { .. } | Command::Leave { .. } | Command::Reconcile => {}
+            Command::RemoteJoin { reply, .. } => {
+                let _ = reply.send(match refusal {
+                    JoinRefusal::NotFound => JoinReply::NotFound,
+                    JoinRefusal::Ended => JoinReply::Ended,
+                    JoinRefusal::Unavailable => JoinReply::Unavailable,
+                });
+            }
+            Command::Op { .. }
+            | Command::Leave { .. }
+            | Command::Reconcile
+            | Command::Forwarded { .. }
+            | Command::Presence(_) => {}
         }
     }
 }
 
 impl SessionActor {
-    async fn serve(mut self, on_stop: impl FnOnce()) {
+    async fn serve(mut self, lost: Option<CancellationToken>, on_stop: impl FnOnce()) {
         self.shared.metrics.live_sessions.inc();
         let mut idle_since = Some(Instant::now());
         // What the old app changed while no actor served the session (or,
         // for a session it made, its tracks) becomes versioned updates now.
         // An ended session is served as it is (joins hear it ended).
         let ended = self.state.session.active && self.reconcile().await;
+        if let Some(owned) = self.audience.owned() {
+            // Relays everywhere report their listeners to the new owner.
+            owned.announce();
+        }
+        let lost = lost.unwrap_or_default();
+        let clustered = self.audience.owned().is_some();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            if ended {
+            if ended || self.deposed {
                 break;
             }
             let idle_deadline = idle_since.map(|t| t + self.shared.config.idle_timeout);
             let first = tokio::select! {
                 cmd = self.rx.recv() => match cmd { Some(c) => c, None => break },
                 _ = sleep_until(idle_deadline) => {
-                    if self.listeners.is_empty() { break }
+                    if self.audience.is_empty() { break }
                     idle_since = None;
                     continue;
                 }
                 _ = self.shared.shutdown.cancelled() => break,
+                _ = lost.cancelled() => {
+                    tracing::warn!("lease lost: this node no longer serves the session");
+                    self.deposed = true;
+                    break;
+                }
+                _ = tick.tick(), if clustered => {
+                    if let Some(owned) = self.audience.owned() {
+                        owned.tick();
+                    }
+                    continue;
+                }
             };
             if self.round(first).await {
                 break;
             }
-            idle_since = match (self.listeners.is_empty(), idle_since) {
+            idle_since = match (self.audience.is_empty(), idle_since) {
                 (true, None) => Some(Instant::now()),
                 (true, since) => since,
                 (false, _) => None,
@@ -236,12 +345,10 @@ impl SessionActor {
         }
         on_stop();
         self.shared.metrics.live_sessions.dec();
-        if self.shared.shutdown.is_cancelled() {
-            self.listeners
-                .close_all(None, CloseCode::GoingAway, "hub shutting down");
-        } else {
-            self.listeners.drop_all();
+        if self.deposed {
+            self.shared.metrics.deposed.inc();
         }
+        self.audience.stop(self.shared.shutdown.is_cancelled());
         // Stopping: drop what is still queued unanswered, which tells each
         // caller to look the session up again (a new actor serves it).
         refuse_all(&mut self.rx, None).await;
@@ -280,7 +387,37 @@ impl SessionActor {
                     };
                     batch.push(commit::Pending { origin, op });
                 }
-                Command::Leave { listener } => self.listeners.remove(listener),
+                Command::Forwarded {
+                    user,
+                    req,
+                    op,
+                    reply,
+                    sent,
+                } => {
+                    self.shared
+                        .metrics
+                        .op_wait
+                        .observe(sent.elapsed().as_secs_f64());
+                    let Some(owned) = self.audience.owned() else {
+                        continue;
+                    };
+                    let origin = Origin::Member {
+                        listener: owned.responder(reply),
+                        user,
+                        req,
+                    };
+                    batch.push(commit::Pending { origin, op });
+                }
+                Command::Presence(report) => {
+                    if let Some(owned) = self.audience.owned() {
+                        owned.report(report);
+                    }
+                }
+                Command::Leave { listener } => {
+                    if let Some(l) = self.audience.local() {
+                        l.remove(listener);
+                    }
+                }
                 Command::Reconcile => reconcile = true,
                 other => {
                     // Joins, snapshots and ending see the committed state.
@@ -290,11 +427,11 @@ impl SessionActor {
             }
         }
         self.commit(batch).await;
-        if reconcile && !ended {
+        if reconcile && !ended && !self.deposed {
             ended = self.reconcile().await;
         }
-        self.listeners.flush_presence();
-        ended
+        self.audience.flush_presence();
+        ended || self.deposed
     }
 
     /// Make the session agree with what the database says outside the hub
@@ -357,8 +494,7 @@ impl SessionActor {
             .collect();
         self.commit(batch).await;
         for user in gone.iter().filter(|u| !self.state.is_member(u)) {
-            self.listeners
-                .close_user(user, CloseCode::Forbidden, "no longer a member");
+            self.audience.kick(user);
         }
         false
     }
@@ -367,9 +503,7 @@ impl SessionActor {
     /// as when the host ends it.
     fn end_outside(&mut self) {
         self.state.end();
-        let ended = frame(&ServerMsg::Ended { at: now_ms() });
-        self.listeners
-            .close_all(Some(ended), CloseCode::Ended, "session ended");
+        self.audience.end(frame(&ServerMsg::Ended { at: now_ms() }));
         tracing::info!("session ended outside the hub");
     }
 
@@ -387,8 +521,13 @@ impl SessionActor {
                 let _ = reply.send(r);
                 false
             }
+            Command::RemoteJoin { user, since, reply } => {
+                let r = self.remote_join(user, since).await;
+                let _ = reply.send(r);
+                false
+            }
             Command::Snapshot { viewer, reply } => {
-                let _ = reply.send(Ok(self.snapshot(&viewer)));
+                let _ = reply.send(Ok(self.snapshot(&viewer, false)));
                 false
             }
             Command::End { reply } => {
@@ -397,21 +536,29 @@ impl SessionActor {
                 let _ = reply.send(r);
                 ended
             }
-            Command::Op { .. } | Command::Leave { .. } | Command::Reconcile => {
-                unreachable!("handled in the round")
-            }
+            Command::Op { .. }
+            | Command::Leave { .. }
+            | Command::Reconcile
+            | Command::Forwarded { .. }
+            | Command::Presence(_) => unreachable!("handled in the round"),
         }
     }
 
-    fn snapshot(&self, viewer: &UserId) -> Snapshot {
+    /// The session as `viewer` sees it; `joining`: the viewer counts as
+    /// online (its own listener is not reported yet).
+    fn snapshot(&self, viewer: &UserId, joining: bool) -> Snapshot {
         let st = &self.state;
+        let mut online = self.audience.online();
+        if joining {
+            online.insert(viewer.clone());
+        }
         snapshot::assemble(
             st.version(),
             st.session.clone(),
             st.playlist.clone(),
             st.queue_entries(),
             st.members(),
-            &self.listeners.online(),
+            &online,
             viewer,
         )
     }
@@ -419,9 +566,7 @@ impl SessionActor {
     async fn end(&mut self) -> Result<()> {
         sessions::end(&self.shared.db, self.id.as_str()).await?;
         self.state.end();
-        let ended = frame(&ServerMsg::Ended { at: now_ms() });
-        self.listeners
-            .close_all(Some(ended), CloseCode::Ended, "session ended");
+        self.audience.end(frame(&ServerMsg::Ended { at: now_ms() }));
         tracing::info!("session ended");
         Ok(())
     }

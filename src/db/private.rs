@@ -23,7 +23,7 @@ const PORT: u16 = 5432;
 
 /// Why a private cluster could not be had.
 #[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
+pub enum PrivateError {
     #[error(
         "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found on PATH or under \
          /usr/lib/postgresql/*/bin. Install them with `sudo apt-get install -y postgresql` \
@@ -41,8 +41,8 @@ pub enum ClusterError {
     },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ClusterError + '_ {
-    move |source| ClusterError::Io {
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PrivateError + '_ {
+    move |source| PrivateError::Io {
         path: path.to_owned(),
         source,
     }
@@ -50,7 +50,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ClusterError + '_ {
 
 /// The folder holding `initdb`, `pg_ctl` and `postgres`: PATH first, then the
 /// newest `/usr/lib/postgresql/*/bin`.
-pub fn find_bin_dir() -> Result<PathBuf, ClusterError> {
+pub fn find_bin_dir() -> Result<PathBuf, PrivateError> {
     let has_all = |dir: &Path| {
         ["initdb", "pg_ctl", "postgres"]
             .iter()
@@ -83,7 +83,7 @@ pub fn find_bin_dir() -> Result<PathBuf, ClusterError> {
     versions
         .pop()
         .map(|(_, bin)| bin)
-        .ok_or(ClusterError::BinariesMissing)
+        .ok_or(PrivateError::BinariesMissing)
 }
 
 /// Who the server processes run as: ourselves, or `postgres` when we are root.
@@ -93,7 +93,7 @@ struct RunAs {
     gid: u32,
 }
 
-fn run_as() -> Result<Option<RunAs>, ClusterError> {
+fn run_as() -> Result<Option<RunAs>, PrivateError> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(None);
@@ -103,7 +103,7 @@ fn run_as() -> Result<Option<RunAs>, ClusterError> {
     // two fields out immediately, before any other call could overwrite it.
     let pw = unsafe { libc::getpwnam(name.as_ptr()) };
     if pw.is_null() {
-        return Err(ClusterError::NoPostgresUser);
+        return Err(PrivateError::NoPostgresUser);
     }
     let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
     Ok(Some(RunAs { uid, gid }))
@@ -111,7 +111,7 @@ fn run_as() -> Result<Option<RunAs>, ClusterError> {
 
 /// A private cluster: where it lives and how to reach it.
 #[derive(Debug)]
-pub struct Cluster {
+pub struct PrivatePostgres {
     bin: PathBuf,
     data: PathBuf,
     socket_dir: PathBuf,
@@ -121,21 +121,21 @@ pub struct Cluster {
     child: Option<Child>,
 }
 
-impl Cluster {
+impl PrivatePostgres {
     /// `serve`'s cluster: create it under `root` on first use, start it unless
     /// it is already running (a hub killed with SIGKILL leaves it up), and
     /// make sure the `audotics` database exists.
-    pub async fn ensure_started(root: &Path) -> Result<Cluster, ClusterError> {
+    pub async fn ensure_started(root: &Path) -> Result<PrivatePostgres, PrivateError> {
         let root = root.to_owned();
         tokio::task::spawn_blocking(move || Self::ensure_started_blocking(&root))
             .await
-            .map_err(|e| ClusterError::Step {
+            .map_err(|e| PrivateError::Step {
                 step: "start cluster",
                 detail: e.to_string(),
             })?
     }
 
-    fn ensure_started_blocking(root: &Path) -> Result<Cluster, ClusterError> {
+    fn ensure_started_blocking(root: &Path) -> Result<PrivatePostgres, PrivateError> {
         let cluster = Self::prepare(root)?;
         if !cluster.data.join("PG_VERSION").exists() {
             cluster.initdb()?;
@@ -169,7 +169,7 @@ impl Cluster {
     /// A throwaway cluster for tests: a fresh folder under `root`, tuned for
     /// speed (no fsync: the tests kill the hub, never the database), its
     /// postmaster our child so it dies with this process.
-    pub fn start_ephemeral(root: &Path) -> Result<Cluster, ClusterError> {
+    pub fn start_ephemeral(root: &Path) -> Result<PrivatePostgres, PrivateError> {
         let mut cluster = Self::prepare(root)?;
         cluster.initdb()?;
         let mut cmd = cluster.cmd("postgres");
@@ -199,13 +199,13 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !cluster.socket_dir.join(format!(".s.PGSQL.{PORT}")).exists() {
             if let Some(Ok(Some(status))) = cluster.child.as_mut().map(Child::try_wait) {
-                return Err(ClusterError::Step {
+                return Err(PrivateError::Step {
                     step: "postgres",
                     detail: format!("exited with {status}; see {}", cluster.log.display()),
                 });
             }
             if Instant::now() > deadline {
-                return Err(ClusterError::Step {
+                return Err(PrivateError::Step {
                     step: "postgres",
                     detail: format!("socket did not appear; see {}", cluster.log.display()),
                 });
@@ -216,7 +216,7 @@ impl Cluster {
         // until it accepts connections.
         while !cluster.accepts_connections() {
             if Instant::now() > deadline {
-                return Err(ClusterError::Step {
+                return Err(PrivateError::Step {
                     step: "postgres",
                     detail: format!("not ready in time; see {}", cluster.log.display()),
                 });
@@ -226,12 +226,12 @@ impl Cluster {
         Ok(cluster)
     }
 
-    fn prepare(root: &Path) -> Result<Cluster, ClusterError> {
+    fn prepare(root: &Path) -> Result<PrivatePostgres, PrivateError> {
         let bin = find_bin_dir()?;
         let run_as = run_as()?;
         std::fs::create_dir_all(root).map_err(io_err(root))?;
         let root = std::fs::canonicalize(root).map_err(io_err(root))?;
-        let cluster = Cluster {
+        let cluster = PrivatePostgres {
             bin,
             data: root.join("data"),
             socket_dir: root.join("run"),
@@ -247,7 +247,7 @@ impl Cluster {
         Ok(cluster)
     }
 
-    fn initdb(&self) -> Result<(), ClusterError> {
+    fn initdb(&self) -> Result<(), PrivateError> {
         self.run(
             "initdb",
             self.cmd("initdb")
@@ -286,7 +286,7 @@ impl Cluster {
         }
         let out = child.wait_with_output().map_err(io_err(&self.bin))?;
         if !out.status.success() {
-            return Err(ClusterError::Step {
+            return Err(PrivateError::Step {
                 step: "create database",
                 detail: String::from_utf8_lossy(&out.stderr).into_owned(),
             });
@@ -362,12 +362,12 @@ impl Cluster {
         cmd
     }
 
-    fn run(&self, step: &'static str, cmd: &mut Command) -> Result<(), ClusterError> {
+    fn run(&self, step: &'static str, cmd: &mut Command) -> Result<(), PrivateError> {
         let out = cmd.output().map_err(io_err(&self.bin))?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(ClusterError::Step {
+            Err(PrivateError::Step {
                 step,
                 detail: format!(
                     "{}{}",
@@ -414,7 +414,7 @@ impl Cluster {
 /// The postgres user must be able to walk down to its data folder. Where an
 /// ancestor (e.g. a 0700 temp folder or /root) blocks it, add the search bit
 /// for others on that folder only: it allows passing through, not listing.
-fn grant_traverse(dir: &Path, who: RunAs) -> Result<(), ClusterError> {
+fn grant_traverse(dir: &Path, who: RunAs) -> Result<(), PrivateError> {
     for anc in dir.ancestors().skip(1) {
         let meta = std::fs::metadata(anc).map_err(io_err(anc))?;
         let mode = meta.permissions().mode();
@@ -434,7 +434,7 @@ fn grant_traverse(dir: &Path, who: RunAs) -> Result<(), ClusterError> {
     Ok(())
 }
 
-fn chown_tree(dir: &Path, who: RunAs) -> Result<(), ClusterError> {
+fn chown_tree(dir: &Path, who: RunAs) -> Result<(), PrivateError> {
     std::os::unix::fs::chown(dir, Some(who.uid), Some(who.gid)).map_err(io_err(dir))?;
     if dir.is_dir() {
         for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {

@@ -1,0 +1,330 @@
+//! What nodes say to each other over NATS, and how it is encoded.
+//!
+//! Frames a listener will see travel as they are: an event or an op's answer
+//! is one line of JSON metadata, a newline, then the frame's bytes, so a
+//! relay hands the frame to its listeners without parsing or copying it.
+//! Requests to an owner are small JSON documents.
+
+use audotics_protocol::model::{Snapshot, User};
+use axum::extract::ws::Utf8Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use crate::hub::session::ListenerId;
+
+/// Where in an owner's stream of events something stands: events carry
+/// the owner's epoch and a sequence number that grows by one per event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    #[serde(rename = "e")]
+    pub epoch: i64,
+    #[serde(rename = "q")]
+    pub seq: u64,
+    /// The session's version when it was published: every update up to it
+    /// was published before.
+    #[serde(rename = "v")]
+    pub version: i64,
+}
+
+/// What the owner of a session publishes to every node with listeners.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A committed change: the `update` frame of version `mark.version`.
+    Update(Utf8Bytes),
+    /// A committed reaction (`interaction` frame; not versioned).
+    Reaction(Utf8Bytes),
+    /// A `presence` frame, for every listener but the ones listed (the
+    /// joiners it announces learned their state from their snapshot).
+    Presence {
+        frame: Utf8Bytes,
+        except: Vec<(String, ListenerId)>,
+    },
+    /// The session ended: this `ended` frame, then close 4010.
+    Ended(Utf8Bytes),
+    /// A member was removed: close their listeners with 4003.
+    Kick(String),
+    /// A node took the session over (at `mark.version`): report presence.
+    Owner(String),
+    /// Nothing new: the version the owner is at, so a relay that missed the
+    /// last update notices.
+    Tick,
+}
+
+/// An event with its place in the owner's stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stamped {
+    pub mark: Mark,
+    pub event: Event,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EventMeta {
+    k: EventKind,
+    #[serde(flatten)]
+    mark: Mark,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    x: Vec<(String, ListenerId)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    w: Option<String>,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+enum EventKind {
+    #[serde(rename = "u")]
+    Update,
+    #[serde(rename = "r")]
+    Reaction,
+    #[serde(rename = "p")]
+    Presence,
+    #[serde(rename = "x")]
+    Ended,
+    #[serde(rename = "k")]
+    Kick,
+    #[serde(rename = "o")]
+    Owner,
+    #[serde(rename = "t")]
+    Tick,
+}
+
+/// Why a message from another node could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable cluster message: {0}")]
+pub struct WireError(String);
+
+fn bad(e: impl std::fmt::Display) -> WireError {
+    WireError(e.to_string())
+}
+
+/// `meta` as one JSON line, then `frame`.
+fn with_frame(meta: &impl Serialize, frame: Option<&Utf8Bytes>) -> Bytes {
+    let meta = serde_json::to_vec(meta).expect("metadata serializes");
+    let len = meta.len() + 1 + frame.map_or(0, |f| f.len());
+    let mut out = BytesMut::with_capacity(len);
+    out.put_slice(&meta);
+    out.put_u8(b'\n');
+    if let Some(f) = frame {
+        out.put_slice(f.as_bytes());
+    }
+    out.freeze()
+}
+
+/// The metadata line and the frame after it (without copying the frame).
+fn split_frame<T: for<'de> Deserialize<'de>>(payload: Bytes) -> Result<(T, Utf8Bytes), WireError> {
+    let nl = payload
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or_else(|| bad("no metadata line"))?;
+    let meta = serde_json::from_slice(&payload[..nl]).map_err(bad)?;
+    let frame = Utf8Bytes::try_from(payload.slice(nl + 1..)).map_err(bad)?;
+    Ok((meta, frame))
+}
+
+impl Stamped {
+    pub fn encode(&self) -> Bytes {
+        let (k, frame, x, w) = match &self.event {
+            Event::Update(f) => (EventKind::Update, Some(f), Vec::new(), None),
+            Event::Reaction(f) => (EventKind::Reaction, Some(f), Vec::new(), None),
+            Event::Presence { frame, except } => {
+                (EventKind::Presence, Some(frame), except.clone(), None)
+            }
+            Event::Ended(f) => (EventKind::Ended, Some(f), Vec::new(), None),
+            Event::Kick(user) => (EventKind::Kick, None, Vec::new(), Some(user.clone())),
+            Event::Owner(node) => (EventKind::Owner, None, Vec::new(), Some(node.clone())),
+            Event::Tick => (EventKind::Tick, None, Vec::new(), None),
+        };
+        let meta = EventMeta {
+            k,
+            mark: self.mark,
+            x,
+            w,
+        };
+        with_frame(&meta, frame)
+    }
+
+    pub fn decode(payload: Bytes) -> Result<Stamped, WireError> {
+        let (meta, frame): (EventMeta, Utf8Bytes) = split_frame(payload)?;
+        let who = || meta.w.clone().ok_or_else(|| bad("missing name"));
+        let event = match meta.k {
+            EventKind::Update => Event::Update(frame),
+            EventKind::Reaction => Event::Reaction(frame),
+            EventKind::Presence => Event::Presence {
+                frame,
+                except: meta.x,
+            },
+            EventKind::Ended => Event::Ended(frame),
+            EventKind::Kick => Event::Kick(who()?),
+            EventKind::Owner => Event::Owner(who()?),
+            EventKind::Tick => Event::Tick,
+        };
+        Ok(Stamped {
+            mark: meta.mark,
+            event,
+        })
+    }
+}
+
+/// The owner's answer to an op: the exact `ack` or `error` frame it would
+/// send a local listener, and where its stream stood when it answered (the
+/// relay delivers the answer only after the events before it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpReply {
+    pub mark: Mark,
+    pub frame: Utf8Bytes,
+}
+
+impl OpReply {
+    pub fn encode(&self) -> Bytes {
+        with_frame(&self.mark, Some(&self.frame))
+    }
+
+    pub fn decode(payload: Bytes) -> Result<OpReply, WireError> {
+        let (mark, frame) = split_frame(payload)?;
+        Ok(OpReply { mark, frame })
+    }
+}
+
+/// What a node asks of a session's owner.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum Request {
+    /// A member's op: the client's frame as it came (the owner parses it
+    /// with the same rules).
+    Op { user: String, frame: String },
+    /// A listener joins: membership, and its first frames.
+    Join { user: User, since: Option<i64> },
+    /// `GET /v1/sessions/{id}` for `viewer`.
+    Snapshot { viewer: String },
+    /// End the session.
+    End,
+    /// A node's listeners changed (no reply).
+    Presence(Report),
+}
+
+impl Request {
+    pub fn encode(&self) -> Bytes {
+        serde_json::to_vec(self).expect("requests serialize").into()
+    }
+
+    pub fn decode(payload: &[u8]) -> Result<Request, WireError> {
+        serde_json::from_slice(payload).map_err(bad)
+    }
+}
+
+/// One node's listeners of a session, by user: every user when `full`,
+/// else the users whose count changed since its last report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub node: String,
+    pub full: bool,
+    /// (user id, name, listeners on this node now).
+    pub users: Vec<(String, String, usize)>,
+    /// Listeners that joined since the last report (not told of their own
+    /// arrival).
+    pub joined: Vec<ListenerId>,
+}
+
+/// A joiner's first frames, as the owner made them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Opening {
+    /// The version the frames bring the joiner to.
+    pub version: i64,
+    pub playlist_id: String,
+    pub mark: Mark,
+    /// `snapshot`, or `resumed` and the updates missed. Empty: too large to
+    /// carry, read the snapshot from Postgres.
+    pub frames: Vec<String>,
+}
+
+/// The owner's answer to a join.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinReply {
+    Opening(Opening),
+    NotFound,
+    Ended,
+    Unavailable,
+}
+
+/// The owner's answer to a snapshot or an end.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    Snapshot(Box<Snapshot>),
+    Done,
+    NotFound,
+    Unavailable,
+}
+
+impl Answer {
+    pub fn encode(&self) -> Bytes {
+        serde_json::to_vec(self).expect("answers serialize").into()
+    }
+}
+
+pub fn encode_json(v: &impl Serialize) -> Bytes {
+    serde_json::to_vec(v).expect("serializes").into()
+}
+
+pub fn decode_json<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, WireError> {
+    serde_json::from_slice(payload).map_err(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark() -> Mark {
+        Mark {
+            epoch: 3,
+            seq: 17,
+            version: 42,
+        }
+    }
+
+    #[test]
+    fn every_event_survives_the_wire() {
+        let events = [
+            Event::Update(r#"{"type":"update","version":42}"#.into()),
+            Event::Reaction(r#"{"type":"interaction"}"#.into()),
+            Event::Presence {
+                frame: r#"{"type":"presence"}"#.into(),
+                except: vec![("n1".into(), 7)],
+            },
+            Event::Ended(r#"{"type":"ended"}"#.into()),
+            Event::Kick("u1".into()),
+            Event::Owner("n2".into()),
+            Event::Tick,
+        ];
+        for event in events {
+            let s = Stamped {
+                mark: mark(),
+                event,
+            };
+            assert_eq!(Stamped::decode(s.encode()).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn a_frame_with_newlines_is_carried_whole() {
+        let r = OpReply {
+            mark: mark(),
+            frame: "{\"a\":\n1}\n".into(),
+        };
+        assert_eq!(OpReply::decode(r.encode()).unwrap(), r);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for junk in [
+            &b""[..],
+            b"{}",
+            b"no newline",
+            b"{\"k\":\"u\"}\n",
+            b"\xff\n\xff",
+        ] {
+            assert!(Stamped::decode(Bytes::copy_from_slice(junk)).is_err());
+            assert!(OpReply::decode(Bytes::copy_from_slice(junk)).is_err());
+            assert!(Request::decode(junk).is_err());
+        }
+    }
+}
