@@ -338,6 +338,19 @@ pub struct WorkerResult {
     pub hist_ack: String,
     pub hist_join: String,
     pub worker_rss_kib: u64,
+    /// Joins and failures per server, in the order of the setup's `dsts`.
+    #[serde(default)]
+    pub per_server: Vec<ServerCount>,
+}
+
+/// What one worker's connections did through one server. Rejoins during
+/// `churn` are not joins here (as in `listeners_joined`); their failures
+/// are failures (as in `join_failures`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerCount {
+    pub listeners_joined: u64,
+    pub writers_joined: u64,
+    pub failures: u64,
 }
 
 /// VmRSS (KiB) of a process from /proc/PID/status.

@@ -25,8 +25,11 @@ use crate::common::*;
 pub struct Setup {
     pub nonce: String,
     pub floor: bool,
-    /// Servers to connect to: session j's connections go to `dsts[j % len]`.
+    /// Servers to connect to, chosen per connection by `spread`.
     pub dsts: Vec<SocketAddr>,
+    /// How connections are spread over `dsts`.
+    #[serde(default)]
+    pub spread: Spread,
     pub ws_path: String,
     pub sessions: Vec<SessionSetup>,
     pub tokens: Vec<String>,
@@ -35,11 +38,77 @@ pub struct Setup {
     pub plan: Plan,
 }
 
-impl Setup {
-    /// The server session `j` lives on.
-    pub fn dst(&self, j: usize) -> SocketAddr {
-        self.dsts[j % self.dsts.len()]
+/// How a run's connections are spread over its servers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Spread {
+    /// Everything of session j on server j mod n: the floors, whose rooms
+    /// live in one server each.
+    #[default]
+    BySession,
+    /// Round-robin per connection: the hubs of a cluster, where any node
+    /// takes any connection. Connection g goes to server g mod n, numbering
+    /// the listeners first (over all sessions) and then the writers (session
+    /// by session): a session's listeners, and consecutive writers, land on
+    /// different servers, and the servers' loads differ by at most one.
+    ByConnection,
+}
+
+/// One connection of a worker's share: session `j`, writer `w` (listeners:
+/// 0), global index `g` (source address, token, seed) and its server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub j: usize,
+    pub w: usize,
+    pub g: usize,
+    pub server: usize,
+}
+
+/// Worker `index` of `of`'s share of a plan: listener k (global) goes to
+/// worker k mod of, session j's writer w to worker (j + w) mod of; each
+/// connection's server is chosen by `spread` over `servers`.
+pub fn share(
+    plan: &Plan,
+    spread: Spread,
+    servers: usize,
+    index: usize,
+    of: usize,
+) -> (Vec<Slot>, Vec<Slot>) {
+    let servers = servers.max(1);
+    let of = of.max(1);
+    let pick = |j: usize, g: usize| match spread {
+        Spread::BySession => j % servers,
+        Spread::ByConnection => g % servers,
+    };
+    let mut listeners = Vec::new();
+    let mut g = 0usize;
+    for (j, &n) in plan.listeners.iter().enumerate() {
+        for _ in 0..n {
+            if g % of == index {
+                listeners.push(Slot {
+                    j,
+                    w: 0,
+                    g,
+                    server: pick(j, g),
+                });
+            }
+            g += 1;
+        }
     }
+    let mut writers = Vec::new();
+    for j in 0..plan.sessions {
+        for w in 0..plan.writers {
+            let i = j * plan.writers + w;
+            if (j + w) % of == index {
+                writers.push(Slot {
+                    j,
+                    w,
+                    g: g + i,
+                    server: pick(j, g + i),
+                });
+            }
+        }
+    }
+    (listeners, writers)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -107,10 +176,19 @@ struct Counters {
     unmatched: AtomicU64,
 }
 
+/// Joins and failures through one server.
+#[derive(Default)]
+struct ServerCounters {
+    listeners: AtomicU64,
+    writers: AtomicU64,
+    failures: AtomicU64,
+}
+
 struct Shared {
     setup: Setup,
     ring: Ring,
     c: Counters,
+    per_server: Vec<ServerCounters>,
     errors: Mutex<BTreeMap<String, u64>>,
     closes: Mutex<BTreeMap<String, u64>>,
     lat: Mutex<Histogram<u64>>,
@@ -173,26 +251,7 @@ pub async fn run_worker(setup: Setup, index: usize, of: usize) -> anyhow::Result
         std::path::Path::new(&setup.ring_path),
         plan.streams(setup.floor),
     )?;
-    // My share: listener k (global) → worker k % of; session j's writer w →
-    // worker (j + w) % of.
-    let mut my_listeners = Vec::new();
-    let mut g = 0usize;
-    for (j, &n) in plan.listeners.iter().enumerate() {
-        for _ in 0..n {
-            if g % of == index {
-                my_listeners.push((j, g));
-            }
-            g += 1;
-        }
-    }
-    let mut my_writers = Vec::new();
-    for j in 0..plan.sessions {
-        for w in 0..plan.writers {
-            if (j + w) % of == index {
-                my_writers.push((j, w, g + j * plan.writers + w));
-            }
-        }
-    }
+    let (my_listeners, my_writers) = share(&plan, setup.spread, setup.dsts.len(), index, of);
     let mine = my_listeners.len() + my_writers.len();
     let limit = raise_nofile();
     if mine as u64 + 64 > limit {
@@ -202,6 +261,9 @@ pub async fn run_worker(setup: Setup, index: usize, of: usize) -> anyhow::Result
         );
     }
     let sh = Arc::new(Shared {
+        per_server: (0..setup.dsts.len())
+            .map(|_| ServerCounters::default())
+            .collect(),
         setup,
         ring,
         c: Counters::default(),
@@ -228,23 +290,23 @@ pub async fn run_worker(setup: Setup, index: usize, of: usize) -> anyhow::Result
     } else {
         None
     };
-    for &(j, w, gi) in &my_writers {
+    for &slot in &my_writers {
         let permit = sem.clone().acquire_owned().await?;
         let (sh, ready) = (sh.clone(), ready_tx.clone());
         tasks.push(tokio::spawn(async move {
-            writer(sh, j, w, gi, permit, ready).await;
+            writer(sh, slot, permit, ready).await;
         }));
         if let Some(p) = pace {
             tokio::time::sleep(p).await;
         }
     }
-    for &(j, gi) in &my_listeners {
+    for &slot in &my_listeners {
         let permit = sem.clone().acquire_owned().await?;
         let (sh, ready) = (sh.clone(), ready_tx.clone());
         let churn = Arc::new(Notify::new());
         churn_handles.push(churn.clone());
         tasks.push(tokio::spawn(async move {
-            listener(sh, j, gi, churn, permit, ready).await;
+            listener(sh, slot, churn, permit, ready).await;
         }));
         if let Some(p) = pace {
             tokio::time::sleep(p).await;
@@ -334,6 +396,15 @@ pub async fn run_worker(setup: Setup, index: usize, of: usize) -> anyhow::Result
         hist_ack: hist_to_b64(&sh.ack.lock().unwrap()),
         hist_join: hist_to_b64(&sh.join.lock().unwrap()),
         worker_rss_kib: rss_kib("self").unwrap_or(0),
+        per_server: sh
+            .per_server
+            .iter()
+            .map(|s| ServerCount {
+                listeners_joined: s.listeners.load(Relaxed),
+                writers_joined: s.writers.load(Relaxed),
+                failures: s.failures.load(Relaxed),
+            })
+            .collect(),
     };
     println!("RESULT {}", serde_json::to_string(&result)?);
     Ok(())
@@ -348,19 +419,19 @@ fn join_frame(sh: &Shared, j: usize, token: &str, since: Option<i64>) -> String 
     .to_string()
 }
 
-/// Connect and join; returns the socket and the first answer's text.
+/// Connect to the slot's server and join; returns the socket and the first
+/// answer's text.
 async fn connect_join(
     sh: &Shared,
-    j: usize,
-    gi: usize,
+    slot: Slot,
     token: &str,
     since: Option<i64>,
 ) -> Result<(Ws, String), String> {
-    let src = source_ip(gi, sh.setup.plan.source_ips);
-    let mut ws = ws_connect(sh.setup.dst(j), &sh.setup.ws_path, src)
+    let src = source_ip(slot.g, sh.setup.plan.source_ips);
+    let mut ws = ws_connect(sh.setup.dsts[slot.server], &sh.setup.ws_path, src)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    ws.send(Message::text(join_frame(sh, j, token, since)))
+    ws.send(Message::text(join_frame(sh, slot.j, token, since)))
         .await
         .map_err(|e| format!("send join: {e}"))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -481,12 +552,13 @@ fn first_version(text: &str) -> i64 {
 
 async fn listener(
     sh: Arc<Shared>,
-    j: usize,
-    gi: usize,
+    slot: Slot,
     churn: Arc<Notify>,
     permit: tokio::sync::OwnedSemaphorePermit,
     ready: tokio::sync::mpsc::UnboundedSender<()>,
 ) {
+    let (j, gi) = (slot.j, slot.g);
+    let server = &sh.per_server[slot.server];
     let token = sh.setup.tokens[gi % sh.setup.tokens.len().max(1)].clone();
     let mut order = Order {
         last: vec![0],
@@ -501,10 +573,11 @@ async fn listener(
     let mut join_samples = Samples::new();
     'conn: loop {
         let t0 = now_ns();
-        let (mut ws, answer) = match connect_join(&sh, j, gi, &token, since).await {
+        let (mut ws, answer) = match connect_join(&sh, slot, &token, since).await {
             Ok(x) => x,
             Err(e) => {
                 sh.c.join_failures.fetch_add(1, Relaxed);
+                server.failures.fetch_add(1, Relaxed);
                 sh.err(e);
                 if first {
                     let _ = ready.send(());
@@ -530,6 +603,7 @@ async fn listener(
         }
         if first {
             sh.c.listeners_joined.fetch_add(1, Relaxed);
+            server.listeners.fetch_add(1, Relaxed);
             let _ = ready.send(());
             drop(permit.take());
             first = false;
@@ -687,18 +761,19 @@ fn floor_frame(v: i64, w: usize, sent: u64) -> String {
 
 async fn writer(
     sh: Arc<Shared>,
-    j: usize,
-    w: usize,
-    gi: usize,
+    slot: Slot,
     permit: tokio::sync::OwnedSemaphorePermit,
     ready: tokio::sync::mpsc::UnboundedSender<()>,
 ) {
+    let (j, w, gi) = (slot.j, slot.w, slot.g);
+    let server = &sh.per_server[slot.server];
     let plan = sh.setup.plan.clone();
     let host = sh.setup.sessions[j].host_token.clone();
-    let (mut ws, answer) = match connect_join(&sh, j, gi, &host, None).await {
+    let (mut ws, answer) = match connect_join(&sh, slot, &host, None).await {
         Ok(x) => x,
         Err(e) => {
             sh.c.join_failures.fetch_add(1, Relaxed);
+            server.failures.fetch_add(1, Relaxed);
             sh.err(format!("writer {e}"));
             let _ = ready.send(());
             return;
@@ -706,6 +781,7 @@ async fn writer(
     };
     drop(permit);
     sh.c.writers_joined.fetch_add(1, Relaxed);
+    server.writers.fetch_add(1, Relaxed);
     let _ = ready.send(());
     let floor = sh.setup.floor;
     let mut q = LocalQueue {
@@ -872,6 +948,97 @@ mod tests {
 
     fn encode(msg: &ServerMsg) -> String {
         serde_json::to_string(msg).unwrap()
+    }
+
+    fn plan(listeners: Vec<usize>, writers: usize) -> Plan {
+        Plan {
+            sessions: listeners.len(),
+            listeners,
+            writers,
+            rate: 1.0,
+            window: 1,
+            duration_s: 1.0,
+            drain_s: 0.0,
+            churn_rate: 0.0,
+            source_ips: 1,
+            connect_concurrency: 1,
+            connect_rate: 0.0,
+        }
+    }
+
+    /// Every slot of every worker, in worker order.
+    fn all(p: &Plan, spread: Spread, servers: usize, of: usize) -> (Vec<Slot>, Vec<Slot>) {
+        let (mut ls, mut ws) = (Vec::new(), Vec::new());
+        for i in 0..of {
+            let (l, w) = share(p, spread, servers, i, of);
+            ls.extend(l);
+            ws.extend(w);
+        }
+        (ls, ws)
+    }
+
+    #[test]
+    fn hub_urls_take_connections_round_robin() {
+        // 2 sessions of 7 listeners and 2 writers each, 3 hubs, 2 workers.
+        let p = plan(vec![7, 7], 2);
+        let (ls, ws) = all(&p, Spread::ByConnection, 3, 2);
+        assert_eq!((ls.len(), ws.len()), (14, 4));
+        // Each listener and writer exactly once; connection g (listeners
+        // 0..14, then writer j × writers + w as 14 + that) on hub g % 3.
+        let mut gs: Vec<usize> = ls.iter().chain(&ws).map(|s| s.g).collect();
+        gs.sort();
+        assert_eq!(gs, (0..18).collect::<Vec<_>>());
+        for s in ls.iter().chain(&ws) {
+            assert_eq!(s.server, s.g % 3);
+        }
+        assert!(ls.iter().all(|s| s.j == s.g / 7));
+        let writer_hubs: Vec<(usize, usize, usize)> = {
+            let mut v: Vec<_> = ws.iter().map(|s| (s.j, s.w, s.server)).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            writer_hubs,
+            vec![(0, 0, 2), (0, 1, 0), (1, 0, 1), (1, 1, 2)]
+        );
+        // Every session's listeners reach every hub, and the hubs' loads
+        // differ by at most one.
+        for j in 0..2 {
+            let mut per = [0; 3];
+            for s in ls.iter().filter(|s| s.j == j) {
+                per[s.server] += 1;
+            }
+            assert!(per.iter().all(|&n| n >= 2), "session {j}: {per:?}");
+        }
+        let mut per = [0; 3];
+        for s in ls.iter().chain(&ws) {
+            per[s.server] += 1;
+        }
+        assert_eq!(per, [6, 6, 6]);
+        // The worker split is the same as with one hub.
+        let (one_l, one_w) = all(&p, Spread::ByConnection, 1, 2);
+        let strip = |v: &[Slot]| v.iter().map(|s| (s.j, s.w, s.g)).collect::<Vec<_>>();
+        assert_eq!(strip(&one_l), strip(&ls));
+        assert_eq!(strip(&one_w), strip(&ws));
+    }
+
+    #[test]
+    fn one_url_or_floors_keep_their_assignment() {
+        let p = plan(vec![3, 2, 4], 1);
+        // One hub: everything on it.
+        let (ls, ws) = all(&p, Spread::ByConnection, 1, 3);
+        assert!(ls.iter().chain(&ws).all(|s| s.server == 0));
+        // Floors: session j on floor j % n, listeners and writers alike.
+        let (ls, ws) = all(&p, Spread::BySession, 2, 3);
+        assert!(ls.iter().chain(&ws).all(|s| s.server == s.j % 2));
+        // Worker i holds listener k when k % procs == i, writer (j, w)
+        // when (j + w) % procs == i.
+        for i in 0..3 {
+            let (l, w) = share(&p, Spread::BySession, 2, i, 3);
+            assert!(l.iter().all(|s| s.g % 3 == i));
+            assert!(w.iter().all(|s| (s.j + s.w) % 3 == i));
+            assert!(w.iter().all(|s| s.g == 9 + s.j));
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use common::*;
-use engine::{Plan, SessionSetup, Setup};
+use engine::{Plan, SessionSetup, Setup, Spread};
 
 #[derive(Parser)]
 #[command(
@@ -61,8 +61,17 @@ enum Scenario {
 #[derive(Args, Clone)]
 struct Common {
     /// Hub base URL (REST and /v1/ws). Must be a 127.0.0.0/8 address.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    hub: String,
+    /// Several hubs of a cluster: repeat the flag (or `--url`), or separate
+    /// URLs with commas. The REST setup goes to the first; connections are
+    /// spread round-robin: connection g joins through URL g mod n, numbering
+    /// listeners first (over all sessions), then writers (session by session).
+    #[arg(
+        long,
+        visible_alias = "url",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080"
+    )]
+    hub: Vec<String>,
     /// Worker processes; each holds its share of the connections and must
     /// stay under the per-process open-files limit.
     #[arg(long, default_value_t = 1)]
@@ -74,7 +83,8 @@ struct Common {
     /// Users registered for the run (listeners reuse them round-robin).
     #[arg(long, default_value_t = 200)]
     users: usize,
-    /// Pid of the hub (or of the first --floor), to report its RSS and CPU from /proc.
+    /// Pid of the hub (of the first --hub URL, or of the first --floor), to
+    /// report its RSS and CPU from /proc.
     #[arg(long)]
     hub_pid: Option<u32>,
     /// Parallel connection attempts per worker.
@@ -318,11 +328,15 @@ async fn parent(
         }
     }
     let nonce = format!("{:x}", std::process::id() as u64 ^ now_ns());
-    let hub_addr = loopback_addr(&common.hub)?;
-    let (dsts, ws_path) = if floor {
-        (loopback_addrs(&floor_addr)?, "/".to_owned())
+    let hubs = loopback_addrs(&common.hub.join(","))?;
+    let (dsts, ws_path, spread) = if floor {
+        (
+            loopback_addrs(&floor_addr)?,
+            "/".to_owned(),
+            Spread::BySession,
+        )
     } else {
-        (vec![hub_addr], "/v1/ws".to_owned())
+        (hubs.clone(), "/v1/ws".to_owned(), Spread::ByConnection)
     };
     let tmp = std::env::temp_dir();
     let ring_path = PathBuf::from("/dev/shm").join(format!("audotics-load-{nonce}.ring"));
@@ -336,6 +350,20 @@ async fn parent(
         procs,
         plan.source_ips
     );
+    if dsts.len() > 1 {
+        eprintln!(
+            "{} servers ({}), connections spread {}",
+            dsts.len(),
+            dsts.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            match spread {
+                Spread::BySession => "by session",
+                Spread::ByConnection => "round-robin per connection",
+            }
+        );
+    }
     let (sessions, tokens, tracks) = if floor {
         (
             (0..plan.sessions)
@@ -348,12 +376,13 @@ async fn parent(
             vec![String::new()],
         )
     } else {
-        prepare(&common, &plan, &nonce).await?
+        prepare(hubs[0], &common, &plan, &nonce).await?
     };
     let setup = Setup {
         nonce: nonce.clone(),
         floor,
         dsts,
+        spread,
         ws_path,
         sessions,
         tokens,
@@ -367,7 +396,7 @@ async fn parent(
     let _ = std::fs::remove_file(&ring_path);
     let _ = std::fs::remove_file(&setup_path);
     let (results, hub) = result?;
-    let report = merge(kind, &plan, floor, &results, &hub, procs, setup.dsts.len())?;
+    let report = merge(kind, &plan, floor, &results, &hub, procs, &setup.dsts)?;
     if common.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -403,6 +432,7 @@ where
 }
 
 async fn prepare(
+    hub: std::net::SocketAddr,
     common: &Common,
     plan: &Plan,
     nonce: &str,
@@ -410,7 +440,7 @@ async fn prepare(
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
-    let rest = Rest::with_client(format!("http://{}", loopback_addr(&common.hub)?), http);
+    let rest = Rest::with_client(format!("http://{hub}"), http);
     let users = common.users.max(1);
     let t0 = Instant::now();
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
@@ -630,7 +660,7 @@ fn merge(
     rs: &[WorkerResult],
     hub: &HubSample,
     procs: usize,
-    servers: usize,
+    servers: &[std::net::SocketAddr],
 ) -> anyhow::Result<Value> {
     let mut lat = new_hist();
     let mut ack = new_hist();
@@ -656,16 +686,15 @@ fn merge(
     let window_s = (wend.saturating_sub(wstart)) as f64 / 1e9;
     let connect_s = (cend.saturating_sub(cstart)) as f64 / 1e9;
     let joined = sum(|r| r.listeners_joined) + sum(|r| r.writers_joined);
-    // --hub-pid is the first server's: with several, it holds only the
-    // sessions j with j % servers == 0.
-    let on_first: usize = (0..plan.sessions)
-        .step_by(servers.max(1))
-        .map(|j| plan.listeners[j] + plan.writers)
-        .sum();
-    let joined_first = joined as f64 * on_first as f64 / plan.total_connections().max(1) as f64;
+    let per_server = per_server(rs, servers.len());
+    // --hub-pid is the first server's: with several, it holds only what
+    // joined through it.
+    let joined_first = per_server
+        .first()
+        .map_or(0, |c| c.listeners_joined + c.writers_joined);
     let per_conn = match (hub.rss_before_kib, hub.rss_loaded_kib) {
-        (Some(a), Some(b)) if joined > 0 => {
-            Some((b.saturating_sub(a)) as f64 * 1024.0 / joined_first)
+        (Some(a), Some(b)) if joined_first > 0 => {
+            Some((b.saturating_sub(a)) as f64 * 1024.0 / joined_first as f64)
         }
         _ => None,
     };
@@ -689,6 +718,12 @@ fn merge(
             "connect_s": connect_s,
             "connect_rate_per_s": if connect_s > 0.0 { joined as f64 / connect_s } else { 0.0 },
             "join_latency": pct(&join),
+            "per_server": servers.iter().zip(&per_server).map(|(s, c)| json!({
+                "server": s.to_string(),
+                "listeners_joined": c.listeners_joined,
+                "writers_joined": c.writers_joined,
+                "failures": c.failures,
+            })).collect::<Vec<_>>(),
         },
         "deliveries": {
             "total": sum(|r| r.deliveries),
@@ -726,6 +761,19 @@ fn merge(
         "window_s": window_s,
         "generator_rss_kib": rs.iter().map(|r| r.worker_rss_kib).sum::<u64>(),
     }))
+}
+
+/// Per-server counts added up over the workers.
+fn per_server(rs: &[WorkerResult], servers: usize) -> Vec<ServerCount> {
+    let mut total = vec![ServerCount::default(); servers];
+    for r in rs {
+        for (t, c) in total.iter_mut().zip(&r.per_server) {
+            t.listeners_joined += c.listeners_joined;
+            t.writers_joined += c.writers_joined;
+            t.failures += c.failures;
+        }
+    }
+    total
 }
 
 fn print_table(r: &Value) {
@@ -770,6 +818,21 @@ fn print_table(r: &Value) {
         format!("{} + {}", c["listeners_joined"], c["writers_joined"]),
     );
     row("connect failures", f(&c["failures"]));
+    if let Some(servers) = c["per_server"].as_array().filter(|s| s.len() > 1) {
+        let each: Vec<String> = servers
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} + {} ({} failed)",
+                    s["server"].as_str().unwrap_or(""),
+                    s["listeners_joined"],
+                    s["writers_joined"],
+                    s["failures"]
+                )
+            })
+            .collect();
+        row("joined per server", each.join(", "));
+    }
     row("connect rate (/s)", f(&c["connect_rate_per_s"]));
     row("join latency", lat(&c["join_latency"]));
     let d = &r["deliveries"];
