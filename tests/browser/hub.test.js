@@ -915,7 +915,6 @@ describe('web client in a real browser', { timeout: 900_000 }, () => {
     fs.mkdirSync(docs, { recursive: true });
     fs.copyFileSync(path.join(ARTIFACTS, 'host-390x844.png'), path.join(docs, 'screenshot-host-phone.png'));
     fs.copyFileSync(path.join(ARTIFACTS, 'guest-390x844.png'), path.join(docs, 'screenshot-guest-phone-light.png'));
-    fs.copyFileSync(path.join(ARTIFACTS, 'host-1280x800.png'), path.join(docs, 'screenshot-host-desktop.png'));
   });
 
   it('host ends the session → guest sees it ended', STEP, async () => {
