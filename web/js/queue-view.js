@@ -8,7 +8,7 @@ import { initDrag } from './drag.js';
 import { closeMenu, initRowMenu, openMenu } from './row-menu.js';
 
 let actions = null;
-let last = null; // the last render's arguments, to re-render after a drag
+let shown = null; // the Session last rendered (a drag defers its re-render)
 let dragging = false;
 let focusWish = null; // {entryId, action} to focus after the next render
 
@@ -49,14 +49,14 @@ export function initQueueView(a) {
     },
     onActive: (active) => {
       dragging = active;
-      if (!active && last) renderQueue(...last);
+      if (!active && shown) renderQueue(shown);
     },
   });
   $('#empty-add').addEventListener('click', () => actions.goAdd());
 }
 
 function openRowMenu(button, entryId) {
-  const s = last[0].state;
+  const s = shown.state;
   const i = s.indexOf(entryId);
   if (i === -1) return;
   const e = s.queue[i];
@@ -93,7 +93,7 @@ function findButton(entryId, action) {
  * and whether the connection is live (waiting ops say why they wait).
  */
 export function renderQueue(session) {
-  last = [session];
+  shown = session;
   if (dragging) return; // after the drop
   const s = session.state;
   const list = $('#queue');

@@ -18,6 +18,7 @@ export class SessionState {
     this.liked = new Set(); // trackIds we liked on this page
     this.ended = false;
     this.notMember = false; // an ended session we never joined: nothing to show
+    this.missing = false; // no such session (close 4004)
   }
 
   get loaded() {
@@ -44,9 +45,9 @@ export class SessionState {
   }
 
   /**
-   * Apply an `update`. Returns `applied` (with the entry concerned in
-   * `this.lastEntry`), `old` (already applied: a replay overlap), `early`
-   * (no snapshot yet) or `gap` (versions were missed: resume with `since`).
+   * Apply an `update`. Returns `applied`, `old` (already applied: a replay
+   * overlap), `early` (no snapshot yet) or `gap` (versions were missed:
+   * resume with `since`).
    */
   applyUpdate(u) {
     if (this.version === null) return 'early';
@@ -55,7 +56,6 @@ export class SessionState {
     const c = u.change;
     const q = this.queue;
     const at = c.entryId ? q.findIndex((e) => e.entryId === c.entryId) : -1;
-    this.lastEntry = at === -1 ? null : q[at];
     if (c.op === 'add') {
       // A track linked outside the hub (by null: the old app) counts as the host's.
       const entry = {
@@ -66,7 +66,6 @@ export class SessionState {
       };
       this.trackNames.set(c.track.id, c.track.name);
       if (at === -1) q.splice(Math.min(c.index ?? q.length, q.length), 0, entry);
-      this.lastEntry = entry;
     } else if (c.op === 'remove') {
       if (at !== -1) q.splice(at, 1);
     } else if (c.op === 'reorder') {
