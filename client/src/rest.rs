@@ -563,6 +563,8 @@ mod tests {
             artists: vec!["a".into()],
             album: "b".into(),
             popularity: None,
+            duration_ms: None,
+            cover_url: None,
         };
         let v = serde_json::to_value(TrackUpsertBody {
             track: &t,
@@ -571,7 +573,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"spotifyId": "s", "name": "n", "artists": ["a"], "album": "b", "popularity": null})
+            serde_json::json!({"spotifyId": "s", "name": "n", "artists": ["a"], "album": "b", "popularity": null, "durationMs": null, "coverUrl": null})
         );
     }
 }

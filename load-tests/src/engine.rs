@@ -1053,6 +1053,8 @@ mod tests {
                 artists: vec!["A".into()],
                 album: "B".into(),
                 popularity: 5,
+                duration_ms: None,
+                cover_url: None,
             }),
             index: Some(3),
             from_index: None,

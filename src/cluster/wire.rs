@@ -41,8 +41,9 @@ pub enum Event {
     },
     /// The session ended: this `ended` frame, then close 4010.
     Ended(Utf8Bytes),
-    /// A member was removed: close their listeners with 4003.
-    Kick(String),
+    /// A member was removed: close their listeners with `code` (4003,
+    /// 4011 or 4012).
+    Kick { user: String, code: u16 },
     /// A node took the session over (at `mark.version`): report presence.
     Owner(String),
     /// Nothing new: the version the owner is at, so a relay that missed the
@@ -128,7 +129,12 @@ impl Stamped {
                 (EventKind::Presence, Some(frame), except.clone(), None)
             }
             Event::Ended(f) => (EventKind::Ended, Some(f), Vec::new(), None),
-            Event::Kick(user) => (EventKind::Kick, None, Vec::new(), Some(user.clone())),
+            Event::Kick { user, code } => (
+                EventKind::Kick,
+                None,
+                vec![(code.to_string(), 0)],
+                Some(user.clone()),
+            ),
             Event::Owner(node) => (EventKind::Owner, None, Vec::new(), Some(node.clone())),
             Event::Tick => (EventKind::Tick, None, Vec::new(), None),
         };
@@ -152,7 +158,14 @@ impl Stamped {
                 except: meta.x,
             },
             EventKind::Ended => Event::Ended(frame),
-            EventKind::Kick => Event::Kick(who()?),
+            EventKind::Kick => Event::Kick {
+                user: who()?,
+                code: meta
+                    .x
+                    .first()
+                    .and_then(|(c, _)| c.parse().ok())
+                    .unwrap_or(4003),
+            },
             EventKind::Owner => Event::Owner(who()?),
             EventKind::Tick => Event::Tick,
         };
@@ -242,6 +255,7 @@ pub enum JoinReply {
     Opening(Opening),
     NotFound,
     Ended,
+    Banned,
     Unavailable,
 }
 
@@ -291,7 +305,10 @@ mod tests {
                 except: vec![("n1".into(), 7)],
             },
             Event::Ended(r#"{"type":"ended"}"#.into()),
-            Event::Kick("u1".into()),
+            Event::Kick {
+                user: "u1".into(),
+                code: 4012,
+            },
             Event::Owner("n2".into()),
             Event::Tick,
         ];

@@ -6,6 +6,7 @@
 pub mod commit;
 pub mod log;
 pub mod notify;
+pub mod party;
 pub mod private;
 pub mod sessions;
 pub mod tokens;

@@ -464,6 +464,7 @@ impl Hub {
                 Ok(Got::Join(JoinReply::Opening(o))) => o,
                 Ok(Got::Join(JoinReply::NotFound)) => return Err(JoinRefusal::NotFound),
                 Ok(Got::Join(JoinReply::Ended)) => return Err(JoinRefusal::Ended),
+                Ok(Got::Join(JoinReply::Banned)) => return Err(JoinRefusal::Banned),
                 _ => return Err(JoinRefusal::Unavailable),
             };
             let attached = relay

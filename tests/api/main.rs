@@ -9,6 +9,7 @@ mod hub_limits;
 mod migrations;
 mod nats;
 mod outside;
+mod party;
 mod process;
 mod rest;
 mod restart;

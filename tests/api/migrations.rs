@@ -756,9 +756,9 @@ async fn migrations_adopt_an_existing_prisma_database_without_touching_rows() {
     assert_eq!(
         snap["members"],
         json!([
-            { "userId": OLD_GUEST, "name": "Guest", "avatar": null, "online": false },
-            { "userId": OLD_HOST, "name": "Hosta", "avatar": "https://i.example/a.png", "online": false },
-            { "userId": newbie.id, "name": "Newbie", "avatar": null, "online": false },
+            { "userId": OLD_GUEST, "name": "Guest", "avatar": null, "online": false, "role": "member" },
+            { "userId": OLD_HOST, "name": "Hosta", "avatar": "https://i.example/a.png", "online": false, "role": "host" },
+            { "userId": newbie.id, "name": "Newbie", "avatar": null, "online": false, "role": "member" },
         ])
     );
     assert_eq!(
