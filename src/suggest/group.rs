@@ -34,9 +34,15 @@
 //!     do not overlap at all the room takes turns instead of settling on
 //!     compromises nobody enjoys.
 //!
-//!   The list itself is built the same way, greedily: each pick counts as
-//!   served when choosing the next, so the quiet guest's taste gets its
-//!   turn within ten suggestions, not only after ten tracks have played.
+//!   - coverage: within one list, a pick that fits (predicted ≥ 0.6) members
+//!     whom no earlier pick fits gains 0.5 × their share of the weights
+//!     ([`Strategy::coverage`]): the proportionality notion of fairness of
+//!     Serbos et al. ("Fairness in package-to-group recommendations", WWW
+//!     2017), every member should find something of theirs in the list.
+//!
+//!   The list itself is built greedily: each pick counts as served when
+//!   choosing the next, so the quiet guest's taste gets its turn within
+//!   ten suggestions, not only after ten tracks have played.
 //!
 //! This module holds the strategy's arithmetic; `scan` applies it to the
 //! whole catalog and [`select`] to the candidates the scan kept.
@@ -58,6 +64,9 @@ pub struct Strategy {
     pub memory: f32,
     /// A member "fits" a suggestion at this satisfaction or more.
     pub fit: f32,
+    /// Proportionality: a pick that fits members no earlier pick of the
+    /// list fits gains `coverage ×` their share of the weights.
+    pub coverage: f32,
     /// At most one track per first artist in one list (while others remain).
     pub one_per_artist: bool,
 }
@@ -70,6 +79,7 @@ impl Default for Strategy {
             tolerance: 0.25,
             memory: 0.7,
             fit: 0.6,
+            coverage: 0.5,
             one_per_artist: true,
         }
     }
@@ -184,16 +194,18 @@ pub(crate) struct Candidate {
     pub own: Vec<f32>,
 }
 
-/// A pick: the candidate's index and its key when picked.
+/// A pick: the candidate's index and its key when picked (the group score,
+/// or below 0 if vetoed; without the coverage bonus).
 pub(crate) struct Pick {
     pub candidate: usize,
     pub key: f32,
 }
 
 /// Choose up to `n` of `cands` greedily (see the module doc): each step
-/// takes the best key under the current fairness weights, then counts the
-/// pick as served. With `one_per_artist`, a track sharing its first artist
-/// with an earlier pick is passed over while any other remains.
+/// takes the best key under the current fairness weights and thresholds,
+/// plus the coverage bonus, then counts the pick as served. With
+/// `one_per_artist`, a track sharing its first artist with an earlier pick
+/// is passed over while any other remains.
 pub(crate) fn select(
     cat: &Catalog,
     models: &[Model],
@@ -206,33 +218,48 @@ pub(crate) fn select(
     let mut w = Weights::default();
     let mut taken = vec![false; cands.len()];
     let mut artists: Vec<u32> = Vec::new();
+    let mut covered: Vec<bool> = models.iter().map(|m| !m.can_veto).collect();
     let mut picks = Vec::with_capacity(n.min(cands.len()));
     while picks.len() < n {
         served.weights(models, strategy, &mut w);
-        let mut best: Option<(bool, f32, u32, usize)> = None;
+        let total: f32 = w.alpha.iter().sum();
+        let mut best: Option<(bool, f32, u32, usize, f32)> = None;
         for (i, c) in cands.iter().enumerate() {
             if taken[i] {
                 continue;
             }
             let (score, worst) = aggregate(&w, &c.sat, &c.own);
             let k = key(score, worst);
+            let rank = if worst > 0.0 {
+                k
+            } else {
+                let newly: f32 = c
+                    .sat
+                    .iter()
+                    .zip(&covered)
+                    .zip(&w.alpha)
+                    .filter(|((s, done), _)| !**done && **s >= strategy.fit)
+                    .map(|(_, a)| a)
+                    .sum();
+                k + strategy.coverage * newly / total
+            };
             let fresh = !strategy.one_per_artist
                 || cat
                     .artist_ids(c.track as usize)
                     .first()
                     .is_none_or(|a| !artists.contains(a));
-            // Fresh artists first, then the key, then the lower track index.
+            // Fresh artists first, then the rank, then the lower track index.
             let better = match best {
                 None => true,
-                Some((bf, bk, bt, _)) => {
-                    (fresh, k, std::cmp::Reverse(c.track)) > (bf, bk, std::cmp::Reverse(bt))
+                Some((bf, br, bt, _, _)) => {
+                    (fresh, rank, std::cmp::Reverse(c.track)) > (bf, br, std::cmp::Reverse(bt))
                 }
             };
             if better {
-                best = Some((fresh, k, c.track, i));
+                best = Some((fresh, rank, c.track, i, k));
             }
         }
-        let Some((_, k, track, i)) = best else {
+        let Some((_, _, track, i, k)) = best else {
             break;
         };
         taken[i] = true;
@@ -240,6 +267,9 @@ pub(crate) fn select(
             artists.push(*a);
         }
         served.push(&cands[i].sat);
+        for (done, s) in covered.iter_mut().zip(&cands[i].sat) {
+            *done |= *s >= strategy.fit;
+        }
         picks.push(Pick {
             candidate: i,
             key: k,

@@ -54,6 +54,9 @@ struct Cli {
     /// The engine row's tolerance δ.
     #[arg(long)]
     tolerance: Option<f32>,
+    /// The engine row's coverage bonus.
+    #[arg(long)]
+    coverage: Option<f32>,
 }
 
 /// A room shape: members, styles they split into, and whether one more
@@ -228,15 +231,18 @@ fn main() {
     default.misery = cli.misery.unwrap_or(default.misery);
     default.fairness = cli.fairness.unwrap_or(default.fairness);
     default.tolerance = cli.tolerance.unwrap_or(default.tolerance);
+    default.coverage = cli.coverage.unwrap_or(default.coverage);
     let average = Strategy {
         misery: 0.0,
         fairness: 0.0,
         tolerance: 0.0,
+        coverage: 0.0,
         ..Strategy::default()
     };
     let without_misery = Strategy {
         fairness: 0.0,
         tolerance: 0.0,
+        coverage: 0.0,
         ..Strategy::default()
     };
 
