@@ -145,6 +145,8 @@ pub struct Catalog {
     popularity: Vec<f32>,
     /// A [`Genre`] index, or [`NO_GENRE`].
     genre: Vec<u8>,
+    /// The same as `f32`, for the scan's compare-and-select.
+    genre_f32: Vec<f32>,
     artist_start: Vec<u32>,
     artist_list: Vec<u32>,
     artist_names: Vec<Box<str>>,
@@ -171,6 +173,7 @@ impl Catalog {
             known: Vec::with_capacity(padded),
             popularity: Vec::with_capacity(padded),
             genre: Vec::with_capacity(padded),
+            genre_f32: Vec::new(),
             artist_start: Vec::with_capacity(n + 1),
             artist_list: Vec::with_capacity(n + n / 4),
             artist_names: Vec::new(),
@@ -219,6 +222,7 @@ impl Catalog {
         cat.known.resize(padded, 0.0);
         cat.popularity.resize(padded, 0.0);
         cat.genre.resize(padded, NO_GENRE);
+        cat.genre_f32 = cat.genre.iter().map(|g| *g as f32).collect();
         let mut by_spotify: Vec<u32> = (0..n as u32).collect();
         by_spotify.sort_by(|a, b| cat.spotify_ids[*a as usize].cmp(&cat.spotify_ids[*b as usize]));
         cat.by_spotify = by_spotify;
@@ -433,6 +437,10 @@ impl Catalog {
 
     pub(crate) fn genre_column(&self) -> &[u8] {
         &self.genre
+    }
+
+    pub(crate) fn genre_f32_column(&self) -> &[f32] {
+        &self.genre_f32
     }
 }
 

@@ -20,6 +20,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use super::catalog::{Catalog, BLOCK};
+use super::genre::GENRE_SLOTS;
 use super::group::{aggregate, key, Candidate, Weights};
 use super::taste::{clamp01, fmax, kernel, Model, RoomProfile, Term, FIT_RADIUS, ROOM_RADIUS};
 
@@ -49,10 +50,13 @@ impl Ord for Entry {
     }
 }
 
-/// The best `k` entries seen (a min-heap of them).
+/// The best `k` entries seen (a min-heap of them), with the key a new
+/// entry must beat cached as a plain float for the scan's comparisons.
 struct TopK {
     k: usize,
     heap: BinaryHeap<Reverse<Entry>>,
+    /// −∞ until full, then the smallest key kept.
+    threshold: f32,
 }
 
 impl TopK {
@@ -60,10 +64,17 @@ impl TopK {
         TopK {
             k,
             heap: BinaryHeap::with_capacity(k + 1),
+            threshold: if k == 0 {
+                f32::INFINITY
+            } else {
+                f32::NEG_INFINITY
+            },
         }
     }
 
-    #[inline]
+    /// Keep `e` if it is among the best `k` so far. Ties in key go to the
+    /// lower track index, which the scan meets first, so callers may skip
+    /// any key `<= threshold`.
     fn offer(&mut self, e: Entry) {
         if self.heap.len() < self.k {
             self.heap.push(Reverse(e));
@@ -71,6 +82,9 @@ impl TopK {
             if e > min.0 {
                 *min = Reverse(e);
             }
+        }
+        if self.heap.len() == self.k {
+            self.threshold = self.heap.peek().map_or(f32::NEG_INFINITY, |m| m.0.key);
         }
     }
 }
@@ -116,6 +130,42 @@ pub(crate) fn scan(
     k_group: usize,
     k_member: usize,
 ) -> Vec<Candidate> {
+    let mut group = TopK::new(k_group);
+    let mut per_member: Vec<TopK> = input
+        .models
+        .iter()
+        .map(|md| TopK::new(if md.can_veto { k_member } else { 0 }))
+        .collect();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { scan_blocks_avx2(cat, input, &mut group, &mut per_member) };
+        } else {
+            scan_blocks(cat, input, &mut group, &mut per_member);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    scan_blocks(cat, input, &mut group, &mut per_member);
+    candidates(cat, input, group, per_member)
+}
+
+/// [`scan_blocks`] compiled for AVX2 (eight lanes per instruction instead
+/// of four); the same code, so the same results.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scan_blocks_avx2(
+    cat: &Catalog,
+    input: &ScanInput<'_>,
+    group: &mut TopK,
+    per_member: &mut [TopK],
+) {
+    scan_blocks(cat, input, group, per_member)
+}
+
+/// The pass over every block: fills the heaps.
+#[inline(always)]
+fn scan_blocks(cat: &Catalog, input: &ScanInput<'_>, group: &mut TopK, per_member: &mut [TopK]) {
     let models = input.models;
     let m = models.len();
     let total_alpha: f32 = input.weights.alpha.iter().sum();
@@ -126,14 +176,21 @@ pub(crate) fn scan(
     };
     let inv_fit = 1.0 / (FIT_RADIUS * FIT_RADIUS);
     let inv_room = 1.0 / (ROOM_RADIUS * ROOM_RADIUS);
-
-    let mut group = TopK::new(k_group);
-    let mut per_member: Vec<Option<TopK>> = models
+    // Each member's genre bonuses as (genre as f32, bonus), for a compare
+    // and select per lane instead of a table lookup.
+    let genres: Vec<Vec<(f32, f32)>> = models
         .iter()
-        .map(|md| md.can_veto.then(|| TopK::new(k_member)))
+        .map(|md| {
+            (0..GENRE_SLOTS)
+                .filter(|g| md.genre_bonus[*g] != 0.0)
+                .map(|g| (g as f32, md.genre_bonus[g]))
+                .collect()
+        })
         .collect();
 
     let mut sat = vec![0f32; m * BLOCK];
+    // Each member's own part before clamping, for the artist slow path.
+    let mut raw = vec![0f32; m * BLOCK];
     let mut acc = [0f32; BLOCK];
     let mut lane_sat = vec![0f32; m];
     let mut lane_own = vec![0f32; m];
@@ -143,9 +200,7 @@ pub(crate) fn scan(
     for lo in (0..cat.padded_len()).step_by(BLOCK) {
         let known = block(cat.known_column(), lo);
         let pop = block(cat.popularity_column(), lo);
-        let genre: &[u8; BLOCK] = cat.genre_column()[lo..lo + BLOCK]
-            .try_into()
-            .expect("columns are padded to whole blocks");
+        let genre = block(cat.genre_f32_column(), lo);
 
         let mut room = [0f32; BLOCK];
         for (proto, sign) in [(&input.room.pos, 1.0f32), (&input.room.neg, -1.0)] {
@@ -178,11 +233,22 @@ pub(crate) fn scan(
                     s[l] = md.w_fit * fit + md.constant;
                 }
             }
-            let gb = &md.genre_bonus;
-            let (a, w_pop, w_room) = (input.weights.alpha[mi], md.w_pop, md.w_room);
-            let threshold = input.weights.misery[mi];
+            let w_pop = md.w_pop;
             for l in 0..BLOCK {
-                let own = s[l] + w_pop * pop[l] + gb[(genre[l] & 15) as usize];
+                s[l] += w_pop * pop[l];
+            }
+            // A track has one genre: at most one of these adds non-zero,
+            // exactly as the scalar path's table lookup.
+            for &(g, bonus) in &genres[mi] {
+                for l in 0..BLOCK {
+                    s[l] += if genre[l] == g { bonus } else { 0.0 };
+                }
+            }
+            let (a, w_room) = (input.weights.alpha[mi], md.w_room);
+            let threshold = input.weights.misery[mi];
+            raw[mi * BLOCK..(mi + 1) * BLOCK].copy_from_slice(s);
+            for l in 0..BLOCK {
+                let own = s[l];
                 let v = clamp01(own + w_room * room[l]);
                 s[l] = v;
                 sum[l] += a * v;
@@ -191,46 +257,88 @@ pub(crate) fn scan(
             }
         }
 
-        for l in 0..BLOCK.min(n.saturating_sub(lo)) {
+        let mut score = [0f32; BLOCK];
+        for l in 0..BLOCK {
+            score[l] = sum[l] * inv_total;
+        }
+        for l in 0..BLOCK {
             let t = (lo + l) as u32;
+            if lo + l >= n {
+                score[l] = f32::NEG_INFINITY;
+                continue;
+            }
             while excluded.next_if(|e| **e < t).is_some() {}
             if excluded.peek() == Some(&&t) {
+                score[l] = f32::NEG_INFINITY;
                 continue;
             }
             let hit = cat
                 .artist_ids(t as usize)
                 .iter()
                 .any(|a| input.artist_filter[(a >> 6) as usize & 63] & (1 << (a & 63)) != 0);
-            let (score, w) = if hit {
+            if hit {
+                // The same sums as `Model::satisfaction`, from the own part
+                // already computed.
                 for (mi, md) in models.iter().enumerate() {
-                    let (v, own) = md.satisfaction(cat, t as usize, room[l]);
+                    let own = raw[mi * BLOCK + l];
+                    let artist = md.artist_term(cat, t as usize);
+                    let v = clamp01(own + md.w_room * room[l] + artist);
                     sat[mi * BLOCK + l] = v;
                     lane_sat[mi] = v;
-                    lane_own[mi] = own;
+                    lane_own[mi] = clamp01(own + artist);
                 }
-                aggregate(input.weights, &lane_sat, &lane_own)
-            } else {
-                (sum[l] * inv_total, worst[l])
-            };
-            group.offer(Entry {
-                key: key(score, w),
-                track: t,
-            });
-            // Vetoed or not: with tolerance, a member's favourite may get
-            // its turn later in the list.
-            for (mi, heap) in per_member.iter_mut().enumerate() {
-                if let Some(heap) = heap {
-                    heap.offer(Entry {
-                        key: 0.5 * (sat[mi * BLOCK + l] + score),
-                        track: t,
-                    });
-                }
+                (score[l], worst[l]) = aggregate(input.weights, &lane_sat, &lane_own);
+            }
+        }
+        // Offers are rare once the heaps are full: a vector comparison
+        // finds whether any lane of the block beats a heap at all.
+        let mut keys = [0f32; BLOCK];
+        let mut any = false;
+        for l in 0..BLOCK {
+            keys[l] = key(score[l], worst[l]);
+            any |= keys[l] > group.threshold;
+        }
+        if any {
+            offer_block(group, &keys, lo);
+        }
+        // Vetoed or not: with tolerance, a member's favourite may get its
+        // turn later in the list.
+        for (mi, heap) in per_member.iter_mut().enumerate() {
+            let s = &sat[mi * BLOCK..(mi + 1) * BLOCK];
+            let mut any = false;
+            for l in 0..BLOCK {
+                keys[l] = 0.5 * (s[l] + score[l]);
+                any |= keys[l] > heap.threshold;
+            }
+            if any {
+                offer_block(heap, &keys, lo);
             }
         }
     }
+}
 
+/// Offer each lane of a block whose key beats the heap.
+fn offer_block(heap: &mut TopK, keys: &[f32; BLOCK], lo: usize) {
+    for (l, k) in keys.iter().enumerate() {
+        if *k > heap.threshold {
+            heap.offer(Entry {
+                key: *k,
+                track: (lo + l) as u32,
+            });
+        }
+    }
+}
+
+/// The kept tracks, each with every member's exact satisfaction.
+fn candidates(
+    cat: &Catalog,
+    input: &ScanInput<'_>,
+    group: TopK,
+    per_member: Vec<TopK>,
+) -> Vec<Candidate> {
+    let models = input.models;
     let mut tracks: Vec<u32> = group.heap.into_iter().map(|e| e.0.track).collect();
-    for heap in per_member.into_iter().flatten() {
+    for heap in per_member {
         tracks.extend(heap.heap.into_iter().map(|e| e.0.track));
     }
     tracks.sort_unstable();
