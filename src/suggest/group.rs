@@ -203,9 +203,10 @@ pub(crate) struct Pick {
 
 /// Choose up to `n` of `cands` greedily (see the module doc): each step
 /// takes the best key under the current fairness weights and thresholds,
-/// plus the coverage bonus, then counts the pick as served. With
-/// `one_per_artist`, a track sharing its first artist with an earlier pick
-/// is passed over while any other remains.
+/// plus the coverage bonus, then counts the pick as served. A vetoed track
+/// comes only when no other is left; with `one_per_artist`, a track sharing
+/// its first artist with an earlier pick is passed over while any other
+/// remains.
 pub(crate) fn select(
     cat: &Catalog,
     models: &[Model],
@@ -223,7 +224,8 @@ pub(crate) fn select(
     while picks.len() < n {
         served.weights(models, strategy, &mut w);
         let total: f32 = w.alpha.iter().sum();
-        let mut best: Option<(bool, f32, u32, usize, f32)> = None;
+        type Order = (bool, bool, f32, std::cmp::Reverse<u32>);
+        let mut best: Option<(Order, usize, f32)> = None;
         for (i, c) in cands.iter().enumerate() {
             if taken[i] {
                 continue;
@@ -248,18 +250,14 @@ pub(crate) fn select(
                     .artist_ids(c.track as usize)
                     .first()
                     .is_none_or(|a| !artists.contains(a));
-            // Fresh artists first, then the rank, then the lower track index.
-            let better = match best {
-                None => true,
-                Some((bf, br, bt, _, _)) => {
-                    (fresh, rank, std::cmp::Reverse(c.track)) > (bf, br, std::cmp::Reverse(bt))
-                }
-            };
-            if better {
-                best = Some((fresh, rank, c.track, i, k));
+            // Unvetoed first, then fresh artists, then the rank, then the
+            // lower track index.
+            let order = (worst <= 0.0, fresh, rank, std::cmp::Reverse(c.track));
+            if best.as_ref().is_none_or(|(o, _, _)| order > *o) {
+                best = Some((order, i, k));
             }
         }
-        let Some((_, _, track, i, k)) = best else {
+        let Some(((_, _, _, std::cmp::Reverse(track)), i, k)) = best else {
             break;
         };
         taken[i] = true;

@@ -44,7 +44,8 @@ pub struct Room {
     /// dismissed or expired.
     pub excluded: HashSet<String>,
     /// What played and was queued, oldest first: the sequence the fairness
-    /// term accumulates over (tracks may repeat; unknown ids are ignored).
+    /// term accumulates over (tracks may repeat; unknown ids are ignored;
+    /// tracks someone skipped or disliked do not count).
     pub history: Vec<String>,
     /// The session's reactions, by anyone who was there.
     pub reactions: Vec<Reaction>,
@@ -167,9 +168,17 @@ impl Prepared {
             .iter()
             .map(|m| Model::new(cat, m, &room.reactions, room.now_ms, &profile, room_genres))
             .collect();
+        // A track someone skipped or disliked served nobody: it stays out of
+        // the fairness sequence (its signal is in the reactions).
+        let cut: HashSet<&str> = room
+            .reactions
+            .iter()
+            .filter(|r| r.kind.weight() < -0.5)
+            .map(|r| r.track_id.as_str())
+            .collect();
         let mut served = Served::new(models.len(), strategy.memory);
         let mut sat = vec![0.0; models.len()];
-        for t in &history {
+        for t in history.iter().filter(|t| !cut.contains(cat.track_id(**t))) {
             let r = profile.term(cat.features(*t).as_ref());
             for (s, md) in sat.iter_mut().zip(&models) {
                 *s = md.satisfaction(cat, t.get(), r).0;

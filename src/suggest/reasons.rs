@@ -144,11 +144,7 @@ pub fn describe(why: &Why<'_>) -> String {
     if let Some(g) = why.genre {
         return format!("popular with the room's {} fans", g.label());
     }
-    if traits.is_empty() {
-        "popular right now".into()
-    } else {
-        format!("{traits} and popular")
-    }
+    with("a popular pick".into())
 }
 
 /// "all of you", "three of you", "12 of you".
@@ -236,7 +232,12 @@ mod tests {
             ..why()
         };
         assert_eq!(describe(&w), "popular with the room's pop fans");
-        assert_eq!(describe(&why()), "popular right now");
+        assert_eq!(describe(&why()), "a popular pick");
+        let w = Why {
+            traits: vec!["instrumental", "upbeat"],
+            ..why()
+        };
+        assert_eq!(describe(&w), "instrumental and upbeat, a popular pick");
         let w = Why {
             traits: vec!["upbeat"],
             room_liked: true,

@@ -10,8 +10,11 @@
 //! `s = 0.8·κ·fit + 0.5·(1 − κ) + 0.1·popularity + genre + artist + ρ·room`
 //!
 //! clamped to 0..1, where
-//! - `fit` is 1 at the member's feature target and falls with the weighted
-//!   mean squared distance outside their range, to 0 at [`FIT_RADIUS`];
+//! - `fit` is 1 at the member's feature target and falls with the squared
+//!   distance outside their range, to 0 at [`FIT_RADIUS`]: the weighted
+//!   mean over all features for a taste learnt from tracks, the sum over
+//!   the features they stated for explicit targets (each stated range is a
+//!   constraint of its own);
 //!   a track without features gets the member's mean fit over the catalog
 //!   (as good as a random track: we know nothing better, and a room must
 //!   not fill up with unknowns because they are never vetoed);
@@ -287,8 +290,9 @@ pub(crate) struct Term {
     pub weight: f32,
 }
 
-/// `Σ w·max(0, |x − c| − h)²`: the weighted mean squared distance outside
-/// the ranges (weights sum to 1).
+/// `Σ w·max(0, |x − c| − h)²`: the weighted squared distance outside the
+/// ranges (a mean for a taste from tracks, whose weights sum to 1; a sum
+/// over the features a member stated).
 #[inline]
 pub(crate) fn distance2(terms: &[Term], x: &[f32; FEATURES]) -> f32 {
     let mut acc = 0.0;
@@ -544,7 +548,8 @@ impl Model {
                     },
                 })
                 .collect();
-            normalize_weights(&mut terms);
+            // Not normalized: each stated range is a constraint of its own,
+            // so missing one by the radius is enough to fall to 0.
             // Rocchio: tonight's likes pull the stated targets their way.
             let w: f32 = liked.iter().map(|l| l.1).sum();
             if w > 0.0 {

@@ -305,7 +305,8 @@ fn three_skips_of_high_energy_tracks_move_the_list_toward_lower_energy() {
     let w = world(20_000, 24, 11);
     let mut drop = 0.0;
     for seed in 0..6 {
-        let (members, _) = synth::room(&w.synth, 5, 2, false, seed);
+        // Friends who share a style, with the energy of the style's spread.
+        let (members, _) = synth::room(&w.synth, 4, 1, false, seed);
         let mut room = Room {
             members,
             now_ms: 3_600_000,
@@ -314,7 +315,7 @@ fn three_skips_of_high_energy_tracks_move_the_list_toward_lower_energy() {
         let before = suggest(&w.cat, &room, 10);
         // Three energetic tracks the room might well have queued, of
         // different styles, are played and skipped.
-        let top: Vec<usize> = suggest(&w.cat, &room, 100)
+        let top: Vec<usize> = suggest(&w.cat, &room, 300)
             .iter()
             .map(|s| w.cat.index_of(&s.track_id).unwrap().get())
             .collect();
