@@ -1,7 +1,10 @@
 //! "Up next for this room" (issue 19): live group suggestions from who is
 //! here and how they react.
 //!
-//! A pure engine, like the queue model: no async, no I/O. The hub keeps a
+//! A pure engine, like the queue model: [`suggest`] is synchronous, does no
+//! I/O and allocates only per member, never per track; only the catalog's
+//! loader ([`Catalog::load`], [`SharedCatalog::refresh`]) reads Postgres.
+//! The hub keeps a
 //! [`Catalog`] in memory ([`SharedCatalog`], reloaded when the tables
 //! change), keeps a [`Room`] per session (members online with their
 //! [`MemberTaste`], what played or is queued, the session's reactions), and

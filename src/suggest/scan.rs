@@ -4,17 +4,22 @@
 //! the machine: tracks go [`BLOCK`] at a time, and for each member each of
 //! their feature terms is one loop over the block's column slice with the
 //! term's constants hoisted, which the compiler turns into vector code
-//! (`f32`, no branches: `max` as a comparison). Per-block scratch stays in
-//! L1. Two things are left to the exact scalar path in `taste`, per track:
-//! tracks by an artist some member loves or has reacted to (rare; found
-//! through a 4,096-bit filter on artist ids) and the final bookkeeping of
-//! the few tracks that beat a heap's minimum.
+//! (`f32`, no branches: `max` as a comparison, the genre bonus as a
+//! compare-and-select); on x86-64 with AVX2 the same code is compiled for
+//! eight lanes. Per-block scratch stays in L1. Per track, only two things
+//! are scalar: adding the artist term for tracks by an artist some member
+//! loves or has reacted to (rare; found through a 4,096-bit filter on
+//! artist ids), and offering to a heap the few keys that beat its minimum
+//! (a block-wide comparison finds them first). The sums are the ones of
+//! `Model::satisfaction`, in the same order, so the scan and the exact
+//! model agree (a property test checks it).
 //!
 //! What it keeps: the best `k_group` tracks by group key, plus for each
 //! member who can veto the best `k_member` tracks by `(s_m + score) / 2`
 //! (vetoed or not), so that the fair selection has every member's
-//! favourites to choose from. Allocation per call: a few vectors of the
-//! members' size; nothing of the catalog's.
+//! favourites to choose from; each kept track is then scored exactly.
+//! Allocation per call: a few vectors of the members' size; nothing of the
+//! catalog's.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
