@@ -495,6 +495,21 @@ impl Rest {
         Ok(self.call(Method::GET, &path, NO_BODY, &[200]).await?.1)
     }
 
+    /// `GET /v1/sessions/{id}/suggestions`: (version, items).
+    pub async fn suggestions(
+        &self,
+        id: &str,
+    ) -> Result<(i64, Vec<audotics_protocol::party::Suggested>)> {
+        #[derive(Deserialize)]
+        struct Answer {
+            version: i64,
+            items: Vec<audotics_protocol::party::Suggested>,
+        }
+        let path = format!("/v1/sessions/{}/suggestions", encode(id));
+        let a: Answer = self.call(Method::GET, &path, NO_BODY, &[200]).await?.1;
+        Ok((a.version, a.items))
+    }
+
     /// `POST /v1/sessions/{id}/end` (host only): the ended session.
     pub async fn end_session(&self, id: &str) -> Result<Session> {
         let path = format!("/v1/sessions/{}/end", encode(id));

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codes::ErrorCode;
 use crate::model::{Role, Snapshot, Track, TrackBody};
-use crate::party::{NowPlaying, OrderMode, PartySettings, Played};
+use crate::party::{NowPlaying, OrderMode, PartySettings, Played, Suggested};
 use crate::rules::FieldError;
 
 /// Client → server: one JSON object per frame, discriminated by `type`.
@@ -501,6 +501,17 @@ pub enum ServerMsg {
     },
     /// The host ended the session; the hub then closes with 4010.
     Ended { at: DateTime<Utc> },
+    /// "Up next for this room": suggestions for the members online now,
+    /// sent after the opening frames and again (debounced) whenever the
+    /// room changes — someone joins or leaves, reacts, a track starts, the
+    /// queue changes. Not versioned; the latest replaces the previous.
+    Suggestions {
+        /// The session's version they were computed at.
+        version: i64,
+        /// When they were computed.
+        at: DateTime<Utc>,
+        items: Vec<Suggested>,
+    },
     /// The answer to a client's `ping`.
     Pong {
         /// The `ping`'s `id`.
@@ -664,6 +675,7 @@ pub const SERVER_TYPES: &[&str] = &[
     "presence",
     "interaction",
     "ended",
+    "suggestions",
     "pong",
 ];
 

@@ -118,3 +118,18 @@ pub struct Party {
     /// Users removed with a ban: they cannot join again.
     pub banned: Vec<String>,
 }
+
+/// One suggestion of "Up next for this room".
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Suggested {
+    /// What a one-tap `add` queues (by `track.id`).
+    pub track: Track,
+    /// The group score it was picked with, about 0 to 1.
+    pub score: f64,
+    /// Why, in words a person reads ("energetic and danceable, close to
+    /// what three of you liked").
+    pub reason: String,
+    /// Members (user ids) predicted to enjoy it.
+    pub fits: Vec<String>,
+}

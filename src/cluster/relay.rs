@@ -427,6 +427,7 @@ impl Relay {
                 let reason = crate::hub::session::audience::kick_reason(code);
                 self.listeners.close_user(&user, code, reason);
             }
+            Event::Suggestions(f) => self.listeners.broadcast(f),
             Event::Owner(_) | Event::Tick => self.catch_up(ev.mark.version).await,
         }
     }

@@ -41,6 +41,8 @@ pub enum Event {
     },
     /// The session ended: this `ended` frame, then close 4010.
     Ended(Utf8Bytes),
+    /// New `suggestions` for the room (relays keep the latest for joiners).
+    Suggestions(Utf8Bytes),
     /// A member was removed: close their listeners with `code` (4003,
     /// 4011 or 4012).
     Kick { user: String, code: u16 },
@@ -85,6 +87,8 @@ enum EventKind {
     Owner,
     #[serde(rename = "t")]
     Tick,
+    #[serde(rename = "s")]
+    Suggestions,
 }
 
 /// Why a message from another node could not be read.
@@ -129,6 +133,7 @@ impl Stamped {
                 (EventKind::Presence, Some(frame), except.clone(), None)
             }
             Event::Ended(f) => (EventKind::Ended, Some(f), Vec::new(), None),
+            Event::Suggestions(f) => (EventKind::Suggestions, Some(f), Vec::new(), None),
             Event::Kick { user, code } => (
                 EventKind::Kick,
                 None,
@@ -158,6 +163,7 @@ impl Stamped {
                 except: meta.x,
             },
             EventKind::Ended => Event::Ended(frame),
+            EventKind::Suggestions => Event::Suggestions(frame),
             EventKind::Kick => Event::Kick {
                 user: who()?,
                 code: meta
@@ -207,6 +213,8 @@ pub enum Request {
     Join { user: User, since: Option<i64> },
     /// `GET /v1/sessions/{id}` for `viewer`.
     Snapshot { viewer: String },
+    /// `GET /v1/sessions/{id}/suggestions`.
+    Suggestions,
     /// End the session.
     End,
     /// A node's listeners changed (no reply).
@@ -264,6 +272,10 @@ pub enum JoinReply {
 #[serde(rename_all = "snake_case")]
 pub enum Answer {
     Snapshot(Box<Snapshot>),
+    Suggestions {
+        version: i64,
+        items: Vec<audotics_protocol::party::Suggested>,
+    },
     Done,
     NotFound,
     Unavailable,
@@ -305,6 +317,7 @@ mod tests {
                 except: vec![("n1".into(), 7)],
             },
             Event::Ended(r#"{"type":"ended"}"#.into()),
+            Event::Suggestions(r#"{"type":"suggestions"}"#.into()),
             Event::Kick {
                 user: "u1".into(),
                 code: 4012,

@@ -115,3 +115,26 @@ pub async fn played_tracks(db: impl PgExecutor<'_>, session_id: &str) -> Result<
             .await?;
     Ok(ids.into_iter().collect())
 }
+
+/// The session's last `limit` reactions (TrackInteraction rows it stored),
+/// oldest first: (user, track, kind, when).
+pub async fn reactions(
+    db: impl PgExecutor<'_>,
+    session_id: &str,
+    limit: i64,
+) -> Result<Vec<(String, String, String, DateTime<Utc>)>> {
+    let rows: Vec<(String, String, String, NaiveDateTime)> = sqlx::query_as(
+        r#"SELECT * FROM (
+               SELECT "userId", "trackId", "type", "timestamp" FROM "TrackInteraction"
+               WHERE "hubSessionId" = $1 ORDER BY "timestamp" DESC LIMIT $2
+           ) r ORDER BY "timestamp""#,
+    )
+    .bind(session_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(u, t, k, at)| (u, t, k, utc(at)))
+        .collect())
+}

@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}", get(sessions::get))
         .route("/sessions/{id}/end", post(sessions::end))
         .route("/sessions/{id}/updates", get(sessions::updates))
+        .route("/sessions/{id}/suggestions", get(sessions::suggestions))
         .route("/ws", get(ws::upgrade));
     Router::new()
         .nest("/v1", api)

@@ -85,6 +85,28 @@ pub async fn get(
     ))
 }
 
+/// `GET /v1/sessions/{id}/suggestions` (members) → {version, items}: "up
+/// next for this room", as the session's listeners last got them (computed
+/// now when there are none yet).
+pub async fn suggestions(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let id = session_id(&id)?;
+    if !sessions::is_member(&st.db, id.as_str(), &user.id).await? {
+        return Err(if sessions::get(&st.db, id.as_str()).await?.is_none() {
+            Error::NotFound("session")
+        } else {
+            not_a_member()
+        });
+    }
+    let (version, items) = st.hub.suggestions(&id).await?;
+    Ok(Json(
+        serde_json::json!({ "version": version, "items": items }),
+    ))
+}
+
 /// `POST /v1/sessions/{id}/end` (host only) → {session}. Ending an ended
 /// session is a no-op. A live session's listeners get `ended` and close 4010.
 pub async fn end(

@@ -95,6 +95,7 @@ pub async fn upsert(
     }
     tx.commit().await?;
     st.hub.tracks().put(std::sync::Arc::new(track.clone()));
+    st.hub.catalog_changed();
     let features = tracks::features(&st.db, &track.id).await?;
     let status = if inserted {
         StatusCode::CREATED

@@ -13,3 +13,4 @@ mod party;
 mod process;
 mod rest;
 mod restart;
+mod upnext;

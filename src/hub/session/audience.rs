@@ -39,7 +39,7 @@ pub struct Owned {
     presence: Presence,
     /// Users whose presence changed since the last flush → (name, joiners
     /// not to tell: node, listener).
-    dirty: HashMap<UserId, (String, Vec<(String, ListenerId)>)>,
+    pub(super) dirty: HashMap<UserId, (String, Vec<(String, ListenerId)>)>,
     last_event: Instant,
     ticked: u64,
 }
@@ -260,6 +260,22 @@ impl Audience {
         match self {
             Audience::Local(l) => l.broadcast(frame),
             Audience::Cluster(o) => o.publish(Event::Reaction(frame)),
+        }
+    }
+
+    /// New suggestions for the room.
+    pub fn suggestions(&mut self, frame: Utf8Bytes) {
+        match self {
+            Audience::Local(l) => l.broadcast(frame),
+            Audience::Cluster(o) => o.publish(Event::Suggestions(frame)),
+        }
+    }
+
+    /// Whether presence changed since the last flush.
+    pub fn presence_pending(&self) -> bool {
+        match self {
+            Audience::Local(l) => l.presence_pending(),
+            Audience::Cluster(o) => !o.dirty.is_empty(),
         }
     }
 

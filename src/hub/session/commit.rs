@@ -347,6 +347,7 @@ impl SessionActor {
             self.touched = Some(Instant::now());
         }
         if !upserts.is_empty() {
+            self.shared.catalogs.invalidate();
             for t in upserts.values() {
                 self.shared.tracks.put(t.clone());
             }
@@ -359,7 +360,18 @@ impl SessionActor {
     /// After COMMIT: every listener gets each change (or reaction), then
     /// the sender (and its re-sends) the ack.
     fn publish(&mut self, done: Vec<Done>, at: chrono::DateTime<chrono::Utc>) {
+        if !done.is_empty() {
+            self.upnext.touch();
+        }
         for d in done {
+            if let Event::Reaction(r) = &d.effect.event {
+                self.upnext
+                    .react(&r.user, r.track.as_str(), &r.kind, at.timestamp_millis());
+            }
+            for r in &d.effect.side.reactions {
+                self.upnext
+                    .react(&r.user, r.track.as_str(), &r.kind, at.timestamp_millis());
+            }
             match &d.effect.event {
                 Event::Change(record) => {
                     let f = frame(&record.update());

@@ -120,10 +120,13 @@ impl SessionActor {
 
     /// A joiner's first frames: `resumed` and what it missed, or a snapshot.
     async fn opening(&self, user: &UserId, since: Option<i64>) -> Vec<Utf8Bytes> {
-        match self.resume(since).await {
+        let mut frames = match self.resume(since).await {
             Some(frames) => frames,
             None => vec![frame(&ServerMsg::Snapshot(self.snapshot(user, true)))],
-        }
+        };
+        // Then what the room would like next, as the others last saw it.
+        frames.extend(self.upnext.frame());
+        frames
     }
 
     /// `resumed` and the missed updates, when `since` can be served by

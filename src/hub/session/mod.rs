@@ -13,6 +13,7 @@ pub mod parse;
 pub mod party;
 mod rows;
 pub mod state;
+pub mod upnext;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -101,6 +102,12 @@ pub enum Command {
     },
     /// Cluster: a node's listeners changed.
     Presence(Report),
+    /// A suggestions computation ended (sent by the actor's own task).
+    Suggested(Box<upnext::Done>),
+    /// The latest suggestions (computed now when there are none yet).
+    Suggestions {
+        reply: oneshot::Sender<(i64, Vec<audotics_protocol::party::Suggested>)>,
+    },
 }
 
 /// What an actor serving a session for a whole cluster holds: the lease
@@ -118,6 +125,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub config: HubConfig,
     pub shutdown: CancellationToken,
+    /// The catalog suggestions score.
+    pub catalogs: Arc<upnext::Catalogs>,
 }
 
 struct SessionActor {
@@ -138,6 +147,12 @@ struct SessionActor {
     recent: join::Recent,
     /// When a commit of this actor last set the session's `updatedAt`.
     touched: Option<Instant>,
+    /// "Up next for this room".
+    upnext: upnext::UpNext,
+    /// This actor's own inbox, for its background work to report back.
+    me: mpsc::WeakSender<Command>,
+    /// Suggestion requests waiting for the computation in flight.
+    waiting: Vec<oneshot::Sender<(i64, Vec<audotics_protocol::party::Suggested>)>>,
 }
 
 /// Load session `id` and serve it until it ends, idles out, or the hub
@@ -153,6 +168,7 @@ pub async fn run(
     // A cluster owner takes requests from other nodes (from before it has
     // loaded: they wait in its inbox).
     let forwarding = CancellationToken::new();
+    let me = tx.clone();
     if let Some(o) = &ownership {
         let subject = o.cluster.requests_subject(id.as_str());
         match o.cluster.subscribe(subject).await {
@@ -204,6 +220,8 @@ pub async fn run(
             (Audience::Cluster(Box::new(owned)), Some(o.lost.clone()))
         }
     };
+    let mut upnext = upnext::UpNext::default();
+    upnext.remember(upnext::stored_reactions(&shared.db, id.as_str()).await);
     let actor = SessionActor {
         id: id.clone(),
         shared,
@@ -215,6 +233,9 @@ pub async fn run(
         commits,
         recent: join::Recent::default(),
         touched: None,
+        upnext,
+        me,
+        waiting: Vec::new(),
     };
     actor.serve(lost, on_stop).await;
     if let Some(o) = &ownership {
@@ -327,7 +348,9 @@ async fn refuse_all(rx: &mut mpsc::Receiver<Command>, refusal: Option<JoinRefusa
             | Command::Leave { .. }
             | Command::Reconcile
             | Command::Forwarded { .. }
-            | Command::Presence(_) => {}
+            | Command::Presence(_)
+            | Command::Suggested(_)
+            | Command::Suggestions { .. } => {}
         }
     }
 }
@@ -388,6 +411,10 @@ impl SessionActor {
                     if let Some(owned) = self.audience.owned() {
                         owned.tick();
                     }
+                    continue;
+                }
+                _ = sleep_until(self.upnext.due), if self.upnext.ready() => {
+                    self.suggest();
                     continue;
                 }
                 _ = sleep_until_time(track_end) => {
@@ -476,6 +503,32 @@ impl SessionActor {
                         owned.report(report);
                     }
                 }
+                Command::Suggested(done) => {
+                    let latest = self.upnext.done(*done);
+                    if let Some(f) = latest {
+                        self.audience.suggestions(f);
+                    }
+                    if self.upnext.ready() {
+                        let latest = self
+                            .upnext
+                            .latest()
+                            .unwrap_or((self.state.version(), Vec::new()));
+                        for w in self.waiting.drain(..) {
+                            let _ = w.send(latest.clone());
+                        }
+                    }
+                }
+                Command::Suggestions { reply } => match self.upnext.latest() {
+                    Some(latest) => {
+                        let _ = reply.send(latest);
+                    }
+                    None => {
+                        self.waiting.push(reply);
+                        if self.upnext.ready() {
+                            self.suggest();
+                        }
+                    }
+                },
                 Command::Leave { listener } => {
                     if let Some(l) = self.audience.local() {
                         l.remove(listener);
@@ -493,6 +546,9 @@ impl SessionActor {
         if reconcile && !ended && !self.deposed {
             ended = self.reconcile().await;
         }
+        if self.audience.presence_pending() {
+            self.upnext.touch();
+        }
         self.audience.flush_presence();
         // Enough of the room (as it is now) voted to skip what plays.
         if !ended
@@ -506,6 +562,52 @@ impl SessionActor {
             self.by_hub(op).await;
         }
         ended || self.deposed
+    }
+
+    /// Start computing suggestions for the room as it is now (if anyone is
+    /// listening); the result comes back as `Command::Suggested`.
+    fn suggest(&mut self) {
+        if self.audience.is_empty() && self.waiting.is_empty() {
+            self.upnext.due = None;
+            return;
+        }
+        let online = self.audience.online();
+        let members: Vec<(UserId, String)> = self
+            .state
+            .members()
+            .iter()
+            .filter(|m| online.contains(&m.user_id))
+            .map(|m| (m.user_id.clone(), m.name.clone()))
+            .collect();
+        let st = &self.state;
+        let mut excluded: std::collections::HashSet<String> = st.played_tracks.clone();
+        let mut history: Vec<String> = st
+            .party
+            .history
+            .iter()
+            .map(|h| h.item.track.id.clone())
+            .collect();
+        if let Some(now) = &st.party.now {
+            excluded.insert(now.item.track.id.clone());
+            history.push(now.item.track.id.clone());
+        }
+        for e in st.queue().entries() {
+            excluded.insert(e.item.track.id.clone());
+            history.push(e.item.track.id.clone());
+        }
+        let inputs = self.upnext.start(st.version(), members, excluded, history);
+        let (db, catalogs, tracks) = (
+            self.shared.db.clone(),
+            self.shared.catalogs.clone(),
+            self.shared.tracks.clone(),
+        );
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let done = upnext::compute(inputs, db, catalogs, tracks).await;
+            if let Some(tx) = me.upgrade() {
+                let _ = tx.send(Command::Suggested(Box::new(done))).await;
+            }
+        });
     }
 
     /// Commit an op of the session itself (nobody to answer).
@@ -624,7 +726,9 @@ impl SessionActor {
             | Command::Leave { .. }
             | Command::Reconcile
             | Command::Forwarded { .. }
-            | Command::Presence(_) => unreachable!("handled in the round"),
+            | Command::Presence(_)
+            | Command::Suggested(_)
+            | Command::Suggestions { .. } => unreachable!("handled in the round"),
         }
     }
 
