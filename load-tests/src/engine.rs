@@ -693,7 +693,10 @@ impl LocalQueue {
                     self.entries.insert(to, e);
                 }
             }
-            OpKind::Member => {}
+            // The generator sends only add/remove/reorder and never starts
+            // playback, so party ops (votes, pins, playback, settings) do not
+            // reach its sessions; a member change leaves the queue as it is.
+            _ => {}
         }
     }
 }
