@@ -252,3 +252,45 @@ pub struct TrackMeta {
     /// `None` keeps what the hub knows.
     pub cover_url: Option<String>,
 }
+
+/// `GET /v1/join/{code}`: the session a join code stands for, as someone
+/// about to join sees it (no token needed). Only an active session's code
+/// resolves, so `active` is true; it is there for clients that show it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinTarget {
+    /// The code as stored (upper case, no spaces or dashes).
+    pub code: String,
+    pub session_id: String,
+    pub name: String,
+    pub host: JoinHost,
+    /// How many members the session has.
+    pub members: i64,
+    pub active: bool,
+}
+
+/// The host as a join code's lookup names it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinHost {
+    pub id: String,
+    pub name: String,
+}
+
+/// `GET /v1/sessions/{id}/code` (members): the session's join code.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinCode {
+    pub session_id: String,
+    pub code: String,
+}
+
+/// A session as `GET /v1/sessions` lists it: its fields and its join code,
+/// null when the session has ended (or cannot be joined: no playlist).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedSession {
+    #[serde(flatten)]
+    pub session: Session,
+    pub join_code: Option<String>,
+}

@@ -4,6 +4,8 @@
 //! the hub's own `hub_*` tables.
 
 pub mod commit;
+pub mod guests;
+pub mod joins;
 pub mod log;
 pub mod notify;
 pub mod party;

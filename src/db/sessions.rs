@@ -56,7 +56,8 @@ const SESSION_SELECT: &str = r#"SELECT s."id" AS s_id, s."name" AS s_name, s."ac
     FROM "GroupSession" s LEFT JOIN "Playlist" p ON p."sessionId" = s."id""#;
 
 /// Create a session, its playlist (the caller is its creator, hence host),
-/// the caller's membership and the hub's version row, in one transaction.
+/// the caller's membership, the hub's version row and its join code, in one
+/// transaction.
 pub async fn create(
     pool: &PgPool,
     host_id: &str,
@@ -91,6 +92,7 @@ pub async fn create(
         .bind(&sid)
         .execute(&mut *tx)
         .await?;
+    super::joins::ensure(&mut tx, &sid).await?;
     tx.commit().await?;
     let session = Session {
         id: sid.clone(),

@@ -6,6 +6,7 @@ mod hardening;
 mod helpers;
 mod hub;
 mod hub_limits;
+mod joining;
 mod migrations;
 mod nats;
 mod outside;

@@ -432,7 +432,8 @@ async fn me_needs_a_valid_bearer_token() {
     problem(&r, 401, "unauthorized");
     let r = send(app.http.get(app.url("/v1/me")).bearer_auth(&ann.token)).await;
     assert_eq!(r.status, 200);
-    assert_eq!(keys(&r.body), key_set(&["user", "preferences"]));
+    assert_eq!(keys(&r.body), key_set(&["user", "preferences", "guest"]));
+    assert_eq!(r.body["guest"], false);
     assert_eq!(r.body["user"]["email"], ann.email.as_str());
     assert_eq!(r.body["user"]["name"], "Ann");
     app.stop().await;
@@ -927,7 +928,7 @@ async fn create_session_makes_the_caller_host() {
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(keys(&r.body), key_set(&["session", "playlist"]));
+    assert_eq!(keys(&r.body), key_set(&["session", "playlist", "joinCode"]));
     let s = &r.body["session"];
     let p = &r.body["playlist"];
     assert_eq!(
@@ -1038,7 +1039,15 @@ async fn list_and_end_sessions() {
     for s in listed.body["sessions"].as_array().unwrap() {
         assert_eq!(
             keys(s),
-            key_set(&["id", "name", "active", "createdAt", "updatedAt", "hostId"])
+            key_set(&[
+                "id",
+                "name",
+                "active",
+                "createdAt",
+                "updatedAt",
+                "hostId",
+                "joinCode"
+            ])
         );
         assert_eq!(s["hostId"], host.id.as_str());
     }
