@@ -15,6 +15,17 @@ pub fn join(session: &str, token: &str, since: Option<i64>) -> ClientMsg {
         session_id: session.to_owned(),
         token: token.to_owned(),
         since,
+        suggestions: false,
+    })
+}
+
+/// `join` asking for `suggestions` frames too.
+pub fn join_with_suggestions(session: &str, token: &str, since: Option<i64>) -> ClientMsg {
+    ClientMsg::Join(Join {
+        session_id: session.to_owned(),
+        token: token.to_owned(),
+        since,
+        suggestions: true,
     })
 }
 

@@ -76,6 +76,12 @@ pub struct Join {
     #[serde(default)]
     #[schemars(range(min = 0))]
     pub since: Option<i64>,
+    /// Send this connection `suggestions` frames ("Up next for this
+    /// room"): the latest after the opening frames, then each new set.
+    /// Omitted or false: none (they stay at
+    /// `GET /v1/sessions/{id}/suggestions`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suggestions: bool,
 }
 
 /// Fields of `add`.
@@ -691,9 +697,20 @@ mod tests {
             ClientMsg::Join(Join {
                 session_id: "s".into(),
                 token: "t".into(),
-                since: Some(3)
+                since: Some(3),
+                suggestions: false,
             })
         );
+        let j = parse_client(r#"{"type":"join","sessionId":"s","token":"t","suggestions":true}"#)
+            .unwrap();
+        assert!(matches!(
+            j,
+            ClientMsg::Join(Join {
+                suggestions: true,
+                since: None,
+                ..
+            })
+        ));
         let a = parse_client(r#"{"type":"add","req":"r1","trackId":"t1","index":0}"#).unwrap();
         assert!(matches!(a, ClientMsg::Add(Add { index: Some(0), .. })));
         let r = parse_client(

@@ -56,6 +56,7 @@ pub enum RelayCmd {
         name: String,
         outbox: Outbox,
         opening: Opening,
+        suggestions: bool,
         reply: oneshot::Sender<Option<ListenerId>>,
     },
     Leave {
@@ -102,6 +103,7 @@ impl RelayHandle {
         name: String,
         outbox: Outbox,
         opening: Opening,
+        suggestions: bool,
     ) -> Option<ListenerId> {
         let (reply, rx) = oneshot::channel();
         let cmd = RelayCmd::Attach {
@@ -109,6 +111,7 @@ impl RelayHandle {
             name,
             outbox,
             opening,
+            suggestions,
             reply,
         };
         self.tx.send(cmd).await.ok()?;
@@ -302,9 +305,10 @@ impl Relay {
                 name,
                 outbox,
                 opening,
+                suggestions,
                 reply,
             } => {
-                let id = self.attach(user, name, outbox, opening).await;
+                let id = self.attach(user, name, outbox, opening, suggestions).await;
                 let _ = reply.send(id);
             }
             RelayCmd::Leave { listener } => {
@@ -328,6 +332,7 @@ impl Relay {
         name: String,
         outbox: Outbox,
         opening: Opening,
+        suggestions: bool,
     ) -> Option<ListenerId> {
         self.follow(opening.mark);
         self.playlist = Some(opening.playlist_id.clone());
@@ -341,7 +346,11 @@ impl Relay {
             let frames = opening.frames.into_iter().map(Utf8Bytes::from).collect();
             (opening.version, frames)
         };
-        let id = self.listeners.add(user, name, outbox.clone());
+        let mut frames: Vec<Utf8Bytes> = frames;
+        if suggestions {
+            frames.extend(opening.suggestions.map(Utf8Bytes::from));
+        }
+        let id = self.listeners.add(user, name, outbox.clone(), suggestions);
         for f in frames {
             if outbox.push_opening(f).is_err() {
                 self.listeners.remove(id);
@@ -427,7 +436,7 @@ impl Relay {
                 let reason = crate::hub::session::audience::kick_reason(code);
                 self.listeners.close_user(&user, code, reason);
             }
-            Event::Suggestions(f) => self.listeners.broadcast(f),
+            Event::Suggestions(f) => self.listeners.broadcast_suggestions(f),
             Event::Owner(_) | Event::Tick => self.catch_up(ev.mark.version).await,
         }
     }

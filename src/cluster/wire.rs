@@ -254,6 +254,9 @@ pub struct Opening {
     /// `snapshot`, or `resumed` and the updates missed. Empty: too large to
     /// carry, read the snapshot from Postgres.
     pub frames: Vec<String>,
+    /// The latest `suggestions` frame, for a joiner that asked for them.
+    #[serde(default)]
+    pub suggestions: Option<String>,
 }
 
 /// The owner's answer to a join.

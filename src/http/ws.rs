@@ -374,14 +374,7 @@ async fn connection(
             (ClientMsg::Ping(protocol::Ping { id }), _) => {
                 push(&out, &ServerMsg::Pong { id, at: now_ms() });
             }
-            (
-                ClientMsg::Join(protocol::Join {
-                    session_id,
-                    token,
-                    since,
-                }),
-                None,
-            ) => match Box::pin(join(&st, &out, session_id, token, since)).await {
+            (ClientMsg::Join(asked), None) => match Box::pin(join(&st, &out, asked)).await {
                 JoinStep::Joined(j) => {
                     if let Some(t) = &ticket {
                         t.0.prove();
@@ -439,47 +432,48 @@ async fn connection(
         Box::pin(j.handle.leave(j.listener)).await;
     }
     drop(out);
-    // Write what we were told to (up to a close frame), then read, and drop,
-    // whatever the peer still sends until it answers the close: closing a
-    // socket with unread data resets it, and the peer could lose our close
-    // frame. Then cut the connection.
-    let finish = Box::pin(async {
-        let mut end = end;
-        loop {
-            end = match end {
-                End::Gone => return,
-                End::PeerClosed => {
-                    let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
-                    return;
-                }
-                End::Cut(code) => {
-                    send_close(&mut socket, code, close_reason(code)).await;
-                    End::Drain
-                }
-                End::Drain => {
-                    while let Some(Ok(m)) = socket.next().await {
-                        if matches!(m, Message::Close(_)) {
-                            break;
-                        }
-                    }
-                    return;
-                }
-                End::Flush => match rx.next().await {
-                    Ok(Some(first)) => write_queued(&mut socket, &mut rx, first, silence, None)
-                        .await
-                        .end()
-                        .unwrap_or(End::Flush),
-                    Ok(None) => {
-                        let _ = tokio::time::timeout(CLOSE_GRACE, socket.close()).await;
-                        End::Drain
-                    }
-                    Err(code) => End::Cut(code),
-                },
-            };
-        }
-    });
+    let finish = Box::pin(finish(&mut socket, &mut rx, end, silence));
     let _ = tokio::time::timeout(CLOSE_GRACE * 2, finish).await;
     st.metrics.connections.dec();
+}
+
+/// Write what we were told to (up to a close frame), then read, and drop,
+/// whatever the peer still sends until it answers the close: closing a
+/// socket with unread data resets it, and the peer could lose our close
+/// frame. Then cut the connection.
+async fn finish(socket: &mut Socket, rx: &mut OutboxReceiver, mut end: End, silence: Duration) {
+    loop {
+        end = match end {
+            End::Gone => return,
+            End::PeerClosed => {
+                let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
+                return;
+            }
+            End::Cut(code) => {
+                send_close(socket, code, close_reason(code)).await;
+                End::Drain
+            }
+            End::Drain => {
+                while let Some(Ok(m)) = socket.next().await {
+                    if matches!(m, Message::Close(_)) {
+                        break;
+                    }
+                }
+                return;
+            }
+            End::Flush => match rx.next().await {
+                Ok(Some(first)) => write_queued(socket, rx, first, silence, None)
+                    .await
+                    .end()
+                    .unwrap_or(End::Flush),
+                Ok(None) => {
+                    let _ = tokio::time::timeout(CLOSE_GRACE, SinkExt::close(socket)).await;
+                    End::Drain
+                }
+                Err(code) => End::Cut(code),
+            },
+        };
+    }
 }
 
 enum JoinStep {
@@ -488,13 +482,13 @@ enum JoinStep {
     Close,
 }
 
-async fn join(
-    st: &AppState,
-    out: &Outbox,
-    session_id: String,
-    token: String,
-    since: Option<i64>,
-) -> JoinStep {
+async fn join(st: &AppState, out: &Outbox, asked: protocol::Join) -> JoinStep {
+    let protocol::Join {
+        session_id,
+        token,
+        since,
+        suggestions,
+    } = asked;
     if since.is_some_and(|s| s < 0) {
         push(
             out,
@@ -532,7 +526,11 @@ async fn join(
     span.record("session_id", tracing::field::display(&session_id));
     span.record("user_id", tracing::field::display(&user.id));
     let user_id = UserId::from_stored(user.id.clone());
-    match st.hub.join(&session_id, user, since, out.clone()).await {
+    match st
+        .hub
+        .join(&session_id, user, since, suggestions, out.clone())
+        .await
+    {
         Ok((handle, listener)) => JoinStep::Joined(Joined {
             handle,
             listener,

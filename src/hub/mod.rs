@@ -465,15 +465,19 @@ impl Hub {
         session_id: &SessionId,
         user: User,
         since: Option<i64>,
+        suggestions: bool,
         outbox: Outbox,
     ) -> Result<(Link, ListenerId), JoinRefusal> {
         if self.inner.cluster.is_some() {
-            return self.join_relay(session_id, user, since, outbox).await;
+            return self
+                .join_relay(session_id, user, since, suggestions, outbox)
+                .await;
         }
         let asked = self
             .ask(session_id, |reply| Command::Join {
                 user: user.clone(),
                 since,
+                suggestions,
                 outbox: outbox.clone(),
                 reply,
             })
@@ -492,6 +496,7 @@ impl Hub {
         session_id: &SessionId,
         user: User,
         since: Option<i64>,
+        suggestions: bool,
         outbox: Outbox,
     ) -> Result<(Link, ListenerId), JoinRefusal> {
         let user_id = UserId::from_stored(user.id.clone());
@@ -512,7 +517,13 @@ impl Hub {
                 _ => return Err(JoinRefusal::Unavailable),
             };
             let attached = relay
-                .attach(user_id.clone(), name.clone(), outbox.clone(), opening)
+                .attach(
+                    user_id.clone(),
+                    name.clone(),
+                    outbox.clone(),
+                    opening,
+                    suggestions,
+                )
                 .await;
             if let Some(listener) = attached {
                 let link = Link::Relay {

@@ -1,5 +1,5 @@
 //! "Up next for this room" over real sockets (issue 19): suggestions come
-//! live to every listener, reflect who is online and their tastes, never
+//! live to every listener that asks for them at join, reflect who is online and their tastes, never
 //! name a queued or played track, follow the room within a second, and REST
 //! answers the same list. (The engine's own quality is measured offline:
 //! `audotics-suggest-eval`, BENCHMARKS.)
@@ -42,6 +42,17 @@ async fn suggestions(ws: &mut Ws, within: Duration) -> Vec<Suggested> {
             Ok(_) => {}
             Err(_) => panic!("no suggestions within {within:?}"),
         }
+    }
+}
+
+/// Join asking for `suggestions` frames; the snapshot comes first.
+async fn join_for_suggestions(app: &TestApp, user: &TestUser, session: &str) -> Ws {
+    let mut ws = app.connect().await;
+    ws.send(&msg::join_with_suggestions(session, &user.token, None))
+        .await;
+    match ws.recv().await {
+        ServerMsg::Snapshot(_) => ws,
+        other => panic!("expected snapshot, got {other:?}"),
     }
 }
 
@@ -98,7 +109,9 @@ async fn suggestions_follow_the_room_and_never_name_a_queued_track() {
         .await
         .unwrap();
     // Ann alone: her taste.
-    let (mut a, _) = app.join(&ann, &session).await;
+    let mut a = join_for_suggestions(&app, &ann, &session).await;
+    // A listener that did not ask gets none.
+    let (mut quiet_listener, _) = app.join(&ann, &session).await;
     let first = suggestions(&mut a, Duration::from_secs(10)).await;
     let loud_share = first.iter().filter(|s| energy_of(s, &loud)).count();
     assert!(
@@ -120,7 +133,7 @@ async fn suggestions_follow_the_room_and_never_name_a_queued_track() {
     eprintln!("suggestions followed an add after {took:?}");
     assert!(next.iter().all(|s| s.track.id != picked));
     // Ben joins: the quiet member counts too.
-    let (mut b, _) = app.join(&ben, &session).await;
+    let mut b = join_for_suggestions(&app, &ben, &session).await;
     let both = loop {
         let items = suggestions(&mut b, Duration::from_secs(5)).await;
         if items.iter().any(|s| quiet.contains(&s.track.id)) {
@@ -134,6 +147,12 @@ async fn suggestions_follow_the_room_and_never_name_a_queued_track() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), n, "no duplicates");
+    while let Some(m) = quiet_listener.try_recv().await {
+        assert!(
+            !matches!(m, ServerMsg::Suggestions { .. }),
+            "a listener that did not ask got {m:?}"
+        );
+    }
     // REST answers the latest list.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let (_, rest) = app.as_user(&ben).suggestions(&session).await.unwrap();

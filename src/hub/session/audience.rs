@@ -266,7 +266,7 @@ impl Audience {
     /// New suggestions for the room.
     pub fn suggestions(&mut self, frame: Utf8Bytes) {
         match self {
-            Audience::Local(l) => l.broadcast(frame),
+            Audience::Local(l) => l.broadcast_suggestions(frame),
             Audience::Cluster(o) => o.publish(Event::Suggestions(frame)),
         }
     }

@@ -52,6 +52,7 @@ impl SessionActor {
         &mut self,
         user: User,
         since: Option<i64>,
+        suggestions: bool,
         outbox: Outbox,
     ) -> Result<ListenerId, JoinRefusal> {
         let name = user.name.clone();
@@ -59,8 +60,12 @@ impl SessionActor {
         let Some(listeners) = self.audience.local() else {
             return Err(JoinRefusal::Unavailable);
         };
-        let id = listeners.add(user_id.clone(), name, outbox.clone());
-        let frames = self.opening(&user_id, since).await;
+        let id = listeners.add(user_id.clone(), name, outbox.clone(), suggestions);
+        let mut frames = self.opening(&user_id, since).await;
+        // Then what the room would like next, as the others last saw it.
+        if suggestions {
+            frames.extend(self.upnext.frame());
+        }
         let Some(listeners) = self.audience.local() else {
             return Err(JoinRefusal::Unavailable);
         };
@@ -93,6 +98,7 @@ impl SessionActor {
             playlist_id: self.state.playlist.id.clone(),
             mark: owned.mark(),
             frames: frames.iter().map(|f| f.as_str().to_owned()).collect(),
+            suggestions: self.upnext.frame().map(|f| f.as_str().to_owned()),
         })
     }
 
@@ -120,13 +126,10 @@ impl SessionActor {
 
     /// A joiner's first frames: `resumed` and what it missed, or a snapshot.
     async fn opening(&self, user: &UserId, since: Option<i64>) -> Vec<Utf8Bytes> {
-        let mut frames = match self.resume(since).await {
+        match self.resume(since).await {
             Some(frames) => frames,
             None => vec![frame(&ServerMsg::Snapshot(self.snapshot(user, true)))],
-        };
-        // Then what the room would like next, as the others last saw it.
-        frames.extend(self.upnext.frame());
-        frames
+        }
     }
 
     /// `resumed` and the missed updates, when `since` can be served by

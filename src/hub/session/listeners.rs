@@ -19,6 +19,8 @@ struct Listener {
     user_id: UserId,
     name: String,
     outbox: Outbox,
+    /// It asked for `suggestions` frames at join.
+    suggestions: bool,
 }
 
 /// Every listener of one session (on this node).
@@ -74,7 +76,13 @@ impl Listeners {
     }
 
     /// Register a listener; others hear of it at the next flush.
-    pub fn add(&mut self, user_id: UserId, name: String, outbox: Outbox) -> ListenerId {
+    pub fn add(
+        &mut self,
+        user_id: UserId,
+        name: String,
+        outbox: Outbox,
+        suggestions: bool,
+    ) -> ListenerId {
         let id = self.next;
         self.next += 1;
         self.metrics.listeners.inc();
@@ -85,6 +93,7 @@ impl Listeners {
                 user_id,
                 name,
                 outbox,
+                suggestions,
             },
         );
         id
@@ -143,9 +152,18 @@ impl Listeners {
 
     /// Send one shared frame to every listener but `except`.
     pub fn broadcast_except(&mut self, frame: Utf8Bytes, except: &[ListenerId]) {
+        self.send_where(frame, |id, _| !except.contains(&id));
+    }
+
+    /// A `suggestions` frame, to the listeners that asked for them.
+    pub fn broadcast_suggestions(&mut self, frame: Utf8Bytes) {
+        self.send_where(frame, |_, l| l.suggestions);
+    }
+
+    fn send_where(&mut self, frame: Utf8Bytes, to: impl Fn(ListenerId, &Listener) -> bool) {
         let mut slow = Vec::new();
         for (id, l) in &self.map {
-            if except.contains(id) {
+            if !to(*id, l) {
                 continue;
             }
             if l.outbox.push(frame.clone()).is_err() {
@@ -283,12 +301,12 @@ mod tests {
         let (a, mut ra) = outbox(16, 1 << 20);
         let (b1, mut rb1) = outbox(16, 1 << 20);
         let (b2, mut rb2) = outbox(16, 1 << 20);
-        let ann = ls.add(user("ann"), "Ann".into(), a);
+        let ann = ls.add(user("ann"), "Ann".into(), a, false);
         ls.announce(ann);
         ls.flush_presence();
-        let x = ls.add(user("ben"), "Ben".into(), b1);
+        let x = ls.add(user("ben"), "Ben".into(), b1, false);
         ls.announce(x);
-        let y = ls.add(user("ben"), "Ben".into(), b2);
+        let y = ls.add(user("ben"), "Ben".into(), b2, false);
         ls.announce(y);
         ls.flush_presence();
         let seen = drain(&mut ra);
@@ -307,11 +325,11 @@ mod tests {
     fn an_unsent_large_snapshot_does_not_count_against_the_outbox() {
         let mut ls = listeners();
         let (joiner, _rj) = outbox(16, 1024);
-        let id = ls.add(user("joy"), "Joy".into(), joiner.clone());
+        let id = ls.add(user("joy"), "Joy".into(), joiner.clone(), false);
         joiner.push_opening("s".repeat(4096).into()).unwrap();
         ls.announce(id);
         let (other, _ro) = outbox(16, 1024);
-        let o = ls.add(user("ola"), "Ola".into(), other);
+        let o = ls.add(user("ola"), "Ola".into(), other, false);
         ls.announce(o);
         ls.flush_presence();
         ls.broadcast(frame(&ServerMsg::Resumed { version: 1 }));
@@ -323,8 +341,8 @@ mod tests {
         let mut ls = listeners();
         let (a, mut ra) = outbox(16, 1 << 20);
         let (slow, _rs) = outbox(1, 1 << 20);
-        ls.add(user("ann"), "Ann".into(), a);
-        ls.add(user("sam"), "Sam".into(), slow);
+        ls.add(user("ann"), "Ann".into(), a, false);
+        ls.add(user("sam"), "Sam".into(), slow, false);
         ls.broadcast(frame(&ServerMsg::Resumed { version: 1 }));
         ls.broadcast(frame(&ServerMsg::Resumed { version: 2 }));
         ls.flush_presence();
@@ -336,5 +354,20 @@ mod tests {
                 .contains(r#""userId":"sam","name":"Sam","online":false,"listeners":1"#),
             "{seen:?}"
         );
+    }
+
+    #[test]
+    fn suggestions_go_only_to_listeners_that_asked() {
+        let mut ls = listeners();
+        let (a, mut ra) = outbox(16, 1 << 20);
+        let (b, mut rb) = outbox(16, 1 << 20);
+        ls.add(user("ann"), "Ann".into(), a, true);
+        ls.add(user("ben"), "Ben".into(), b, false);
+        ls.broadcast_suggestions(r#"{"type":"suggestions"}"#.into());
+        ls.broadcast(frame(&ServerMsg::Resumed { version: 1 }));
+        assert_eq!(drain(&mut ra).len(), 2);
+        let seen = drain(&mut rb);
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(!seen[0].contains("suggestions"), "{seen:?}");
     }
 }

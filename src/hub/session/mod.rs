@@ -62,6 +62,8 @@ pub enum Command {
     Join {
         user: User,
         since: Option<i64>,
+        /// Whether it gets `suggestions` frames.
+        suggestions: bool,
         outbox: Outbox,
         reply: oneshot::Sender<Result<ListenerId, JoinRefusal>>,
     },
@@ -459,82 +461,14 @@ impl SessionActor {
         let mut reconcile = false;
         for cmd in cmds {
             match cmd {
-                Command::Op {
-                    listener,
-                    user,
-                    req,
-                    op,
-                    sent,
-                } => {
-                    self.shared
-                        .metrics
-                        .op_wait
-                        .observe(sent.elapsed().as_secs_f64());
-                    let origin = Origin::Member {
-                        listener,
-                        user,
-                        req,
-                    };
-                    batch.push(commit::Pending { origin, op });
-                }
-                Command::Forwarded {
-                    user,
-                    req,
-                    op,
-                    reply,
-                    sent,
-                } => {
-                    self.shared
-                        .metrics
-                        .op_wait
-                        .observe(sent.elapsed().as_secs_f64());
-                    let Some(owned) = self.audience.owned() else {
-                        continue;
-                    };
-                    let origin = Origin::Member {
-                        listener: owned.responder(reply),
-                        user,
-                        req,
-                    };
-                    batch.push(commit::Pending { origin, op });
-                }
-                Command::Presence(report) => {
-                    if let Some(owned) = self.audience.owned() {
-                        owned.report(report);
-                    }
-                }
-                Command::Suggested(done) => {
-                    let latest = self.upnext.done(*done);
-                    if let Some(f) = latest {
-                        self.audience.suggestions(f);
-                    }
-                    if self.upnext.ready() {
-                        let latest = self
-                            .upnext
-                            .latest()
-                            .unwrap_or((self.state.version(), Vec::new()));
-                        for w in self.waiting.drain(..) {
-                            let _ = w.send(latest.clone());
-                        }
-                    }
-                }
-                Command::Suggestions { reply } => match self.upnext.latest() {
-                    Some(latest) => {
-                        let _ = reply.send(latest);
-                    }
-                    None => {
-                        self.waiting.push(reply);
-                        if self.upnext.ready() {
-                            self.suggest();
-                        }
-                    }
-                },
-                Command::Leave { listener } => {
-                    if let Some(l) = self.audience.local() {
-                        l.remove(listener);
-                    }
+                Command::Op { .. } | Command::Forwarded { .. } => {
+                    batch.extend(self.pending(cmd));
                 }
                 Command::Reconcile => reconcile = true,
+                Command::Presence(_)
+                | Command::Suggested(_)
+                | Command::Suggestions { .. }
+                | Command::Leave { .. } => self.aside(cmd),
                 other => {
                     // Joins, snapshots and ending see the committed state.
                     self.commit(std::mem::take(&mut batch)).await;
@@ -546,11 +480,94 @@ impl SessionActor {
         if reconcile && !ended && !self.deposed {
             ended = self.reconcile().await;
         }
+        self.settle(ended).await;
+        ended || self.deposed
+    }
+
+    /// An op to commit in this round: from a local member, or forwarded by
+    /// another node (answered over NATS, so only while this node owns it).
+    fn pending(&mut self, cmd: Command) -> Option<commit::Pending> {
+        let (listener, user, req, op, sent) = match cmd {
+            Command::Op {
+                listener,
+                user,
+                req,
+                op,
+                sent,
+            } => (listener, user, req, op, sent),
+            Command::Forwarded {
+                user,
+                req,
+                op,
+                reply,
+                sent,
+            } => {
+                let listener = self.audience.owned()?.responder(reply);
+                (listener, user, req, op, sent)
+            }
+            _ => return None,
+        };
+        let waited = sent.elapsed().as_secs_f64();
+        self.shared.metrics.op_wait.observe(waited);
+        let origin = Origin::Member {
+            listener,
+            user,
+            req,
+        };
+        Some(commit::Pending { origin, op })
+    }
+
+    /// Commands that neither commit nor need the committed state: presence
+    /// reports, leaves, and suggestions asked for or computed.
+    fn aside(&mut self, cmd: Command) {
+        match cmd {
+            Command::Presence(report) => {
+                if let Some(owned) = self.audience.owned() {
+                    owned.report(report);
+                }
+            }
+            Command::Leave { listener } => {
+                if let Some(l) = self.audience.local() {
+                    l.remove(listener);
+                }
+            }
+            Command::Suggested(done) => {
+                if let Some(f) = self.upnext.done(*done) {
+                    self.audience.suggestions(f);
+                }
+                if self.upnext.ready() {
+                    let latest = self
+                        .upnext
+                        .latest()
+                        .unwrap_or((self.state.version(), Vec::new()));
+                    for w in self.waiting.drain(..) {
+                        let _ = w.send(latest.clone());
+                    }
+                }
+            }
+            Command::Suggestions { reply } => match self.upnext.latest() {
+                Some(latest) => {
+                    let _ = reply.send(latest);
+                }
+                None => {
+                    self.waiting.push(reply);
+                    if self.upnext.ready() {
+                        self.suggest();
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+
+    /// After a round: presence changes go out (and make suggestions due),
+    /// and, unless it ended, a skip vote that the room as it is now carries
+    /// advances playback.
+    async fn settle(&mut self, ended: bool) {
         if self.audience.presence_pending() {
             self.upnext.touch();
         }
         self.audience.flush_presence();
-        // Enough of the room (as it is now) voted to skip what plays.
         if !ended
             && !self.state.party.skip_votes.is_empty()
             && self.state.skip_due(&self.audience.online())
@@ -561,7 +578,6 @@ impl SessionActor {
             };
             self.by_hub(op).await;
         }
-        ended || self.deposed
     }
 
     /// Start computing suggestions for the room as it is now (if anyone is
@@ -700,10 +716,11 @@ impl SessionActor {
             Command::Join {
                 user,
                 since,
+                suggestions,
                 outbox,
                 reply,
             } => {
-                let r = self.join(user, since, outbox).await;
+                let r = self.join(user, since, suggestions, outbox).await;
                 let _ = reply.send(r);
                 false
             }
