@@ -7,7 +7,9 @@
 #
 #   load-tests/cluster-bench.sh listeners [--out DIR]   # 100,000 listeners over 6 nodes
 #   load-tests/cluster-bench.sh fanout    [--out DIR] [--pairs N]  # 1 node vs 3 nodes, A B A B
-#   load-tests/cluster-bench.sh failover  [--out DIR] [--runs N]   # kill -9 of the owner
+#   load-tests/cluster-bench.sh failover  [--out DIR] [--runs N] [--natural-owners]
+#                                     # kill -9 of the owner of all 1,000 sessions (or,
+#                                     # --natural-owners, of those its connections reached first)
 #   load-tests/cluster-bench.sh memory    [--out DIR] [--pairs N]  # idle listener on a non-owner
 #
 # Binaries: $HUB_BIN and $LOAD_BIN, by default
@@ -33,11 +35,13 @@ shift
 OUT=$ROOT/docs/benchmarks/cluster
 PAIRS=4
 RUNS=3
+PRIME=1
 while [ $# -gt 0 ]; do
     case $1 in
     --out) OUT=$2; shift 2 ;;
     --pairs) PAIRS=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
+    --natural-owners) PRIME=0; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -236,16 +240,18 @@ run_failover() {
     start_nats
     machine >"$OUT/failover-machine.json"
     local n c1=$((BASE_PORT + 21)) c2=$((BASE_PORT + 22)) c3=$((BASE_PORT + 23))
+    local prime=(--prime-owner "$(url "$c1")") name=failover
+    if [ "$PRIME" = 0 ]; then prime=(); name=failover-natural; fi
     for ((n = 1; n <= RUNS; n++)); do
         start_hub node1 "$c1" cluster; p1=$HUB_PID
         start_hub node2 "$c2" cluster; p2=$HUB_PID
         start_hub node3 "$c3" cluster; p3=$HUB_PID
         wait_ready "$c1" "$p1"; wait_ready "$c2" "$p2"; wait_ready "$c3" "$p3"
-        say "failover run $n: node1 (pid $p1) owns 1,000 sessions; SIGKILL 10 s into 30 s of 1,000 ops/s"
+        say "$name run $n: SIGKILL node1 (pid $p1) 10 s into 30 s of 1,000 ops/s over 1,000 sessions"
         "$LOAD_BIN" failover -s 1000 -l 2 -r 1000 --duration 30 --kill-after 10 --drain 5 \
-            --hub "$(url "$c1"),$(url "$c2"),$(url "$c3")" --prime-owner "$(url "$c1")" \
+            --hub "$(url "$c1"),$(url "$c2"),$(url "$c3")" "${prime[@]}" \
             --kill-pid "$p1" --kill-url "$(url "$c1")" --database-url "$DB_URL" \
-            --users 200 --json >"$OUT/failover-$(printf %02d "$n").json"
+            --users 200 --json >"$OUT/$name-$(printf %02d "$n").json"
         wait "$p1" 2>/dev/null || true
         forget "$p1"
         stop_hub "$p2"; stop_hub "$p3"

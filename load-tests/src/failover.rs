@@ -725,6 +725,90 @@ async fn scrape(addr: SocketAddr) -> Option<BTreeMap<String, f64>> {
     Some(out)
 }
 
+/// CPU ticks (utime + stime) of every process, added up by command name
+/// (so all Postgres backends count as one `postgres`).
+fn cpu_by_comm() -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(a), Some(b)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[a + 1..b].to_owned();
+        if let Some(t) = cpu_ticks(pid) {
+            *out.entry(comm).or_default() += t;
+        }
+    }
+    out
+}
+
+/// After the kill: every 500 ms for `secs` s, the surviving nodes'
+/// takeovers and the machine's CPU by process name (the busiest 6).
+async fn watch_recovery(nodes: Vec<SocketAddr>, secs: f64) -> Value {
+    let t0 = Instant::now();
+    let mut prev = cpu_by_comm();
+    let mut prev_m = machine_ticks();
+    let mut prev_t = Instant::now();
+    let mut samples = Vec::new();
+    let steps = (secs * 2.0).ceil() as u32;
+    for i in 1..=steps {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(
+            t0 + Duration::from_millis(500 * u64::from(i)),
+        ))
+        .await;
+        let mut takeovers = Vec::new();
+        for n in &nodes {
+            takeovers.push(
+                scrape(*n)
+                    .await
+                    .and_then(|m| m.get("cluster_takeovers_total").copied()),
+            );
+        }
+        let now = cpu_by_comm();
+        let m = machine_ticks();
+        let dt = prev_t.elapsed().as_secs_f64().max(1e-3);
+        prev_t = Instant::now();
+        let mut top: Vec<(String, f64)> = now
+            .iter()
+            .map(|(k, v)| {
+                let d = v.saturating_sub(prev.get(k).copied().unwrap_or(*v));
+                (k.clone(), d as f64 / 100.0 / dt)
+            })
+            .filter(|(_, c)| *c > 0.0)
+            .collect();
+        top.sort_by(|a, b| b.1.total_cmp(&a.1));
+        top.truncate(6);
+        let busy = match (prev_m, m) {
+            (Some(a), Some(b)) => Some(
+                (b.0 - a.0) as f64 / (b.1 - a.1).max(1) as f64
+                    * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+            ),
+            _ => None,
+        };
+        samples.push(json!({
+            "t_s": t0.elapsed().as_secs_f64(),
+            "takeovers_total": takeovers,
+            "machine_busy_cores": busy,
+            "cores_by_process": top.into_iter().map(|(k, c)| json!([k, (c * 100.0).round() / 100.0])).collect::<Vec<_>>(),
+        }));
+        prev = now;
+        prev_m = m;
+    }
+    json!({ "nodes": nodes.iter().map(|n| n.to_string()).collect::<Vec<_>>(), "samples": samples })
+}
+
 fn psql(url: &str, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
     let out = std::process::Command::new("psql")
         .arg(url)
@@ -1024,6 +1108,8 @@ pub async fn parent(
         let mut kill = json!(null);
         let kill_at = tokio::time::Instant::now() + Duration::from_secs_f64(fo.kill_after);
         let mut kill_ns = None;
+        let mut watch: Option<tokio::task::JoinHandle<Value>> = None;
+        let survivors: Vec<SocketAddr> = hubs.iter().copied().filter(|h| Some(*h) != kill_addr).collect();
         let mut results = Vec::new();
         let mut done = 0;
         while done < procs {
@@ -1039,6 +1125,7 @@ pub async fn parent(
                     let r = unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
                     let t = now_ns();
                     kill_ns = Some(t);
+                    watch = Some(tokio::spawn(watch_recovery(survivors.clone(), 6.0)));
                     eprintln!("killed pid {pid} (SIGKILL) {:.1} s into the window", (t - go_ns) as f64 / 1e9);
                     kill = json!({
                         "pid": pid,
@@ -1062,6 +1149,13 @@ pub async fn parent(
                 },
                 _ = tokio::time::sleep_until(hard) => bail!("--timeout reached during the run"),
             }
+        }
+        let recovery = match watch {
+            Some(w) => w.await.unwrap_or(Value::Null),
+            None => Value::Null,
+        };
+        if let Some(k) = kill.as_object_mut() {
+            k.insert("recovery".into(), recovery);
         }
         let mut after = Vec::new();
         for h in &hubs {
