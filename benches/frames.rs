@@ -18,6 +18,8 @@ fn track(i: usize) -> Track {
         artists: vec!["Some Artist".into(), "Another Artist".into()],
         album: "An Album Title".into(),
         popularity: 57,
+        duration_ms: None,
+        cover_url: None,
     }
 }
 
@@ -59,6 +61,8 @@ fn snapshot(n: usize) -> ServerMsg {
                 track: track(i),
                 added_by: "cm3user00000000000000001".into(),
                 added_at: Utc::now(),
+                votes: Vec::new(),
+                pinned: false,
             })
             .collect(),
         members: (0..20)
@@ -67,12 +71,14 @@ fn snapshot(n: usize) -> ServerMsg {
                 name: format!("Member {i}"),
                 avatar: None,
                 online: i % 2 == 0,
+                role: Role::Member,
             })
             .collect(),
         you: You {
             user_id: "cm3user00000000000000001".into(),
             role: Role::Host,
         },
+        party: Default::default(),
     })
 }
 

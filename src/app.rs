@@ -129,6 +129,14 @@ impl App {
         // HTTP requests in flight finish.
         let hub_stop = state.hub.shutdown_token();
         let background = tokio::spawn(background(state.clone(), hub_stop.clone()));
+        let catalog = state.hub.load_catalog();
+        let stop = hub_stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = catalog => {}
+                _ = stop.cancelled() => {}
+            }
+        });
         let signal = async move {
             shutdown.await;
             hub_stop.cancel();

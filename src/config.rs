@@ -88,7 +88,8 @@ impl Default for HttpConfig {
 /// also the burst: that many at once, then at the steady rate.
 #[derive(Clone, Debug)]
 pub struct RateLimits {
-    /// Registrations per client address per minute.
+    /// Registrations (and guest accounts, and claims of them) per client
+    /// address per minute.
     pub signups_per_minute: u32,
     /// Sign-in attempts per client address per minute.
     pub signins_per_minute: u32,
@@ -97,6 +98,9 @@ pub struct RateLimits {
     /// Ops one account may send per second, over all its connections to
     /// this hub (each connection also has `HubConfig::ops_per_sec`).
     pub account_ops_per_sec: u32,
+    /// Join-code lookups (`GET /v1/join/{code}`) per client address per
+    /// minute: enough for a party behind one NAT, far too few to enumerate.
+    pub join_lookups_per_minute: u32,
 }
 
 impl Default for RateLimits {
@@ -106,6 +110,7 @@ impl Default for RateLimits {
             signins_per_minute: 60,
             sessions_per_hour: 60,
             account_ops_per_sec: 60,
+            join_lookups_per_minute: 60,
         }
     }
 }

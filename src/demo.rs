@@ -7,10 +7,22 @@
 //! rows. Every demo track is marked as demo data by its Spotify id: `demo`
 //! followed by 18 letters and digits (22 characters, the length of a real
 //! Spotify id), so `"spotifyId" LIKE 'demo%'` finds (or deletes) them all.
+//!
+//! It also has a few demo users, so that a demo party shows suggestions
+//! tailored to who is in the room: `demo-ana@audotics.test`,
+//! `demo-ben@…`, `demo-chloe@…`, `demo-dev@…` and `demo-eli@…`, all with the
+//! password [`DEMO_PASSWORD`] (`demo-party`). Each has a distinct
+//! `UserPreference`: genres, feature ranges, and top artists and top tracks
+//! picked from the demo catalog to match those ranges. Loading again keeps
+//! existing accounts (and their passwords) and rewrites the same
+//! preferences.
 
+use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::db::tracks;
+use crate::db::{tracks, users};
+use crate::suggest::catalog::normalize;
+use crate::suggest::taste::{parse_features, Target};
 use audotics_protocol::model::TrackFeatures;
 use audotics_protocol::model::TrackMeta;
 
@@ -296,11 +308,13 @@ pub fn catalog() -> Vec<DemoTrack> {
             };
             out.push(DemoTrack {
                 input: TrackMeta {
+                    duration_ms: Some(duration_of(&spotify_id)),
                     spotify_id,
                     name: title(&mut rng),
                     artists: names,
                     album: album_name.clone(),
                     popularity: Some(popularity),
+                    cover_url: None,
                 },
                 features,
             });
@@ -309,18 +323,176 @@ pub fn catalog() -> Vec<DemoTrack> {
     out
 }
 
-/// Upsert the demo catalog (tracks and their features) in one transaction.
-/// Idempotent: loading it again rewrites the same rows. Returns the count.
+/// The password of every demo user.
+pub const DEMO_PASSWORD: &str = "demo-party";
+
+/// One demo user and the preferences they get.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DemoUser {
+    pub email: &'static str,
+    pub name: &'static str,
+    pub genres: Vec<String>,
+    /// `UserPreference.features`: ranges per feature.
+    pub features: Value,
+    /// Artist names from the demo catalog.
+    pub top_artists: Vec<String>,
+    /// Spotify ids from the demo catalog.
+    pub top_tracks: Vec<String>,
+}
+
+/// Who the demo users are and what they like, before the catalog picks
+/// their artists and tracks.
+fn demo_tastes() -> [(&'static str, &'static str, &'static [&'static str], Value); 5] {
+    [
+        (
+            "demo-ana@audotics.test",
+            "Ana",
+            &["dance pop", "house"],
+            json!({ "danceability": { "min": 0.7 }, "energy": { "min": 0.65 }, "valence": { "min": 0.5 } }),
+        ),
+        (
+            "demo-ben@audotics.test",
+            "Ben",
+            &["indie rock", "alternative"],
+            json!({ "energy": { "min": 0.6 }, "acousticness": { "max": 0.25 }, "danceability": { "max": 0.6 } }),
+        ),
+        (
+            "demo-chloe@audotics.test",
+            "Chloé",
+            &["folk", "singer-songwriter"],
+            json!({ "acousticness": { "min": 0.55 }, "energy": { "max": 0.45 }, "valence": { "min": 0.4 } }),
+        ),
+        (
+            "demo-dev@audotics.test",
+            "Dev",
+            &["hip hop"],
+            json!({ "speechiness": { "min": 0.22 }, "danceability": { "min": 0.6 } }),
+        ),
+        (
+            "demo-eli@audotics.test",
+            "Eli",
+            &["ambient", "lo-fi"],
+            json!({ "energy": { "max": 0.35 }, "instrumentalness": { "min": 0.4 } }),
+        ),
+    ]
+}
+
+/// Does a track with these features sit inside every range?
+fn in_ranges(targets: &[Target], t: &TrackFeatures) -> bool {
+    let x = normalize(t);
+    targets
+        .iter()
+        .all(|r| (x[r.feature] - r.center).abs() <= r.half + 1e-6)
+}
+
+/// The demo users with their preferences; the same every time. Top artists:
+/// the three with the most tracks inside the user's ranges; top tracks: the
+/// five most popular such tracks, by different artists.
+pub fn demo_users(catalog: &[DemoTrack]) -> Vec<DemoUser> {
+    demo_tastes()
+        .into_iter()
+        .map(|(email, name, genres, features)| {
+            let targets = parse_features(&features);
+            let fitting: Vec<&DemoTrack> = catalog
+                .iter()
+                .filter(|t| in_ranges(&targets, &t.features))
+                .collect();
+            let mut per_artist: Vec<(String, usize)> = Vec::new();
+            for t in &fitting {
+                let a = &t.input.artists[0];
+                match per_artist.iter_mut().find(|(n, _)| n == a) {
+                    Some(e) => e.1 += 1,
+                    None => per_artist.push((a.clone(), 1)),
+                }
+            }
+            per_artist.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let mut by_pop = fitting.clone();
+            by_pop.sort_by(|a, b| {
+                b.input
+                    .popularity
+                    .cmp(&a.input.popularity)
+                    .then_with(|| a.input.spotify_id.cmp(&b.input.spotify_id))
+            });
+            let mut top_tracks = Vec::new();
+            let mut seen = Vec::new();
+            for t in by_pop {
+                if top_tracks.len() < 5 && !seen.contains(&&t.input.artists[0]) {
+                    seen.push(&t.input.artists[0]);
+                    top_tracks.push(t.input.spotify_id.clone());
+                }
+            }
+            DemoUser {
+                email,
+                name,
+                genres: genres.iter().map(|g| g.to_string()).collect(),
+                features,
+                top_artists: per_artist.into_iter().take(3).map(|a| a.0).collect(),
+                top_tracks,
+            }
+        })
+        .collect()
+}
+
+/// Upsert the demo catalog (tracks and their features) in one transaction,
+/// then the demo users and their preferences. Idempotent: loading it again
+/// rewrites the same rows and keeps existing accounts. Returns the number
+/// of tracks.
 pub async fn load(pool: &PgPool) -> anyhow::Result<usize> {
     let all = catalog();
     let mut tx = pool.begin().await?;
     for t in &all {
-        let (track, _) = tracks::upsert(&mut *tx, &t.input).await?;
+        let (track, _) = tracks::upsert(&mut tx, &t.input).await?;
         tracks::set_features(&mut *tx, &track.id, &t.features).await?;
     }
     tx.commit().await?;
     tracing::info!(tracks = all.len(), "demo catalog loaded");
+    let people = demo_users(&all);
+    for u in &people {
+        let id = demo_account(pool, u).await?;
+        users::set_preferences(
+            pool,
+            &id,
+            &u.top_tracks,
+            &u.top_artists,
+            &u.genres,
+            Some(&u.features),
+        )
+        .await?;
+    }
+    tracing::info!(
+        users = people.len(),
+        password = DEMO_PASSWORD,
+        "demo users ready"
+    );
     Ok(all.len())
+}
+
+/// A track's length, 2:20 to 5:40 (most pop songs), from its Spotify id:
+/// the same every load, and no draw from the catalog's random stream (so
+/// the rest of the catalog is as it always was).
+fn duration_of(spotify_id: &str) -> i64 {
+    let h = spotify_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    140_000 + (h % 200_001) as i64
+}
+
+/// The id of the demo user's account, made if missing (password
+/// [`DEMO_PASSWORD`]); an existing account is kept as it is.
+async fn demo_account(pool: &PgPool, u: &DemoUser) -> anyhow::Result<String> {
+    if let Some((id, _)) = users::credentials(pool, u.email).await? {
+        return Ok(id);
+    }
+    let hash = crate::auth::hash_password(DEMO_PASSWORD.to_owned()).await?;
+    match users::create(pool, u.email, u.name, &hash).await {
+        Ok(user) => Ok(user.id),
+        // Made meanwhile (another hub loading the demo): use that one.
+        Err(crate::error::Error::Conflict(_)) => users::credentials(pool, u.email)
+            .await?
+            .map(|(id, _)| id)
+            .ok_or_else(|| anyhow::anyhow!("demo user {} vanished", u.email)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
@@ -359,5 +531,83 @@ mod tests {
             assert!((-100.0..=10.0).contains(&f.loudness));
             assert!((0.0..=400.0).contains(&f.tempo));
         }
+    }
+
+    #[test]
+    fn demo_users_have_distinct_valid_tastes_from_the_catalog() {
+        let tracks = catalog();
+        let people = demo_users(&tracks);
+        assert_eq!(people, demo_users(&tracks), "deterministic");
+        assert_eq!(people.len(), 5);
+        for u in &people {
+            assert!(u.email.starts_with("demo-") && u.email.ends_with("@audotics.test"));
+            rules::email(u.email).unwrap();
+            rules::text("name", u.name, rules::NAME_MAX).unwrap();
+            rules::string_list("genres", &u.genres).unwrap();
+            rules::string_list("topArtists", &u.top_artists).unwrap();
+            rules::string_list("topTracks", &u.top_tracks).unwrap();
+            assert_eq!(u.top_artists.len(), 3, "{}", u.name);
+            assert_eq!(u.top_tracks.len(), 5, "{}", u.name);
+            for a in &u.top_artists {
+                assert!(tracks.iter().any(|t| &t.input.artists[0] == a));
+            }
+            for s in &u.top_tracks {
+                assert!(tracks.iter().any(|t| &t.input.spotify_id == s));
+            }
+            assert!(!crate::suggest::genre::GenreSet::from_names(&u.genres).is_empty());
+        }
+        rules::password(DEMO_PASSWORD).unwrap();
+        let artists: std::collections::HashSet<_> =
+            people.iter().flat_map(|u| u.top_artists.clone()).collect();
+        assert!(artists.len() >= 12, "mostly distinct favourites");
+    }
+
+    /// The point of the demo users: each one alone gets suggestions that
+    /// fit them, and a party of all five gets something for everyone.
+    #[test]
+    fn demo_users_get_tailored_suggestions() {
+        use crate::suggest::{self, Catalog, CatalogRow, MemberTaste, Room};
+        let tracks = catalog();
+        let cat = Catalog::from_rows(tracks.iter().enumerate().map(|(i, t)| CatalogRow {
+            id: format!("track{i:04}"),
+            spotify_id: t.input.spotify_id.clone(),
+            artists: t.input.artists.clone(),
+            popularity: t.input.popularity.unwrap_or(0),
+            features: Some(t.features.clone()),
+        }));
+        let members: Vec<MemberTaste> = demo_users(&tracks)
+            .iter()
+            .map(|u| {
+                let prefs = audotics_protocol::model::Preferences {
+                    top_tracks: u.top_tracks.clone(),
+                    top_artists: u.top_artists.clone(),
+                    genres: u.genres.clone(),
+                    features: Some(u.features.clone()),
+                    last_updated: chrono::Utc::now(),
+                };
+                MemberTaste::from_preferences(u.email, u.name, Some(&prefs))
+            })
+            .collect();
+        for m in &members {
+            let room = Room {
+                members: vec![m.clone()],
+                ..Room::default()
+            };
+            let list = suggest::suggest(&cat, &room, 10);
+            let fits = list
+                .iter()
+                .filter(|s| s.fits == [m.user_id.clone()])
+                .count();
+            assert!(fits >= 8, "{}: {list:?}", m.name);
+        }
+        let party = Room {
+            members,
+            ..Room::default()
+        };
+        let list = suggest::suggest(&cat, &party, 10);
+        let everyone: std::collections::HashSet<&String> =
+            list.iter().flat_map(|s| &s.fits).collect();
+        assert!(everyone.len() >= 4, "{list:?}");
+        assert!(list.iter().all(|s| !s.reason.is_empty()));
     }
 }

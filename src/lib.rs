@@ -7,6 +7,7 @@
 //! - [`http`]: REST under `/v1`, operator endpoints, problem+json errors.
 //! - [`hub`]: the session hub (registry of per-session actors, the pure queue
 //!   model).
+//! - [`suggest`]: group suggestions, "up next for this room" (pure engine).
 //! - [`db`]: Postgres — pool, embedded migrations (Prisma's tables exactly,
 //!   plus the hub's own), the private cluster launcher, one module per
 //!   aggregate.
@@ -28,6 +29,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod suggest;
 pub mod telemetry;
 
 pub use app::App;

@@ -111,7 +111,8 @@ struct ServeArgs {
     /// between requests) before its connection is closed.
     #[arg(long, env = "AUDOTICS_HEADER_TIMEOUT_SECS", default_value_t = HttpConfig::default().header_timeout.as_secs())]
     header_timeout_secs: u64,
-    /// Registrations per client address per minute (also the burst).
+    /// Registrations (and guest accounts and their claims) per client
+    /// address per minute (also the burst).
     #[arg(long, env = "AUDOTICS_SIGNUPS_PER_MINUTE", default_value_t = RateLimits::default().signups_per_minute)]
     signups_per_minute: u32,
     /// Sign-in attempts per client address per minute (also the burst).
@@ -124,6 +125,9 @@ struct ServeArgs {
     /// the burst).
     #[arg(long, env = "AUDOTICS_ACCOUNT_OPS_PER_SEC", default_value_t = RateLimits::default().account_ops_per_sec)]
     account_ops_per_sec: u32,
+    /// Join-code lookups per client address per minute (also the burst).
+    #[arg(long, env = "AUDOTICS_JOIN_LOOKUPS_PER_MINUTE", default_value_t = RateLimits::default().join_lookups_per_minute)]
+    join_lookups_per_minute: u32,
     /// Days an unused token lives (each use extends it).
     #[arg(long, env = "AUDOTICS_TOKEN_DAYS", default_value_t = DEFAULT_TOKEN_LIFETIME.as_secs() / 86_400)]
     token_days: u64,
@@ -192,6 +196,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             signins_per_minute: args.signins_per_minute,
             sessions_per_hour: args.sessions_per_hour,
             account_ops_per_sec: args.account_ops_per_sec,
+            join_lookups_per_minute: args.join_lookups_per_minute,
         },
         token_lifetime: std::time::Duration::from_secs(args.token_days.max(1) * 86_400),
         password_hash: args.password_hash,

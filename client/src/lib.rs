@@ -18,7 +18,8 @@ pub mod rest;
 pub mod ws;
 
 pub use rest::{
-    LoggedIn, LoginBody, Me, PreferencesBody, Problem, RawResponse, RegisterBody, Registered, Rest,
-    RestError, SessionBody, SessionCreated, TrackUpsertBody, TrackUpserted, UpdatesPage,
+    ClaimBody, Claimed, GuestBody, GuestCreated, LoggedIn, LoginBody, Me, PreferencesBody, Problem,
+    RawResponse, RegisterBody, Registered, Rest, RestError, SessionBody, SessionCreated,
+    TrackUpsertBody, TrackUpserted, UpdatesPage,
 };
 pub use ws::{Closed, Ws, QUIET, WAIT};

@@ -1,8 +1,13 @@
 //! `ClientMsg` values from plain arguments, so a caller can hold a frame
 //! (to re-send it, pad it, list it in a table) without writing its JSON.
 
+use audotics_protocol::model::Role;
 use audotics_protocol::model::TrackBody;
-use audotics_protocol::{Add, ClientMsg, Interaction, Join, Leave, Remove, Reorder};
+use audotics_protocol::party::OrderMode;
+use audotics_protocol::{
+    Add, ClientMsg, Interaction, Join, Kick, Leave, Next, Pause, Pin, Play, Remove, Reorder,
+    RoleChange, Seek, Settings, SkipVote, Unban, Vote,
+};
 
 /// `join`; `since: None` asks for a fresh snapshot.
 pub fn join(session: &str, token: &str, since: Option<i64>) -> ClientMsg {
@@ -57,6 +62,99 @@ pub fn interaction(req: &str, track_id: &str, kind: &str) -> ClientMsg {
     })
 }
 
+/// `play`: `entry` now, or resume / start the queue.
+pub fn play(req: &str, entry: Option<&str>) -> ClientMsg {
+    ClientMsg::Play(Play {
+        req: req.to_owned(),
+        entry_id: entry.map(str::to_owned),
+    })
+}
+
+pub fn pause(req: &str) -> ClientMsg {
+    ClientMsg::Pause(Pause {
+        req: req.to_owned(),
+    })
+}
+
+pub fn seek(req: &str, position_ms: u32) -> ClientMsg {
+    ClientMsg::Seek(Seek {
+        req: req.to_owned(),
+        position_ms,
+    })
+}
+
+pub fn next(req: &str) -> ClientMsg {
+    ClientMsg::Next(Next {
+        req: req.to_owned(),
+    })
+}
+
+pub fn vote(req: &str, entry: &str, up: bool) -> ClientMsg {
+    ClientMsg::Vote(Vote {
+        req: req.to_owned(),
+        entry_id: entry.to_owned(),
+        up,
+    })
+}
+
+pub fn skip_vote(req: &str, up: bool) -> ClientMsg {
+    ClientMsg::SkipVote(SkipVote {
+        req: req.to_owned(),
+        up,
+    })
+}
+
+pub fn pin(req: &str, entry: &str) -> ClientMsg {
+    ClientMsg::Pin(Pin {
+        req: req.to_owned(),
+        entry_id: entry.to_owned(),
+    })
+}
+
+/// `settings` with nothing set: fill in what to change.
+pub fn settings(req: &str) -> Settings {
+    Settings {
+        req: req.to_owned(),
+        order: None,
+        guests_add: None,
+        guests_reorder: None,
+        guests_skip: None,
+        guest_queue_cap: None,
+        skip_threshold: None,
+    }
+}
+
+/// `settings` setting only the order mode.
+pub fn order(req: &str, order: OrderMode) -> ClientMsg {
+    ClientMsg::Settings(Settings {
+        order: Some(order),
+        ..settings(req)
+    })
+}
+
+pub fn role(req: &str, user: &str, role: Role) -> ClientMsg {
+    ClientMsg::Role(RoleChange {
+        req: req.to_owned(),
+        user_id: user.to_owned(),
+        role,
+    })
+}
+
+pub fn kick(req: &str, user: &str, ban: bool) -> ClientMsg {
+    ClientMsg::Kick(Kick {
+        req: req.to_owned(),
+        user_id: user.to_owned(),
+        ban,
+    })
+}
+
+pub fn unban(req: &str, user: &str) -> ClientMsg {
+    ClientMsg::Unban(Unban {
+        req: req.to_owned(),
+        user_id: user.to_owned(),
+    })
+}
+
 pub fn leave() -> ClientMsg {
     ClientMsg::Leave(Leave {})
 }
@@ -79,6 +177,8 @@ mod tests {
             artists: vec!["Artist".into()],
             album: "Album".into(),
             popularity: None,
+            duration_ms: None,
+            cover_url: None,
         };
         for m in [
             join("s", "t", None),
@@ -90,6 +190,23 @@ mod tests {
             reorder("r5", "e", 2, Some(7)),
             reorder("r6", "e", 0, None),
             interaction("r7", "t1", "like"),
+            play("r8", None),
+            play("r9", Some("e")),
+            pause("r10"),
+            seek("r11", 1500),
+            next("r12"),
+            vote("r13", "e", true),
+            skip_vote("r14", false),
+            pin("r15", "e"),
+            order("r16", OrderMode::Fair),
+            ClientMsg::Settings(Settings {
+                guest_queue_cap: Some(0),
+                skip_threshold: Some(0.25),
+                ..settings("r17")
+            }),
+            role("r18", "u", Role::Cohost),
+            kick("r19", "u", true),
+            unban("r20", "u"),
             leave(),
         ] {
             assert_eq!(audotics_protocol::parse_client(&text(&m)), Ok(m));

@@ -6,7 +6,8 @@
 use std::fmt;
 
 use audotics_protocol::model::{
-    Playlist, Preferences, Session, Snapshot, Track, TrackBody, TrackFeatures, UpdateRecord, User,
+    JoinCode, JoinTarget, ListedSession, Playlist, Preferences, Session, Snapshot, Track,
+    TrackBody, TrackFeatures, UpdateRecord, User,
 };
 use audotics_protocol::ErrorCode;
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
@@ -171,6 +172,26 @@ pub struct LoggedIn {
 pub struct Me {
     pub user: User,
     pub preferences: Option<Preferences>,
+    /// A guest account (joined with just a name, not claimed yet).
+    #[serde(default)]
+    pub guest: bool,
+}
+
+/// `POST /v1/auth/guest` → 201: a guest account and its first token.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct GuestCreated {
+    pub token: String,
+    pub user: User,
+    /// Always true.
+    pub guest: bool,
+}
+
+/// `POST /v1/auth/claim` → 200: the claimed account (same id and tokens).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Claimed {
+    pub user: User,
+    /// Always false.
+    pub guest: bool,
 }
 
 /// The body of `PUT /v1/me/preferences`; omitted lists are stored empty.
@@ -199,6 +220,9 @@ pub struct TrackUpserted {
 pub struct SessionCreated {
     pub session: Session,
     pub playlist: Playlist,
+    /// The session's join code (`GET /v1/join/{code}`, `/j/{code}`).
+    #[serde(rename = "joinCode")]
+    pub join_code: String,
 }
 
 /// One page of `GET /v1/sessions/{id}/updates`.
@@ -221,6 +245,19 @@ pub struct RegisterBody<'a> {
 /// The body of `POST /v1/auth/token`.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct LoginBody<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+}
+
+/// The body of `POST /v1/auth/guest`.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct GuestBody<'a> {
+    pub name: &'a str,
+}
+
+/// The body of `POST /v1/auth/claim`.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ClaimBody<'a> {
     pub email: &'a str,
     pub password: &'a str,
 }
@@ -253,8 +290,8 @@ struct TracksAnswer {
 }
 
 #[derive(Deserialize)]
-struct SessionsAnswer {
-    sessions: Vec<Session>,
+struct SessionsAnswer<S> {
+    sessions: Vec<S>,
 }
 
 #[derive(Deserialize)]
@@ -474,25 +511,75 @@ impl Rest {
         active: Option<bool>,
         limit: Option<i64>,
     ) -> Result<Vec<Session>> {
-        let mut query = Vec::new();
-        if let Some(a) = active {
-            query.push(format!("active={a}"));
-        }
-        if let Some(l) = limit {
-            query.push(format!("limit={l}"));
-        }
-        let path = match query.is_empty() {
-            true => "/v1/sessions".to_owned(),
-            false => format!("/v1/sessions?{}", query.join("&")),
-        };
-        let (_, a): (_, SessionsAnswer) = self.call(Method::GET, &path, NO_BODY, &[200]).await?;
+        let path = sessions_path(active, limit);
+        let (_, a): (_, SessionsAnswer<Session>) =
+            self.call(Method::GET, &path, NO_BODY, &[200]).await?;
         Ok(a.sessions)
+    }
+
+    /// [`Rest::list_sessions`] with each session's join code.
+    pub async fn list_sessions_with_codes(
+        &self,
+        active: Option<bool>,
+        limit: Option<i64>,
+    ) -> Result<Vec<ListedSession>> {
+        let path = sessions_path(active, limit);
+        let (_, a): (_, SessionsAnswer<ListedSession>) =
+            self.call(Method::GET, &path, NO_BODY, &[200]).await?;
+        Ok(a.sessions)
+    }
+
+    /// `GET /v1/sessions/{id}/code` (members): the session's join code.
+    pub async fn session_code(&self, id: &str) -> Result<JoinCode> {
+        let path = format!("/v1/sessions/{}/code", encode(id));
+        Ok(self.call(Method::GET, &path, NO_BODY, &[200]).await?.1)
+    }
+
+    /// `GET /v1/join/{code}` (no token needed): the session a join code
+    /// stands for.
+    pub async fn join_lookup(&self, code: &str) -> Result<JoinTarget> {
+        let path = format!("/v1/join/{}", encode(code));
+        Ok(self.call(Method::GET, &path, NO_BODY, &[200]).await?.1)
+    }
+
+    /// `POST /v1/auth/guest`: a guest account named `name` and its token.
+    pub async fn guest(&self, name: &str) -> Result<GuestCreated> {
+        let body = GuestBody { name };
+        Ok(self
+            .call(Method::POST, "/v1/auth/guest", Some(&body), &[201])
+            .await?
+            .1)
+    }
+
+    /// `POST /v1/auth/claim` as a guest: the account signs in with `email`
+    /// and `password` from now on.
+    pub async fn claim(&self, email: &str, password: &str) -> Result<Claimed> {
+        let body = ClaimBody { email, password };
+        Ok(self
+            .call(Method::POST, "/v1/auth/claim", Some(&body), &[200])
+            .await?
+            .1)
     }
 
     /// `GET /v1/sessions/{id}`: the session's snapshot, as the caller sees it.
     pub async fn session(&self, id: &str) -> Result<Snapshot> {
         let path = format!("/v1/sessions/{}", encode(id));
         Ok(self.call(Method::GET, &path, NO_BODY, &[200]).await?.1)
+    }
+
+    /// `GET /v1/sessions/{id}/suggestions`: (version, items).
+    pub async fn suggestions(
+        &self,
+        id: &str,
+    ) -> Result<(i64, Vec<audotics_protocol::party::Suggested>)> {
+        #[derive(Deserialize)]
+        struct Answer {
+            version: i64,
+            items: Vec<audotics_protocol::party::Suggested>,
+        }
+        let path = format!("/v1/sessions/{}/suggestions", encode(id));
+        let a: Answer = self.call(Method::GET, &path, NO_BODY, &[200]).await?.1;
+        Ok((a.version, a.items))
     }
 
     /// `POST /v1/sessions/{id}/end` (host only): the ended session.
@@ -519,6 +606,21 @@ impl Rest {
             path.push_str(&query.join("&"));
         }
         Ok(self.call(Method::GET, &path, NO_BODY, &[200]).await?.1)
+    }
+}
+
+/// `/v1/sessions` with its optional query.
+fn sessions_path(active: Option<bool>, limit: Option<i64>) -> String {
+    let mut query = Vec::new();
+    if let Some(a) = active {
+        query.push(format!("active={a}"));
+    }
+    if let Some(l) = limit {
+        query.push(format!("limit={l}"));
+    }
+    match query.is_empty() {
+        true => "/v1/sessions".to_owned(),
+        false => format!("/v1/sessions?{}", query.join("&")),
     }
 }
 
@@ -563,6 +665,8 @@ mod tests {
             artists: vec!["a".into()],
             album: "b".into(),
             popularity: None,
+            duration_ms: None,
+            cover_url: None,
         };
         let v = serde_json::to_value(TrackUpsertBody {
             track: &t,
@@ -571,7 +675,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"spotifyId": "s", "name": "n", "artists": ["a"], "album": "b", "popularity": null})
+            serde_json::json!({"spotifyId": "s", "name": "n", "artists": ["a"], "album": "b", "popularity": null, "durationMs": null, "coverUrl": null})
         );
     }
 }

@@ -733,7 +733,10 @@ impl LocalQueue {
                     self.entries.insert(to, e);
                 }
             }
-            OpKind::Member => {}
+            // The generator sends only add/remove/reorder and never starts
+            // playback, so party ops (votes, pins, playback, settings) do not
+            // reach its sessions; a member change leaves the queue as it is.
+            _ => {}
         }
     }
 }
@@ -1109,6 +1112,8 @@ mod tests {
                 artists: vec!["A".into()],
                 album: "B".into(),
                 popularity: 5,
+                duration_ms: None,
+                cover_url: None,
             }),
             index: Some(3),
             from_index: None,

@@ -618,6 +618,8 @@ async fn prepare(
             artists: vec!["Load Artist".to_owned()],
             album: "Load Album".to_owned(),
             popularity: Some(50),
+            duration_ms: None,
+            cover_url: None,
         };
         let upserted = owner.upsert_track(&track, None).await.context("track")?;
         tracks.push(upserted.track.id);

@@ -55,7 +55,7 @@ pub enum CloseCode {
     TryAgainLater = 1013,
     /// `join` with a bad token.
     Unauthorized = 4001,
-    /// Reserved; a forbidden op gets an `error` frame instead.
+    /// No longer a member (removed outside the hub, by the old app).
     Forbidden = 4003,
     /// `join` to an unknown session.
     NotFound = 4004,
@@ -65,13 +65,17 @@ pub enum CloseCode {
     JoinTimeout = 4009,
     /// The session ended.
     Ended = 4010,
+    /// A host removed this member (`kick`); they may join again.
+    Removed = 4011,
+    /// A host removed and banned this member: joining again is refused.
+    Banned = 4012,
     /// Rate limited repeatedly, or a ping flood.
     RateLimited = 4029,
 }
 
 impl CloseCode {
     /// Every close code, for documentation checks.
-    pub const ALL: [CloseCode; 14] = [
+    pub const ALL: [CloseCode; 16] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
         CloseCode::ProtocolError,
@@ -85,6 +89,8 @@ impl CloseCode {
         CloseCode::TooSlow,
         CloseCode::JoinTimeout,
         CloseCode::Ended,
+        CloseCode::Removed,
+        CloseCode::Banned,
         CloseCode::RateLimited,
     ];
 

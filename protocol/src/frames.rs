@@ -7,7 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::codes::ErrorCode;
-use crate::model::{Snapshot, Track, TrackBody};
+use crate::model::{Role, Snapshot, Track, TrackBody};
+use crate::party::{NowPlaying, OrderMode, PartySettings, Played, Suggested};
 use crate::rules::FieldError;
 
 /// Client → server: one JSON object per frame, discriminated by `type`.
@@ -27,6 +28,33 @@ pub enum ClientMsg {
     Reorder(Reorder),
     /// A member's reaction to a track; stored and broadcast.
     Interaction(Interaction),
+    /// Start playing: `entryId` (a queued entry) now, or else resume what
+    /// is paused, or else the head of the queue (host and co-hosts).
+    Play(Play),
+    /// Pause what is playing (host and co-hosts).
+    Pause(Pause),
+    /// Move the playing track's position (host and co-hosts).
+    Seek(Seek),
+    /// Skip to the head of the queue (host and co-hosts; guests when the
+    /// host allows). What was playing is cut short.
+    Next(Next),
+    /// Vote a queued entry up, or take the vote back (any member).
+    Vote(Vote),
+    /// Vote to skip what is playing, or take the vote back (any member).
+    SkipVote(SkipVote),
+    /// Play a queued entry next: it moves to the front and stays there
+    /// whatever the order mode (host and co-hosts).
+    Pin(Pin),
+    /// Change the host's settings; omitted fields stay (host and co-hosts).
+    Settings(Settings),
+    /// Make a member host (the host hands over and becomes co-host),
+    /// co-host, or member again (the host only).
+    Role(RoleChange),
+    /// Remove a member, and with `ban` keep them out (host and co-hosts).
+    /// Their connections are closed with 4011 (removed) or 4012 (banned).
+    Kick(Kick),
+    /// Let a banned user join again (host and co-hosts).
+    Unban(Unban),
     /// Stop listening (the user stays a member); the hub closes with 1000.
     Leave(Leave),
     /// An application-level heartbeat, allowed at any time: answered with
@@ -115,6 +143,128 @@ pub struct Interaction {
     pub kind: String,
 }
 
+/// Fields of `play`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Play {
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+    /// A queued entry to play now; omitted: resume, or start the queue.
+    #[serde(default)]
+    pub entry_id: Option<String>,
+}
+
+/// Fields of `pause`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pause {
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+}
+
+/// Fields of `seek`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Seek {
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+    /// The new position in milliseconds (within the track when its length
+    /// is known).
+    pub position_ms: u32,
+}
+
+/// Fields of `next`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Next {
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+}
+
+/// Fields of `vote`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Vote {
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+    pub entry_id: String,
+    /// true: vote up; false: take the vote back.
+    pub up: bool,
+}
+
+/// Fields of `skipVote`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SkipVote {
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+    /// true: vote to skip; false: take the vote back.
+    pub up: bool,
+}
+
+/// Fields of `pin`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pin {
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+    pub entry_id: String,
+}
+
+/// Fields of `settings`: each one given is set.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+    #[serde(default)]
+    pub order: Option<OrderMode>,
+    #[serde(default)]
+    pub guests_add: Option<bool>,
+    #[serde(default)]
+    pub guests_reorder: Option<bool>,
+    #[serde(default)]
+    pub guests_skip: Option<bool>,
+    /// Tracks one guest may have queued; 0: no limit.
+    #[serde(default)]
+    pub guest_queue_cap: Option<u32>,
+    /// In (0, 1].
+    #[serde(default)]
+    pub skip_threshold: Option<f64>,
+}
+
+/// Fields of `role`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleChange {
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+    /// A member of the session.
+    pub user_id: String,
+    pub role: Role,
+}
+
+/// Fields of `kick`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Kick {
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+    pub user_id: String,
+    /// Keep them out: they cannot join again until unbanned.
+    #[serde(default)]
+    pub ban: bool,
+}
+
+/// Fields of `unban`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Unban {
+    #[schemars(length(min = 1, max = 64))]
+    pub req: String,
+    pub user_id: String,
+}
+
 /// `leave` has no fields.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Leave {}
@@ -137,6 +287,32 @@ pub enum OpKind {
     /// A member added to or removed from the session outside the hub (by the
     /// old app); `detail` says who.
     Member,
+    /// Playback started: `entryId` left the queue (at `fromIndex`; null
+    /// when it was not queued) to play; `detail` has the new `nowPlaying`
+    /// and what stopped.
+    Play,
+    /// Paused, or the position moved: `detail.nowPlaying`.
+    Pause,
+    Seek,
+    /// What was playing ended (or was skipped) and the head of the queue
+    /// (`entryId`, from `fromIndex` 0) plays; null `entryId`: nothing left.
+    Next,
+    /// A vote on `entryId`; in `votes` order it may move (`fromIndex`,
+    /// `toIndex`).
+    Vote,
+    /// A skip vote on what is playing.
+    SkipVote,
+    /// `entryId` pinned to play next (moved `fromIndex` → `toIndex`).
+    Pin,
+    /// The host's settings changed; a new order mode re-sorts the queue
+    /// (`detail.queue`).
+    Settings,
+    /// Roles changed (`detail`: the host and co-hosts now).
+    Role,
+    /// A member was removed (and maybe banned) by a host.
+    Kick,
+    /// A banned user may join again.
+    Unban,
 }
 
 impl OpKind {
@@ -146,6 +322,17 @@ impl OpKind {
             OpKind::Remove => "remove",
             OpKind::Reorder => "reorder",
             OpKind::Member => "member",
+            OpKind::Play => "play",
+            OpKind::Pause => "pause",
+            OpKind::Seek => "seek",
+            OpKind::Next => "next",
+            OpKind::Vote => "vote",
+            OpKind::SkipVote => "skipVote",
+            OpKind::Pin => "pin",
+            OpKind::Settings => "settings",
+            OpKind::Role => "role",
+            OpKind::Kick => "kick",
+            OpKind::Unban => "unban",
         }
     }
 
@@ -155,6 +342,17 @@ impl OpKind {
             "remove" => Some(OpKind::Remove),
             "reorder" => Some(OpKind::Reorder),
             "member" => Some(OpKind::Member),
+            "play" => Some(OpKind::Play),
+            "pause" => Some(OpKind::Pause),
+            "seek" => Some(OpKind::Seek),
+            "next" => Some(OpKind::Next),
+            "vote" => Some(OpKind::Vote),
+            "skipVote" => Some(OpKind::SkipVote),
+            "pin" => Some(OpKind::Pin),
+            "settings" => Some(OpKind::Settings),
+            "role" => Some(OpKind::Role),
+            "kick" => Some(OpKind::Kick),
+            "unban" => Some(OpKind::Unban),
             _ => None,
         }
     }
@@ -175,6 +373,48 @@ pub enum ChangeDetail {
         avatar: Option<String>,
         member: bool,
     },
+    /// `play`, `pause`, `seek`, `next`: what plays now (null: nothing), and
+    /// the entry that stopped playing, if one did.
+    Playback {
+        now_playing: Option<Box<NowPlaying>>,
+        played: Option<Box<Played>>,
+        /// Why it changed: `op` (a member's op), `ended` (the track's end),
+        /// `skipVotes` (the room voted).
+        reason: String,
+    },
+    /// `vote`: `userId`'s vote on the entry, and its voters now.
+    Vote {
+        user_id: String,
+        up: bool,
+        votes: Vec<String>,
+    },
+    /// `skipVote`: `userId`'s skip vote, and the skip voters now.
+    SkipVote {
+        user_id: String,
+        up: bool,
+        votes: Vec<String>,
+    },
+    /// `pin`: (nothing beyond the entry and its move).
+    Pin {},
+    /// `settings`: all of them now, and the queue's new order (entry ids)
+    /// when the order mode changed it.
+    Settings {
+        settings: PartySettings,
+        queue: Option<Vec<String>>,
+    },
+    /// `role`: the host and co-hosts now.
+    Role {
+        host_id: String,
+        cohosts: Vec<String>,
+    },
+    /// `kick`: who was removed, and whether banned.
+    Kick {
+        user_id: String,
+        name: String,
+        banned: bool,
+    },
+    /// `unban`: who may join again.
+    Unban { user_id: String },
 }
 
 /// The body of an `update`: one applied change of the session.
@@ -261,6 +501,17 @@ pub enum ServerMsg {
     },
     /// The host ended the session; the hub then closes with 4010.
     Ended { at: DateTime<Utc> },
+    /// "Up next for this room": suggestions for the members online now,
+    /// sent after the opening frames and again (debounced) whenever the
+    /// room changes — someone joins or leaves, reacts, a track starts, the
+    /// queue changes. Not versioned; the latest replaces the previous.
+    Suggestions {
+        /// The session's version they were computed at.
+        version: i64,
+        /// When they were computed.
+        at: DateTime<Utc>,
+        items: Vec<Suggested>,
+    },
     /// The answer to a client's `ping`.
     Pong {
         /// The `ping`'s `id`.
@@ -325,6 +576,17 @@ pub fn parse_client(text: &str) -> Result<ClientMsg, (Option<String>, FrameError
         "remove" => ClientMsg::Remove(fields_of(fields, &req)?),
         "reorder" => ClientMsg::Reorder(fields_of(fields, &req)?),
         "interaction" => ClientMsg::Interaction(fields_of(fields, &req)?),
+        "play" => ClientMsg::Play(fields_of(fields, &req)?),
+        "pause" => ClientMsg::Pause(fields_of(fields, &req)?),
+        "seek" => ClientMsg::Seek(fields_of(fields, &req)?),
+        "next" => ClientMsg::Next(fields_of(fields, &req)?),
+        "vote" => ClientMsg::Vote(fields_of(fields, &req)?),
+        "skipVote" => ClientMsg::SkipVote(fields_of(fields, &req)?),
+        "pin" => ClientMsg::Pin(fields_of(fields, &req)?),
+        "settings" => ClientMsg::Settings(fields_of(fields, &req)?),
+        "role" => ClientMsg::Role(fields_of(fields, &req)?),
+        "kick" => ClientMsg::Kick(fields_of(fields, &req)?),
+        "unban" => ClientMsg::Unban(fields_of(fields, &req)?),
         "leave" => ClientMsg::Leave(fields_of(fields, &req)?),
         "ping" => ClientMsg::Ping(fields_of(fields, &req)?),
         other => {
@@ -367,7 +629,18 @@ pub fn msg_req(msg: &ClientMsg) -> Option<&str> {
         ClientMsg::Add(Add { req, .. })
         | ClientMsg::Remove(Remove { req, .. })
         | ClientMsg::Reorder(Reorder { req, .. })
-        | ClientMsg::Interaction(Interaction { req, .. }) => Some(req),
+        | ClientMsg::Interaction(Interaction { req, .. })
+        | ClientMsg::Play(Play { req, .. })
+        | ClientMsg::Pause(Pause { req })
+        | ClientMsg::Seek(Seek { req, .. })
+        | ClientMsg::Next(Next { req })
+        | ClientMsg::Vote(Vote { req, .. })
+        | ClientMsg::SkipVote(SkipVote { req, .. })
+        | ClientMsg::Pin(Pin { req, .. })
+        | ClientMsg::Settings(Settings { req, .. })
+        | ClientMsg::Role(RoleChange { req, .. })
+        | ClientMsg::Kick(Kick { req, .. })
+        | ClientMsg::Unban(Unban { req, .. }) => Some(req),
         ClientMsg::Join(_) | ClientMsg::Leave(_) | ClientMsg::Ping(_) => None,
     }
 }
@@ -379,6 +652,17 @@ pub const CLIENT_TYPES: &[&str] = &[
     "remove",
     "reorder",
     "interaction",
+    "play",
+    "pause",
+    "seek",
+    "next",
+    "vote",
+    "skipVote",
+    "pin",
+    "settings",
+    "role",
+    "kick",
+    "unban",
     "leave",
     "ping",
 ];
@@ -391,6 +675,7 @@ pub const SERVER_TYPES: &[&str] = &[
     "presence",
     "interaction",
     "ended",
+    "suggestions",
     "pong",
 ];
 

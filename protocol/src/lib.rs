@@ -9,6 +9,8 @@
 //!   field.
 //! - [`model`]: the shapes both REST and frames show (a track, a snapshot,
 //!   a user, …). None has a field for a secret.
+//! - [`party`]: the listening party's shapes (now playing, history,
+//!   settings, roles).
 //! - [`ids`]: typed ids, parsed at the edge so a bad one never travels on.
 //! - [`codes`]: error words and WebSocket close codes.
 //! - [`rules`]: field rules (lengths, alphabets), shared by REST and frames.
@@ -18,6 +20,7 @@ pub mod codes;
 pub mod frames;
 pub mod ids;
 pub mod model;
+pub mod party;
 pub mod rules;
 pub mod schema;
 

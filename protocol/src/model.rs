@@ -62,6 +62,13 @@ pub struct Track {
     pub artists: Vec<String>,
     pub album: String,
     pub popularity: i32,
+    /// Length in milliseconds, when known (kept by the hub): a playing
+    /// track with one advances by itself at its end.
+    #[serde(default)]
+    pub duration_ms: Option<i64>,
+    /// Cover art, when known (kept by the hub).
+    #[serde(default)]
+    pub cover_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -88,6 +95,12 @@ pub struct QueueEntry {
     pub track: Track,
     pub added_by: String,
     pub added_at: DateTime<Utc>,
+    /// Members who voted it up.
+    #[serde(default)]
+    pub votes: Vec<String>,
+    /// Pinned to play next by a host (kept first whatever the order mode).
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, JsonSchema)]
@@ -97,13 +110,31 @@ pub struct Member {
     pub name: String,
     pub avatar: Option<String>,
     pub online: bool,
+    #[serde(default = "member_role")]
+    pub role: Role,
+}
+
+fn member_role() -> Role {
+    Role::Member
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Role {
     Host,
+    /// The host's powers, but handing the session over and naming co-hosts.
+    Cohost,
     Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Host => "host",
+            Role::Cohost => "cohost",
+            Role::Member => "member",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, JsonSchema)]
@@ -124,6 +155,9 @@ pub struct Snapshot {
     pub queue: Vec<QueueEntry>,
     pub members: Vec<Member>,
     pub you: You,
+    /// Playback, history, settings, co-hosts and bans.
+    #[serde(default)]
+    pub party: Box<crate::party::Party>,
 }
 
 /// The session as the snapshot shows it.
@@ -176,6 +210,12 @@ pub struct TrackBody {
     pub album: String,
     #[serde(default)]
     pub popularity: Option<i32>,
+    /// Length in milliseconds (1 s to 6 h).
+    #[serde(default)]
+    pub duration_ms: Option<i64>,
+    /// Cover art: an `https://` URL.
+    #[serde(default)]
+    pub cover_url: Option<String>,
 }
 
 impl TrackBody {
@@ -187,6 +227,12 @@ impl TrackBody {
             artists: rules::artists(&self.artists)?,
             album: rules::text("album", &self.album, rules::TRACK_NAME_MAX)?,
             popularity: self.popularity.map(rules::popularity).transpose()?,
+            duration_ms: self.duration_ms.map(rules::duration_ms).transpose()?,
+            cover_url: self
+                .cover_url
+                .as_deref()
+                .map(rules::cover_url)
+                .transpose()?,
         })
     }
 }
@@ -201,4 +247,50 @@ pub struct TrackMeta {
     pub album: String,
     /// `None` keeps the stored value (0 for a new track).
     pub popularity: Option<i32>,
+    /// `None` keeps what the hub knows.
+    pub duration_ms: Option<i64>,
+    /// `None` keeps what the hub knows.
+    pub cover_url: Option<String>,
+}
+
+/// `GET /v1/join/{code}`: the session a join code stands for, as someone
+/// about to join sees it (no token needed). Only an active session's code
+/// resolves, so `active` is true; it is there for clients that show it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinTarget {
+    /// The code as stored (upper case, no spaces or dashes).
+    pub code: String,
+    pub session_id: String,
+    pub name: String,
+    pub host: JoinHost,
+    /// How many members the session has.
+    pub members: i64,
+    pub active: bool,
+}
+
+/// The host as a join code's lookup names it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinHost {
+    pub id: String,
+    pub name: String,
+}
+
+/// `GET /v1/sessions/{id}/code` (members): the session's join code.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinCode {
+    pub session_id: String,
+    pub code: String,
+}
+
+/// A session as `GET /v1/sessions` lists it: its fields and its join code,
+/// null when the session has ended (or cannot be joined: no playlist).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedSession {
+    #[serde(flatten)]
+    pub session: Session,
+    pub join_code: Option<String>,
 }

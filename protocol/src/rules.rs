@@ -147,6 +147,43 @@ pub fn popularity(value: i32) -> Result<i32> {
     Ok(value)
 }
 
+/// A track's length: 1 s to 6 h, in milliseconds.
+pub fn duration_ms(value: i64) -> Result<i64> {
+    if !(1_000..=6 * 3_600_000).contains(&value) {
+        return Err(FieldError::new(
+            "durationMs",
+            "must be 1000 to 21600000 (1 s to 6 h)",
+        ));
+    }
+    Ok(value)
+}
+
+/// Longest cover URL.
+pub const COVER_URL_MAX: usize = 1024;
+
+/// A cover art URL: `https://`, printable, at most [`COVER_URL_MAX`] bytes.
+pub fn cover_url(value: &str) -> Result<String> {
+    let bad = |m: &str| Err(FieldError::new("coverUrl", m));
+    if value.len() > COVER_URL_MAX {
+        return bad("at most 1024 bytes");
+    }
+    if !value.starts_with("https://") || value.len() <= "https://".len() {
+        return bad("must be an https:// URL");
+    }
+    if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return bad("must not contain spaces or control characters");
+    }
+    Ok(value.to_owned())
+}
+
+/// A share of online members in (0, 1].
+pub fn share(field: &str, value: f64) -> Result<f64> {
+    if !(value > 0.0 && value <= 1.0) {
+        return Err(FieldError::new(field, "must be more than 0 and at most 1"));
+    }
+    Ok(value)
+}
+
 /// The interaction kinds the old app's recommendation code weighs (its
 /// content filter reads exactly these; its collaborative filter weighs
 /// like, play, skip and dislike): the only ones stored.

@@ -96,6 +96,16 @@ pub async fn forward(mut sub: Subscriber, actor: mpsc::WeakSender<Command>, clus
                 }));
                 sent
             }
+            Request::Suggestions => {
+                let Some(to) = reply_to else { continue };
+                let (reply, rx) = oneshot::channel();
+                let sent = tx.send(Command::Suggestions { reply }).await.is_ok();
+                tokio::spawn(answer(cluster.clone(), to, async move {
+                    let (version, items) = rx.await.ok()?;
+                    Some(Answer::Suggestions { version, items }.encode())
+                }));
+                sent
+            }
             Request::End => {
                 let Some(to) = reply_to else { continue };
                 let (reply, rx) = oneshot::channel();

@@ -421,11 +421,13 @@ impl Relay {
                     .close_all(Some(f), CloseCode::Ended, "session ended");
                 self.ended = true;
             }
-            Event::Kick(user) => {
+            Event::Kick { user, code } => {
                 let user = UserId::from_stored(user);
-                self.listeners
-                    .close_user(&user, CloseCode::Forbidden, "no longer a member");
+                let code = CloseCode::from_code(code).unwrap_or(CloseCode::Forbidden);
+                let reason = crate::hub::session::audience::kick_reason(code);
+                self.listeners.close_user(&user, code, reason);
             }
+            Event::Suggestions(f) => self.listeners.broadcast(f),
             Event::Owner(_) | Event::Tick => self.catch_up(ev.mark.version).await,
         }
     }

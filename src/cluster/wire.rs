@@ -41,8 +41,11 @@ pub enum Event {
     },
     /// The session ended: this `ended` frame, then close 4010.
     Ended(Utf8Bytes),
-    /// A member was removed: close their listeners with 4003.
-    Kick(String),
+    /// New `suggestions` for the room (relays keep the latest for joiners).
+    Suggestions(Utf8Bytes),
+    /// A member was removed: close their listeners with `code` (4003,
+    /// 4011 or 4012).
+    Kick { user: String, code: u16 },
     /// A node took the session over (at `mark.version`): report presence.
     Owner(String),
     /// Nothing new: the version the owner is at, so a relay that missed the
@@ -84,6 +87,8 @@ enum EventKind {
     Owner,
     #[serde(rename = "t")]
     Tick,
+    #[serde(rename = "s")]
+    Suggestions,
 }
 
 /// Why a message from another node could not be read.
@@ -128,7 +133,13 @@ impl Stamped {
                 (EventKind::Presence, Some(frame), except.clone(), None)
             }
             Event::Ended(f) => (EventKind::Ended, Some(f), Vec::new(), None),
-            Event::Kick(user) => (EventKind::Kick, None, Vec::new(), Some(user.clone())),
+            Event::Suggestions(f) => (EventKind::Suggestions, Some(f), Vec::new(), None),
+            Event::Kick { user, code } => (
+                EventKind::Kick,
+                None,
+                vec![(code.to_string(), 0)],
+                Some(user.clone()),
+            ),
             Event::Owner(node) => (EventKind::Owner, None, Vec::new(), Some(node.clone())),
             Event::Tick => (EventKind::Tick, None, Vec::new(), None),
         };
@@ -152,7 +163,15 @@ impl Stamped {
                 except: meta.x,
             },
             EventKind::Ended => Event::Ended(frame),
-            EventKind::Kick => Event::Kick(who()?),
+            EventKind::Suggestions => Event::Suggestions(frame),
+            EventKind::Kick => Event::Kick {
+                user: who()?,
+                code: meta
+                    .x
+                    .first()
+                    .and_then(|(c, _)| c.parse().ok())
+                    .unwrap_or(4003),
+            },
             EventKind::Owner => Event::Owner(who()?),
             EventKind::Tick => Event::Tick,
         };
@@ -194,6 +213,8 @@ pub enum Request {
     Join { user: User, since: Option<i64> },
     /// `GET /v1/sessions/{id}` for `viewer`.
     Snapshot { viewer: String },
+    /// `GET /v1/sessions/{id}/suggestions`.
+    Suggestions,
     /// End the session.
     End,
     /// A node's listeners changed (no reply).
@@ -242,6 +263,7 @@ pub enum JoinReply {
     Opening(Opening),
     NotFound,
     Ended,
+    Banned,
     Unavailable,
 }
 
@@ -250,6 +272,10 @@ pub enum JoinReply {
 #[serde(rename_all = "snake_case")]
 pub enum Answer {
     Snapshot(Box<Snapshot>),
+    Suggestions {
+        version: i64,
+        items: Vec<audotics_protocol::party::Suggested>,
+    },
     Done,
     NotFound,
     Unavailable,
@@ -291,7 +317,11 @@ mod tests {
                 except: vec![("n1".into(), 7)],
             },
             Event::Ended(r#"{"type":"ended"}"#.into()),
-            Event::Kick("u1".into()),
+            Event::Suggestions(r#"{"type":"suggestions"}"#.into()),
+            Event::Kick {
+                user: "u1".into(),
+                code: 4012,
+            },
             Event::Owner("n2".into()),
             Event::Tick,
         ];

@@ -32,13 +32,14 @@ pub struct LoggedChange {
     pub req: Option<String>,
 }
 
-/// A TrackInteraction row: one reaction and the req it answered.
+/// A TrackInteraction row: one reaction and the req it answered (none for
+/// the `play` and `skip` rows playback makes).
 #[derive(Clone, Debug)]
 pub struct LoggedInteraction {
     pub user_id: String,
     pub track_id: String,
     pub kind: String,
-    pub req: String,
+    pub req: Option<String>,
     /// The session's version when it was acked.
     pub version: i64,
 }
@@ -51,6 +52,30 @@ pub struct NewEntry {
     pub added_by: String,
     pub added_at: DateTime<Utc>,
     pub position: String,
+    pub votes: Vec<String>,
+    pub round: i64,
+    pub pinned_at: Option<DateTime<Utc>>,
+}
+
+/// An entry that existed before the batch whose votes or pin changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntryMarks {
+    pub entry_id: String,
+    pub votes: Vec<String>,
+    pub pinned_at: Option<DateTime<Utc>>,
+}
+
+/// A `hub_played` row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlayedWrite {
+    pub version: i64,
+    pub entry_id: String,
+    pub track_id: String,
+    pub added_by: String,
+    pub added_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub skipped: bool,
 }
 
 /// An entry that existed before the batch and now has a new position.
@@ -74,6 +99,14 @@ pub struct BatchWrite {
     /// Tracks now in the queue / no longer in it (`_PlaylistToTrack`).
     pub link_tracks: Vec<String>,
     pub unlink_tracks: Vec<String>,
+    /// Entries that existed before whose votes or pin changed.
+    pub marks: Vec<EntryMarks>,
+    /// Entries that stopped playing.
+    pub played: Vec<PlayedWrite>,
+    /// Members a host removed (`_GroupSessionToUser`).
+    pub member_removes: Vec<String>,
+    /// The party's state after the batch, when it changed (`hub_session.party`).
+    pub party: Option<serde_json::Value>,
 }
 
 impl BatchWrite {
@@ -177,6 +210,9 @@ enum Part {
     Links,
     Unlinks,
     Reactions,
+    Marks,
+    Played,
+    MemberRemoves,
     Sessions,
     TouchPlaylists,
     TouchSessions,
@@ -239,6 +275,9 @@ fn parts<'q>(commits: &[&'q SessionCommit]) -> Vec<Cte<'q>> {
         playlist_links(commits),
         playlist_unlinks(commits),
         interactions(commits),
+        queue_marks(commits),
+        played(commits),
+        member_removes(commits),
         Some(session_counters(commits)),
     ]
     .into_iter()
@@ -373,8 +412,74 @@ fn queue_inserts<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
      .col("track_id",   "text",      each(&inserts, |(_, x)| x.track_id.as_str()))
      .col("added_by",   "text",      each(&inserts, |(_, x)| x.added_by.as_str()))
      .col("added_at",   "timestamp", each(&inserts, |(_, x)| x.added_at.naive_utc()))
-     .col("position",   "text",      each(&inserts, |(_, x)| x.position.as_str()));
-    Some(insert(Part::Inserts, "hub_queue_entry", c, ""))
+     .col("position",   "text",      each(&inserts, |(_, x)| x.position.as_str()))
+     .col("votes",      "jsonb",     each(&inserts, |(_, x)| serde_json::json!(x.votes)))
+     .col("round",      "int8",      each(&inserts, |(_, x)| x.round))
+     .col("pinned_at",  "timestamp", each(&inserts, |(_, x)| x.pinned_at.map(|t| t.naive_utc())));
+    Some(insert_selecting(
+        Part::Inserts,
+        "hub_queue_entry",
+        &[("votes", r#"ARRAY(SELECT jsonb_array_elements_text(u."votes"))"#)],
+        c,
+        "",
+    ))
+}
+
+/// `hub_queue_entry`: votes and pins of entries that existed before.
+#[rustfmt::skip]
+fn queue_marks<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
+    let marks = rows(commits, |w| &w.marks);
+    if marks.is_empty() {
+        return None;
+    }
+    let mut c = Columns::default();
+    c.col("entry_id",  "text",      each(&marks, |(_, m)| m.entry_id.as_str()))
+     .col("votes",     "jsonb",     each(&marks, |(_, m)| serde_json::json!(m.votes)))
+     .col("pinned_at", "timestamp", each(&marks, |(_, m)| m.pinned_at.map(|t| t.naive_utc())));
+    Some(Cte {
+        part: Part::Marks,
+        head: r#"UPDATE hub_queue_entry q SET votes = ARRAY(SELECT jsonb_array_elements_text(u."votes")), pinned_at = u."pinned_at" FROM "#.into(),
+        cols: c,
+        tail: r#"WHERE q.entry_id = u."entry_id""#,
+    })
+}
+
+/// `hub_played`: entries that stopped playing.
+#[rustfmt::skip]
+fn played<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
+    let played = rows(commits, |w| &w.played);
+    if played.is_empty() {
+        return None;
+    }
+    let mut c = Columns::default();
+    c.col("session_id", "text",      each(&played, |(s, _)| s.session_id.as_str()))
+     .col("version",    "int8",      each(&played, |(_, p)| p.version))
+     .col("entry_id",   "text",      each(&played, |(_, p)| p.entry_id.as_str()))
+     .col("track_id",   "text",      each(&played, |(_, p)| p.track_id.as_str()))
+     .col("added_by",   "text",      each(&played, |(_, p)| p.added_by.as_str()))
+     .col("added_at",   "timestamp", each(&played, |(_, p)| p.added_at.naive_utc()))
+     .col("started_at", "timestamp", each(&played, |(_, p)| p.started_at.naive_utc()))
+     .col("ended_at",   "timestamp", each(&played, |(_, p)| p.ended_at.naive_utc()))
+     .col("skipped",    "bool",      each(&played, |(_, p)| p.skipped));
+    Some(insert(Part::Played, "hub_played", c, ""))
+}
+
+/// `"_GroupSessionToUser"` ("A" = session, "B" = user): members a host
+/// removed.
+fn member_removes<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
+    let removes = rows(commits, |w| &w.member_removes);
+    if removes.is_empty() {
+        return None;
+    }
+    let mut c = Columns::default();
+    c.col("A", "text", each(&removes, |(s, _)| s.session_id.as_str()))
+        .col("B", "text", each(&removes, |(_, u)| u.as_str()));
+    Some(Cte {
+        part: Part::MemberRemoves,
+        head: r#"DELETE FROM "_GroupSessionToUser" m USING "#.into(),
+        cols: c,
+        tail: r#"WHERE m."A" = u."A" AND m."B" = u."B""#,
+    })
 }
 
 /// `hub_queue_entry`: entries that existed before and moved.
@@ -470,7 +575,7 @@ fn interactions<'q>(commits: &[&'q SessionCommit]) -> Option<Cte<'q>> {
      .col("type",         "text",      each(&reactions, |(_, x)| x.kind.as_str()))
      .col("timestamp",    "timestamp", each(&reactions, |(s, _)| s.at.naive_utc()))
      .col("hubSessionId", "text",      each(&reactions, |(s, _)| s.session_id.as_str()))
-     .col("hubReq",       "text",      each(&reactions, |(_, x)| x.req.as_str()))
+     .col("hubReq",       "text",      each(&reactions, |(_, x)| x.req.as_deref()))
      .col("hubVersion",   "int8",      each(&reactions, |(_, x)| x.version));
     Some(insert(Part::Reactions, r#""TrackInteraction""#, c, "ON CONFLICT DO NOTHING"))
 }
@@ -485,10 +590,11 @@ fn session_counters<'q>(commits: &[&'q SessionCommit]) -> Cte<'q> {
     )
     .col("version", "int8", each(commits, |s| s.version))
     .col("commits", "int8", each(commits, |s| s.commits))
-    .col("epoch", "int8", each(commits, |s| s.epoch));
+    .col("epoch", "int8", each(commits, |s| s.epoch))
+    .col("party", "jsonb", each(commits, |s| s.write.party.clone()));
     Cte {
         part: Part::Sessions,
-        head: r#"UPDATE hub_session h SET version = u."version", commits = u."commits" FROM "#
+        head: r#"UPDATE hub_session h SET version = u."version", commits = u."commits", party = COALESCE(u."party", h.party) FROM "#
             .into(),
         cols: c,
         tail: r#"WHERE h.session_id = u."session_id" AND h.epoch = u."epoch""#,
@@ -560,6 +666,9 @@ fn part_name(p: Part) -> &'static str {
         Part::Links => "pl",
         Part::Unlinks => "pd",
         Part::Reactions => "ti",
+        Part::Marks => "qv",
+        Part::Played => "hp",
+        Part::MemberRemoves => "md",
         Part::Sessions => "hs",
         Part::TouchPlaylists => "up",
         Part::TouchSessions => "us",
@@ -604,14 +713,16 @@ mod tests {
             user_id: "u".into(),
             track_id: "t".into(),
             kind: "like".into(),
-            req: "r".into(),
+            req: Some("r".into()),
             version: 2,
         });
         let c = commit(write, false);
         let sql = sql(&[&c]);
         assert!(sql.starts_with("WITH\nti AS ("), "{sql}");
         assert!(sql.contains("\nhs AS ("), "{sql}");
-        for absent in ["t", "pu", "qi", "qm", "qd", "pl", "pd", "up", "us"] {
+        for absent in [
+            "t", "pu", "qi", "qm", "qd", "pl", "pd", "up", "us", "qv", "hp", "md",
+        ] {
             assert!(
                 !sql.contains(&format!("\n{absent} AS (")),
                 "{absent} in {sql}"
@@ -619,7 +730,7 @@ mod tests {
         }
         assert_eq!(sql.matches("\n    RETURNING 1)").count(), 2, "{sql}");
         assert!(
-            sql.ends_with("\nSELECT hub.fence((SELECT count(*) FROM hs), $13)"),
+            sql.ends_with("\nSELECT hub.fence((SELECT count(*) FROM hs), $14)"),
             "{sql}"
         );
     }
@@ -650,7 +761,7 @@ mod tests {
             "{sql}"
         );
         assert!(
-            sql.contains(r#"AS u("session_id", "version", "commits", "epoch")"#),
+            sql.contains(r#"AS u("session_id", "version", "commits", "epoch", "party")"#),
             "{sql}"
         );
         assert_eq!(sql.matches(" AS (").count(), 6, "{sql}");

@@ -66,6 +66,16 @@ pub enum ChangeOp {
         avatar: Option<String>,
         member: bool,
     },
+    /// A party op (playback, votes, pins, settings, roles, kicks): logged
+    /// in `hub_event` with its `detail` as the `update` shows it.
+    Party {
+        kind: OpKind,
+        entry: Option<String>,
+        track: Option<TrackId>,
+        from: Option<usize>,
+        to: Option<usize>,
+        detail: ChangeDetail,
+    },
 }
 
 /// The table a record is kept in.
@@ -93,6 +103,7 @@ impl ChangeRecord {
             ChangeOp::Remove { .. } => OpKind::Remove,
             ChangeOp::Reorder { .. } => OpKind::Reorder,
             ChangeOp::Member { .. } => OpKind::Member,
+            ChangeOp::Party { kind, .. } => kind,
         }
     }
 
@@ -113,6 +124,7 @@ impl ChangeRecord {
             ChangeOp::Add { entry, .. }
             | ChangeOp::Remove { entry, .. }
             | ChangeOp::Reorder { entry, .. } => Some(entry),
+            ChangeOp::Party { entry, .. } => entry.as_deref(),
             ChangeOp::Member { .. } => None,
         }
     }
@@ -123,6 +135,7 @@ impl ChangeRecord {
             ChangeOp::Remove { track, .. } | ChangeOp::Reorder { track, .. } => {
                 Some(track.as_str())
             }
+            ChangeOp::Party { track, .. } => track.as_ref().map(TrackId::as_str),
             ChangeOp::Member { .. } => None,
         }
     }
@@ -140,6 +153,7 @@ impl ChangeRecord {
                 avatar: avatar.clone(),
                 member: *member,
             }),
+            ChangeOp::Party { detail, .. } => Some(detail.clone()),
             _ => None,
         }
     }
@@ -151,6 +165,7 @@ impl ChangeRecord {
             ChangeOp::Remove { index, .. } => (Some(index), None),
             ChangeOp::Reorder { from, to, .. } => (Some(from), Some(to)),
             ChangeOp::Member { .. } => (None, None),
+            ChangeOp::Party { from, to, .. } => (from, to),
         };
         LogColumns {
             kind: self.kind().as_str(),
@@ -171,6 +186,7 @@ impl ChangeRecord {
             ChangeOp::Remove { index, .. } => (None, Some(*index), None, None),
             ChangeOp::Reorder { from, to, .. } => (None, None, Some(*from), Some(*to)),
             ChangeOp::Member { .. } => (None, None, None, None),
+            ChangeOp::Party { from, to, .. } => (None, None, *from, *to),
         };
         Change {
             op: self.kind(),
@@ -232,6 +248,8 @@ struct LogRow {
     t_artists: Option<Vec<String>>,
     t_album: Option<String>,
     t_popularity: Option<i32>,
+    t_duration_ms: Option<i32>,
+    t_cover_url: Option<String>,
 }
 
 impl LogRow {
@@ -243,6 +261,8 @@ impl LogRow {
             artists: self.t_artists.clone().unwrap_or_default(),
             album: self.t_album.clone()?,
             popularity: self.t_popularity?,
+            duration_ms: self.t_duration_ms.map(i64::from),
+            cover_url: self.t_cover_url.clone(),
         })
     }
 }
@@ -279,6 +299,15 @@ fn decode(r: LogRow) -> Option<ChangeRecord> {
                 avatar,
                 member,
             },
+            _ => return None,
+        },
+        kind => ChangeOp::Party {
+            kind,
+            entry: r.entry_id,
+            track: r.track_ref.map(TrackId::from_stored),
+            from: index(r.from_index),
+            to: index(r.to_index),
+            detail: r.detail?.0,
         },
     };
     Some(ChangeRecord {
@@ -303,7 +332,8 @@ pub async fn after(
     let rows: Vec<LogRow> = sqlx::query_as(
         r#"SELECT l.version, l.kind, l.entry_id, l.user_id, l.from_index, l.to_index, l.detail, l.at,
                   l.track_ref, t."spotifyId" AS t_spotify_id, t."name" AS t_name,
-                  t."artists" AS t_artists, t."album" AS t_album, t."popularity" AS t_popularity
+                  t."artists" AS t_artists, t."album" AS t_album, t."popularity" AS t_popularity,
+                  x.duration_ms AS t_duration_ms, x.cover_url AS t_cover_url
            FROM (
                SELECT u."hubVersion" AS version, u."type" AS kind, u."hubEntryId" AS entry_id,
                       u."userId" AS user_id, u."hubFromIndex" AS from_index, u."hubToIndex" AS to_index,
@@ -314,6 +344,7 @@ pub async fn after(
                       e.detail, e.at, e.track_id
                FROM hub_event e WHERE e.session_id = $1 AND e.version > $3
            ) l LEFT JOIN "Track" t ON t."id" = l.track_ref
+             LEFT JOIN hub_track x ON x.track_id = l.track_ref
            ORDER BY l.version LIMIT $4"#,
     )
     .bind(session_id)
@@ -396,6 +427,8 @@ mod tests {
             artists: vec!["A".into()],
             album: "Album".into(),
             popularity: 3,
+            duration_ms: Some(180_000),
+            cover_url: None,
         })
     }
 
@@ -426,6 +459,8 @@ mod tests {
             t_artists: Some(t.artists.clone()),
             t_album: Some(t.album.clone()),
             t_popularity: Some(t.popularity),
+            t_duration_ms: t.duration_ms.map(|d| d as i32),
+            t_cover_url: t.cover_url.clone(),
         }
     }
 

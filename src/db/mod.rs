@@ -4,8 +4,11 @@
 //! the hub's own `hub_*` tables.
 
 pub mod commit;
+pub mod guests;
+pub mod joins;
 pub mod log;
 pub mod notify;
+pub mod party;
 pub mod private;
 pub mod sessions;
 pub mod tokens;

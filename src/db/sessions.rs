@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use sqlx::{PgExecutor, PgPool};
 
 use super::new_id;
-use super::tracks::{TrackRow, TRACK_COLUMNS};
+use super::tracks::{TrackRow, TRACK_COLUMNS, TRACK_FROM};
 use crate::clock::{now_ms, utc};
 use crate::error::Result;
 use audotics_protocol::model::{Playlist, PlaylistRef, Session, SessionRef, Track};
@@ -56,7 +56,8 @@ const SESSION_SELECT: &str = r#"SELECT s."id" AS s_id, s."name" AS s_name, s."ac
     FROM "GroupSession" s LEFT JOIN "Playlist" p ON p."sessionId" = s."id""#;
 
 /// Create a session, its playlist (the caller is its creator, hence host),
-/// the caller's membership and the hub's version row, in one transaction.
+/// the caller's membership, the hub's version row and its join code, in one
+/// transaction.
 pub async fn create(
     pool: &PgPool,
     host_id: &str,
@@ -91,6 +92,7 @@ pub async fn create(
         .bind(&sid)
         .execute(&mut *tx)
         .await?;
+    super::joins::ensure(&mut tx, &sid).await?;
     tx.commit().await?;
     let session = Session {
         id: sid.clone(),
@@ -245,6 +247,12 @@ pub struct StoredEntry {
     pub position: String,
     pub added_by: UserId,
     pub added_at: chrono::DateTime<chrono::Utc>,
+    /// Members who voted it up.
+    pub votes: Vec<UserId>,
+    /// Its fair-order round.
+    pub round: i64,
+    /// When a host pinned it to play next.
+    pub pinned_at: Option<chrono::DateTime<chrono::Utc>>,
     pub track: Track,
 }
 
@@ -255,12 +263,16 @@ pub async fn queue(db: impl PgExecutor<'_>, session_id: &str) -> Result<Vec<Stor
         position: String,
         added_by: String,
         added_at: NaiveDateTime,
+        votes: Vec<String>,
+        round: i64,
+        pinned_at: Option<NaiveDateTime>,
         #[sqlx(flatten)]
         track: TrackRow,
     }
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        r#"SELECT q.entry_id, q.position, q.added_by, q.added_at, {TRACK_COLUMNS}
-           FROM hub_queue_entry q JOIN "Track" ON "Track"."id" = q.track_id
+        r#"SELECT q.entry_id, q.position, q.added_by, q.added_at, q.votes, q.round, q.pinned_at,
+                  {TRACK_COLUMNS}
+           FROM hub_queue_entry q JOIN {TRACK_FROM} ON "Track"."id" = q.track_id
            WHERE q.session_id = $1 ORDER BY q.position"#
     ))
     .bind(session_id)
@@ -273,6 +285,9 @@ pub async fn queue(db: impl PgExecutor<'_>, session_id: &str) -> Result<Vec<Stor
             position: r.position,
             added_by: UserId::from_stored(r.added_by),
             added_at: utc(r.added_at),
+            votes: r.votes.into_iter().map(UserId::from_stored).collect(),
+            round: r.round,
+            pinned_at: r.pinned_at.map(utc),
             track: r.track.into(),
         })
         .collect())

@@ -21,6 +21,8 @@ pub(crate) struct TrackRow {
     pub artists: Option<Vec<String>>,
     pub album: String,
     pub popularity: i32,
+    pub duration_ms: Option<i32>,
+    pub cover_url: Option<String>,
 }
 
 impl From<&Track> for TrackRow {
@@ -32,6 +34,8 @@ impl From<&Track> for TrackRow {
             artists: Some(t.artists.clone()),
             album: t.album.clone(),
             popularity: t.popularity,
+            duration_ms: t.duration_ms.and_then(|d| i32::try_from(d).ok()),
+            cover_url: t.cover_url.clone(),
         }
     }
 }
@@ -45,15 +49,26 @@ impl From<TrackRow> for Track {
             artists: r.artists.unwrap_or_default(),
             album: r.album,
             popularity: r.popularity,
+            duration_ms: r.duration_ms.map(i64::from),
+            cover_url: r.cover_url,
         }
     }
 }
 
-pub(crate) const TRACK_COLUMNS: &str = r#""Track"."id", "Track"."spotifyId", "Track"."name", "Track"."artists", "Track"."album", "Track"."popularity""#;
+/// A track's columns, with what the hub keeps beside it (`hub_track`):
+/// select them `FROM` [`TRACK_FROM`].
+pub(crate) const TRACK_COLUMNS: &str = r#""Track"."id", "Track"."spotifyId", "Track"."name", "Track"."artists", "Track"."album", "Track"."popularity", hub_track.duration_ms AS "durationMs", hub_track.cover_url AS "coverUrl""#;
+
+/// `"Track"` with its `hub_track` row, if any.
+pub(crate) const TRACK_FROM: &str =
+    r#""Track" LEFT JOIN hub_track ON hub_track.track_id = "Track"."id""#;
+
+/// The columns a statement that wrote `"Track"` returns (no join there).
+const TRACK_WRITTEN: &str = r#""Track"."id", "Track"."spotifyId", "Track"."name", "Track"."artists", "Track"."album", "Track"."popularity", NULL::int4 AS "durationMs", NULL::text AS "coverUrl""#;
 
 /// Insert by `spotifyId`, or fill what a stored track lacks (see the
 /// module doc); returns the track as stored and whether it is new.
-pub async fn upsert(db: impl PgExecutor<'_>, t: &TrackMeta) -> Result<(Track, bool)> {
+pub async fn upsert(db: &mut sqlx::PgConnection, t: &TrackMeta) -> Result<(Track, bool)> {
     #[derive(sqlx::FromRow)]
     struct Row {
         #[sqlx(flatten)]
@@ -67,10 +82,10 @@ pub async fn upsert(db: impl PgExecutor<'_>, t: &TrackMeta) -> Result<(Track, bo
                INSERT INTO "Track" ("id", "spotifyId", "name", "artists", "album", "popularity", "createdAt", "updatedAt")
                VALUES ($1, $2, $3, $4, $5, COALESCE($6, 0), $7, $7)
                {}
-               RETURNING {TRACK_COLUMNS}, (xmax = 0) AS inserted)
+               RETURNING {TRACK_WRITTEN}, (xmax = 0) AS inserted)
            SELECT * FROM w
            UNION ALL
-           SELECT {TRACK_COLUMNS}, false FROM "Track"
+           SELECT {TRACK_WRITTEN}, false FROM "Track"
            WHERE "spotifyId" = $2 AND NOT EXISTS (SELECT 1 FROM w)"#,
         super::commit::FILL_UNKNOWN
     ))
@@ -81,11 +96,46 @@ pub async fn upsert(db: impl PgExecutor<'_>, t: &TrackMeta) -> Result<(Track, bo
     .bind(&t.album)
     .bind(t.popularity)
     .bind(now_ms().naive_utc())
-    .fetch_optional(db)
+    .fetch_optional(&mut *db)
     .await?;
     // Written by someone else after this statement's snapshot: retry.
     let row = row.ok_or(crate::error::Error::Unavailable)?;
-    Ok((row.track.into(), row.inserted))
+    let mut track: Track = row.track.into();
+    let (duration, cover) =
+        fill_extras(db, &track.id, t.duration_ms, t.cover_url.as_deref()).await?;
+    track.duration_ms = duration;
+    track.cover_url = cover;
+    Ok((track, row.inserted))
+}
+
+/// Fill what the hub does not know yet of a track's length and cover (like
+/// the catalog, a known value is kept); returns both as stored.
+pub async fn fill_extras(
+    db: impl PgExecutor<'_>,
+    track_id: &str,
+    duration_ms: Option<i64>,
+    cover_url: Option<&str>,
+) -> Result<(Option<i64>, Option<String>)> {
+    let duration = duration_ms.and_then(|d| i32::try_from(d).ok());
+    let row: Option<(Option<i32>, Option<String>)> = sqlx::query_as(
+        r#"WITH w AS (
+               INSERT INTO hub_track (track_id, duration_ms, cover_url)
+               SELECT $1, $2, $3 WHERE $2 IS NOT NULL OR $3 IS NOT NULL
+               ON CONFLICT (track_id) DO UPDATE SET
+                   duration_ms = COALESCE(hub_track.duration_ms, EXCLUDED.duration_ms),
+                   cover_url = COALESCE(hub_track.cover_url, EXCLUDED.cover_url)
+               RETURNING duration_ms, cover_url)
+           SELECT duration_ms, cover_url FROM w
+           UNION ALL
+           SELECT duration_ms, cover_url FROM hub_track
+           WHERE track_id = $1 AND NOT EXISTS (SELECT 1 FROM w)"#,
+    )
+    .bind(track_id)
+    .bind(duration)
+    .bind(cover_url)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map_or((None, None), |(d, c)| (d.map(i64::from), c)))
 }
 
 pub async fn set_features(
@@ -157,7 +207,7 @@ pub async fn features(pool: &PgPool, track_id: &str) -> Result<Option<TrackFeatu
 
 pub async fn by_spotify_id(db: impl PgExecutor<'_>, spotify_id: &str) -> Result<Option<Track>> {
     let row: Option<TrackRow> = sqlx::query_as(&format!(
-        r#"SELECT {TRACK_COLUMNS} FROM "Track" WHERE "spotifyId" = $1"#
+        r#"SELECT {TRACK_COLUMNS} FROM {TRACK_FROM} WHERE "spotifyId" = $1"#
     ))
     .bind(spotify_id)
     .fetch_optional(db)
@@ -170,7 +220,7 @@ pub async fn by_spotify_id(db: impl PgExecutor<'_>, spotify_id: &str) -> Result<
 pub async fn search(pool: &PgPool, q: &str, limit: i64) -> Result<Vec<Track>> {
     let pattern = format!("%{}%", escape_like(q));
     let rows: Vec<TrackRow> = sqlx::query_as(&format!(
-        r#"SELECT {TRACK_COLUMNS} FROM "Track"
+        r#"SELECT {TRACK_COLUMNS} FROM {TRACK_FROM}
            WHERE "name" ILIKE $1 OR "album" ILIKE $1
               OR EXISTS (SELECT 1 FROM unnest("artists") a WHERE a ILIKE $1)
            ORDER BY "popularity" DESC, "name", "id" LIMIT $2"#
@@ -197,7 +247,7 @@ fn escape_like(q: &str) -> String {
 /// Tracks by id (for `add` by `trackId` and `interaction`).
 pub async fn by_ids(db: impl PgExecutor<'_>, ids: &[String]) -> Result<Vec<Track>> {
     let rows: Vec<TrackRow> = sqlx::query_as(&format!(
-        r#"SELECT {TRACK_COLUMNS} FROM "Track" WHERE "id" = ANY($1)"#
+        r#"SELECT {TRACK_COLUMNS} FROM {TRACK_FROM} WHERE "id" = ANY($1)"#
     ))
     .bind(ids)
     .fetch_all(db)
@@ -208,7 +258,7 @@ pub async fn by_ids(db: impl PgExecutor<'_>, ids: &[String]) -> Result<Vec<Track
 /// Tracks by Spotify id (for `add` by metadata: reuse the stored id).
 pub async fn by_spotify_ids(db: impl PgExecutor<'_>, ids: &[String]) -> Result<Vec<Track>> {
     let rows: Vec<TrackRow> = sqlx::query_as(&format!(
-        r#"SELECT {TRACK_COLUMNS} FROM "Track" WHERE "spotifyId" = ANY($1)"#
+        r#"SELECT {TRACK_COLUMNS} FROM {TRACK_FROM} WHERE "spotifyId" = ANY($1)"#
     ))
     .bind(ids)
     .fetch_all(db)

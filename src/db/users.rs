@@ -64,7 +64,7 @@ pub async fn create(pool: &PgPool, email: &str, name: &str, password_hash: &str)
     row.map(Into::into).ok_or_else(duplicate_email)
 }
 
-fn duplicate_email() -> Error {
+pub(crate) fn duplicate_email() -> Error {
     Error::Conflict("an account with this email already exists".into())
 }
 

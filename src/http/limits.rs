@@ -63,6 +63,7 @@ pub struct Limits {
     signins: Keyed<IpAddr>,
     sessions: Keyed<String>,
     ops: Keyed<String>,
+    lookups: Keyed<IpAddr>,
     failures: DashMap<String, Failures>,
 }
 
@@ -81,11 +82,12 @@ impl Limits {
             signins: Keyed::new(c.signins_per_minute, minute),
             sessions: Keyed::new(c.sessions_per_hour, minute * 60),
             ops: Keyed::new(c.account_ops_per_sec, Duration::from_secs(1)),
+            lookups: Keyed::new(c.join_lookups_per_minute, minute),
             failures: DashMap::new(),
         }
     }
 
-    /// A registration (or guest account) from `ip`.
+    /// A registration, a guest account or a guest's claim from `ip`.
     pub fn signup(&self, ip: IpAddr) -> Result<(), Error> {
         self.signups.check(&ip).map_err(too_many)
     }
@@ -126,6 +128,12 @@ impl Limits {
         self.sessions.check(&user.to_owned()).map_err(too_many)
     }
 
+    /// A join-code lookup from `ip` (codes are short: this is what stops
+    /// anyone from walking through them).
+    pub fn join_lookup(&self, ip: IpAddr) -> Result<(), Error> {
+        self.lookups.check(&ip).map_err(too_many)
+    }
+
     /// An op by `user`, counted across all its connections (on this hub).
     pub fn op(&self, user: &str) -> bool {
         self.ops.check(&user.to_owned()).is_ok()
@@ -138,6 +146,7 @@ impl Limits {
         self.signins.limiter.retain_recent();
         self.sessions.limiter.retain_recent();
         self.ops.limiter.retain_recent();
+        self.lookups.limiter.retain_recent();
         let now = Instant::now();
         self.failures.retain(|_, f| f.until + MAX_BACKOFF > now);
     }
@@ -153,6 +162,7 @@ mod tests {
             signins_per_minute: 100,
             sessions_per_hour: 2,
             account_ops_per_sec: 5,
+            join_lookups_per_minute: 2,
         })
     }
 
@@ -175,6 +185,10 @@ mod tests {
         l.session("u").unwrap();
         assert!(l.session("u").is_err());
         assert!(l.session("v").is_ok());
+        l.join_lookup(ip).unwrap();
+        l.join_lookup(ip).unwrap();
+        assert!(l.join_lookup(ip).is_err());
+        assert!(l.join_lookup(IpAddr::from([127, 0, 0, 2])).is_ok());
     }
 
     #[test]

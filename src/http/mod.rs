@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 mod frames;
 pub mod gate;
+pub mod joining;
 pub mod limits;
 pub mod ops;
 pub mod server;
@@ -49,6 +50,9 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/token", post(users::login))
         .route("/auth/logout", post(users::logout))
         .route("/auth/logout-all", post(users::logout_all))
+        .route("/auth/guest", post(joining::guest))
+        .route("/auth/claim", post(joining::claim))
+        .route("/join/{code}", get(joining::lookup))
         .route("/me", get(users::me))
         .route("/me/preferences", put(users::put_preferences))
         .route("/tracks", post(tracks::upsert).get(tracks::search))
@@ -56,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}", get(sessions::get))
         .route("/sessions/{id}/end", post(sessions::end))
         .route("/sessions/{id}/updates", get(sessions::updates))
+        .route("/sessions/{id}/suggestions", get(sessions::suggestions))
+        .route("/sessions/{id}/code", get(joining::session_code))
         .route("/ws", get(ws::upgrade));
     Router::new()
         .nest("/v1", api)

@@ -11,8 +11,9 @@ use super::extract::{ApiJson, ApiQuery, AuthUser};
 use super::AppState;
 use audotics_protocol::{IdError, SessionId, UserId};
 
-use crate::db::{log, sessions};
+use crate::db::{joins, log, sessions};
 use crate::error::{Error, Result};
+use audotics_protocol::model::{ListedSession, Session};
 use audotics_protocol::rules;
 
 #[derive(Deserialize)]
@@ -22,7 +23,7 @@ pub struct CreateBody {
     description: Option<String>,
 }
 
-/// `POST /v1/sessions` → 201 {session, playlist}
+/// `POST /v1/sessions` → 201 {session, playlist, joinCode}
 pub async fn create(
     State(st): State<AppState>,
     AuthUser(user): AuthUser,
@@ -37,10 +38,11 @@ pub async fn create(
     )?;
     let (session, playlist) =
         sessions::create(&st.db, &user.id, &name, description.as_deref()).await?;
+    let join_code = joins::code_of(&st.db, &session.id).await?;
     tracing::info!(session_id = %session.id, host = %user.id, "session created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "session": session, "playlist": playlist })),
+        Json(json!({ "session": session, "playlist": playlist, "joinCode": join_code })),
     ))
 }
 
@@ -53,7 +55,7 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/sessions?active=&limit=` → {sessions}: the caller's own (the
-/// ones it is a member of). Session ids are invitations: listing others'
+/// ones it is a member of), each with its `joinCode` (null once ended). Session ids are invitations: listing others'
 /// would hand them out.
 pub async fn list(
     State(st): State<AppState>,
@@ -65,7 +67,28 @@ pub async fn list(
         return Err(Error::invalid("limit", "must be 1 to 500"));
     }
     let found = sessions::list_for(&st.db, &user.id, q.active, limit).await?;
-    Ok(Json(json!({ "sessions": found })))
+    let ids: Vec<String> = found.iter().map(|s| s.id.clone()).collect();
+    let mut codes = joins::active_codes(&st.db, &ids).await?;
+    // Active sessions made by the old app (or before codes) get theirs now;
+    // one without a playlist (no host) cannot be joined, so has none.
+    let missing: Vec<&Session> = found
+        .iter()
+        .filter(|s| s.active && s.host_id.is_some() && !codes.contains_key(&s.id))
+        .collect();
+    if !missing.is_empty() {
+        let mut conn = st.db.acquire().await?;
+        for s in missing {
+            codes.insert(s.id.clone(), joins::ensure(&mut conn, &s.id).await?);
+        }
+    }
+    let listed: Vec<ListedSession> = found
+        .into_iter()
+        .map(|session| ListedSession {
+            join_code: codes.remove(&session.id),
+            session,
+        })
+        .collect();
+    Ok(Json(json!({ "sessions": listed })))
 }
 
 /// `GET /v1/sessions/{id}` → the snapshot body, to members. Anyone else
@@ -82,6 +105,28 @@ pub async fn get(
     }
     Ok(Json(
         serde_json::to_value(snap).map_err(|e| Error::Internal(e.into()))?,
+    ))
+}
+
+/// `GET /v1/sessions/{id}/suggestions` (members) → {version, items}: "up
+/// next for this room", as the session's listeners last got them (computed
+/// now when there are none yet).
+pub async fn suggestions(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let id = session_id(&id)?;
+    if !sessions::is_member(&st.db, id.as_str(), &user.id).await? {
+        return Err(if sessions::get(&st.db, id.as_str()).await?.is_none() {
+            Error::NotFound("session")
+        } else {
+            not_a_member()
+        });
+    }
+    let (version, items) = st.hub.suggestions(&id).await?;
+    Ok(Json(
+        serde_json::json!({ "version": version, "items": items }),
     ))
 }
 
@@ -155,13 +200,13 @@ pub async fn updates(
 }
 
 /// A non-member asked for a session's contents.
-fn not_a_member() -> Error {
+pub(super) fn not_a_member() -> Error {
     Error::Forbidden("only members see a session: join it with its link or code first".into())
 }
 
 /// A session id from a URL: one that cannot exist is a 404, one with a
 /// control character a 422 naming it (Postgres refuses NUL in text).
-fn session_id(id: &str) -> Result<SessionId> {
+pub(super) fn session_id(id: &str) -> Result<SessionId> {
     SessionId::parse(id).map_err(|e| match e {
         IdError::ControlCharacter => Error::invalid("id", e.to_string()),
         _ => Error::NotFound("session"),

@@ -27,6 +27,10 @@ pub struct UpsertBody {
     #[serde(default)]
     popularity: Option<i32>,
     #[serde(default)]
+    duration_ms: Option<i64>,
+    #[serde(default)]
+    cover_url: Option<String>,
+    #[serde(default)]
     features: Option<TrackFeatures>,
 }
 
@@ -38,6 +42,8 @@ impl UpsertBody {
             artists: self.artists.clone(),
             album: self.album.clone(),
             popularity: self.popularity,
+            duration_ms: self.duration_ms,
+            cover_url: self.cover_url.clone(),
         }
     }
 }
@@ -83,12 +89,13 @@ pub async fn upsert(
         check_features(f)?;
     }
     let mut tx = st.db.begin().await?;
-    let (track, inserted) = tracks::upsert(&mut *tx, &input).await?;
+    let (track, inserted) = tracks::upsert(&mut tx, &input).await?;
     if let Some(f) = &b.features {
         tracks::set_features(&mut *tx, &track.id, f).await?;
     }
     tx.commit().await?;
     st.hub.tracks().put(std::sync::Arc::new(track.clone()));
+    st.hub.catalog_changed();
     let features = tracks::features(&st.db, &track.id).await?;
     let status = if inserted {
         StatusCode::CREATED

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::extract::{ApiJson, AuthUser, BearerToken, ClientIp};
 use super::AppState;
 use crate::auth;
-use crate::db::{tokens, users};
+use crate::db::{guests, tokens, users};
 use crate::error::{Error, Result};
 use audotics_protocol::rules;
 
@@ -28,6 +28,7 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<Value>)> {
     st.limits.signup(ip)?;
     let email = rules::email(&b.email)?;
+    super::joining::refuse_guest_email(&email)?;
     let name = rules::text("name", &b.name, rules::NAME_MAX)?;
     rules::password(&b.password)?;
     let hash = auth::hash_password_as(b.password, st.config.password_hash).await?;
@@ -117,10 +118,14 @@ pub async fn logout_all(
     Ok(Json(json!({ "revoked": revoked })))
 }
 
-/// `GET /v1/me` → {user, preferences}
+/// `GET /v1/me` → {user, preferences, guest}; `guest`: a guest account
+/// (joined with just a name, not claimed yet).
 pub async fn me(State(st): State<AppState>, AuthUser(user): AuthUser) -> Result<Json<Value>> {
     let prefs = users::preferences(&st.db, &user.id).await?;
-    Ok(Json(json!({ "user": user, "preferences": prefs })))
+    let guest = guests::is_guest(&st.db, &user.id).await?;
+    Ok(Json(
+        json!({ "user": user, "preferences": prefs, "guest": guest }),
+    ))
 }
 
 #[derive(Deserialize)]

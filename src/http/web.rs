@@ -6,7 +6,7 @@
 use std::path::Path as FsPath;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -18,13 +18,19 @@ use crate::error::Error;
 
 static WEB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/web");
 
-/// `/`, `/<file>` and `/vendor/<file>`. API, WebSocket and operator routes
-/// are more specific and win; an unknown file is a problem+json 404.
+/// `/`, `/<file>` and `/<folder>/<file>` for the client's folders (`js/`
+/// its modules, `icons/` the app icons, `vendor/` third-party code);
+/// `/j/<code>` (a join code's link) is the client's page too, which reads
+/// the code from its path. API, WebSocket and operator routes are more
+/// specific and win; an unknown file is a problem+json 404.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
+        .route("/j/{code}", get(index))
         .route("/{file}", get(top_file))
-        .route("/vendor/{file}", get(vendor_file))
+        .route("/js/{file}", get(folder_file))
+        .route("/icons/{file}", get(folder_file))
+        .route("/vendor/{file}", get(folder_file))
 }
 
 async fn index(State(st): State<AppState>, headers: HeaderMap) -> Response {
@@ -39,12 +45,10 @@ async fn top_file(
     serve(&st, &file, &headers).await
 }
 
-async fn vendor_file(
-    State(st): State<AppState>,
-    Path(file): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    serve(&st, &format!("vendor/{file}"), &headers).await
+/// A file in one of the folders `routes` lists: the request path is its
+/// path under `web/` (`serve` still checks every segment).
+async fn folder_file(State(st): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    serve(&st, uri.path().trim_start_matches('/'), &headers).await
 }
 
 /// Only plain names: letters, digits, `.`, `-`, `_`, no leading dot.
@@ -136,13 +140,24 @@ mod tests {
 
     #[test]
     fn embedded_client_is_complete() {
-        for f in ["index.html", "app.js", "style.css"] {
+        for f in [
+            "index.html",
+            "app.js",
+            "style.css",
+            "manifest.webmanifest",
+            "js/session.js",
+            "icons/icon-192.png",
+        ] {
             assert!(WEB.get_file(f).is_some(), "{f} is embedded");
         }
         assert_eq!(content_type("app.js"), "text/javascript; charset=utf-8");
         assert_eq!(
             content_type("vendor/qrcode.js"),
             "text/javascript; charset=utf-8"
+        );
+        assert_eq!(
+            content_type("manifest.webmanifest"),
+            "application/manifest+json"
         );
     }
 

@@ -544,6 +544,12 @@ async fn join(
             out.close(CloseCode::NotFound, "session not found");
             JoinStep::Close
         }
+        Err(JoinRefusal::Banned) => {
+            let e = Error::Forbidden("a host banned you from this session".into());
+            push(out, &e.to_frame(None));
+            out.close(CloseCode::Banned, "banned from the session");
+            JoinStep::Close
+        }
         Err(JoinRefusal::Ended) => {
             out.close(CloseCode::Ended, "session ended");
             JoinStep::Close

@@ -61,6 +61,8 @@ struct HubInner {
     registry: Registry<SessionHandle>,
     /// Cluster mode: this node's membership (`None`: a single hub).
     cluster: Option<Cluster>,
+    /// The catalog suggestions score.
+    catalogs: Arc<session::upnext::Catalogs>,
     connections: Arc<Semaphore>,
     shutdown: CancellationToken,
     /// Session actors.
@@ -191,6 +193,7 @@ enum Ask {
     Snapshot {
         viewer: UserId,
     },
+    Suggestions,
     End,
 }
 
@@ -215,6 +218,7 @@ impl Ask {
             Ask::Snapshot { viewer } => Request::Snapshot {
                 viewer: viewer.to_string(),
             },
+            Ask::Suggestions => Request::Suggestions,
             Ask::End => Request::End,
         }
     }
@@ -227,7 +231,9 @@ impl Ask {
         let got = match self {
             Ask::Op { .. } => OpReply::decode(payload).map(Got::Op),
             Ask::Join { .. } => decode_json(&payload).map(Got::Join),
-            Ask::Snapshot { .. } | Ask::End => decode_json(&payload).map(Got::Answer),
+            Ask::Snapshot { .. } | Ask::Suggestions | Ask::End => {
+                decode_json(&payload).map(Got::Answer)
+            }
         };
         got.map_err(|e| tracing::warn!(error = %e, "unreadable answer from an owner"))
             .ok()
@@ -271,6 +277,12 @@ impl Ask {
                     Err(_) => Answer::Unavailable,
                 }))
             }
+            Ask::Suggestions => {
+                let (reply, rx) = oneshot::channel();
+                h.tx.send(Command::Suggestions { reply }).await.ok()?;
+                let (version, items) = rx.await.ok()?;
+                Some(Got::Answer(Answer::Suggestions { version, items }))
+            }
             Ask::End => {
                 let (reply, rx) = oneshot::channel();
                 h.tx.send(Command::End { reply }).await.ok()?;
@@ -304,6 +316,7 @@ impl Hub {
                 config,
                 registry: Registry::default(),
                 cluster,
+                catalogs: Arc::default(),
                 connections,
                 shutdown: CancellationToken::new(),
                 actors: TaskTracker::new(),
@@ -314,6 +327,36 @@ impl Hub {
 
     pub fn config(&self) -> &HubConfig {
         &self.inner.config
+    }
+
+    /// Tracks or their features were written: suggestions see them at their
+    /// next computation.
+    pub fn catalog_changed(&self) {
+        self.inner.catalogs.invalidate();
+    }
+
+    /// Load the suggestion catalog (in the background, at start).
+    pub fn load_catalog(&self) -> impl Future<Output = ()> + Send + 'static {
+        session::upnext::load_catalog(self.inner.db.clone(), self.inner.catalogs.clone())
+    }
+
+    /// "Up next for this room": the session's latest suggestions (computed
+    /// now if there are none), from its owner.
+    pub async fn suggestions(
+        &self,
+        session_id: &SessionId,
+    ) -> Result<(i64, Vec<audotics_protocol::party::Suggested>)> {
+        if self.inner.cluster.is_some() {
+            return match self.to_owner(session_id, &Ask::Suggestions).await {
+                Ok(Got::Answer(Answer::Suggestions { version, items })) => Ok((version, items)),
+                Ok(Got::Answer(Answer::NotFound)) => Err(Error::NotFound("session")),
+                _ => Err(Error::Unavailable),
+            };
+        }
+        self.ask(session_id, |reply| Command::Suggestions { reply })
+            .await
+            .map(|(_, r)| r)
+            .ok_or(Error::Unavailable)
     }
 
     /// This node's cluster membership, in cluster mode.
@@ -378,6 +421,7 @@ impl Hub {
                 metrics: self.inner.metrics.clone(),
                 config: self.inner.config.clone(),
                 shutdown: self.inner.shutdown.clone(),
+                catalogs: self.inner.catalogs.clone(),
             };
             let hub = self.clone();
             let (id, mine) = (session_id.clone(), handle.clone());
@@ -464,6 +508,7 @@ impl Hub {
                 Ok(Got::Join(JoinReply::Opening(o))) => o,
                 Ok(Got::Join(JoinReply::NotFound)) => return Err(JoinRefusal::NotFound),
                 Ok(Got::Join(JoinReply::Ended)) => return Err(JoinRefusal::Ended),
+                Ok(Got::Join(JoinReply::Banned)) => return Err(JoinRefusal::Banned),
                 _ => return Err(JoinRefusal::Unavailable),
             };
             let attached = relay

@@ -419,6 +419,14 @@ impl<T> Queue<T> {
         self.entries.iter_mut().map(|e| &mut e.item)
     }
 
+    /// The payload of entry `id`, mutably (its place cannot change).
+    pub fn item_mut(&mut self, id: Uuid) -> Option<&mut T> {
+        self.entries
+            .iter_mut()
+            .find(|e| e.id == id)
+            .map(|e| &mut e.item)
+    }
+
     /// Index of entry `id`, if queued.
     pub fn index_of(&self, id: Uuid) -> Option<usize> {
         self.entries.iter().position(|e| e.id == id)

@@ -1,77 +1,48 @@
-//! The one place a snapshot is put together, whether the session is live in
-//! an actor or read from the database.
+//! Snapshots: the session's whole state as a viewer sees it, from a live
+//! actor's state or, with no actor, loaded from Postgres the same way an
+//! actor loads it.
 
 use std::collections::HashSet;
 
-use audotics_protocol::model::{Member, PlaylistRef, QueueEntry, Role, SessionRef, Snapshot, You};
+use audotics_protocol::model::{Member, Snapshot, You};
 use audotics_protocol::UserId;
 use sqlx::PgPool;
 
-use crate::db::sessions::{self, MemberRow};
-use crate::error::{Error, Result};
+use super::session::state::SessionState;
+use crate::error::Result;
 
-/// Build a snapshot from the database (a session no actor serves: nobody is
+/// The session as `viewer` sees it from Postgres (no live actor: nobody is
 /// online).
 pub async fn load(db: &PgPool, session_id: &str, viewer: &UserId) -> Result<Snapshot> {
-    let (session, playlist) = sessions::refs(db, session_id)
-        .await?
-        .ok_or(Error::NotFound("session"))?;
-    let (version, _) = sessions::counters(db, session_id).await?;
-    let queue = sessions::queue(db, session_id)
-        .await?
-        .into_iter()
-        .map(|e| QueueEntry {
-            entry_id: e.entry_id,
-            track: e.track,
-            added_by: e.added_by.into_string(),
-            added_at: e.added_at,
-        })
-        .collect();
-    let members = sessions::members(db, session_id).await?;
-    Ok(assemble(
-        version,
-        session,
-        playlist,
-        queue,
-        &members,
-        &HashSet::new(),
-        viewer,
-    ))
+    let (state, _, _) = super::session::load_state(db, session_id, usize::MAX, false).await?;
+    Ok(assemble(&state, &HashSet::new(), viewer))
 }
 
 /// Put a snapshot together for `viewer`; `online` lists the users with a
 /// live listener connection.
-pub fn assemble(
-    version: i64,
-    session: SessionRef,
-    playlist: PlaylistRef,
-    queue: Vec<QueueEntry>,
-    members: &[MemberRow],
-    online: &HashSet<UserId>,
-    viewer: &UserId,
-) -> Snapshot {
-    let role = if session.host_id == viewer.as_str() {
-        Role::Host
-    } else {
-        Role::Member
-    };
+pub fn assemble(state: &SessionState, online: &HashSet<UserId>, viewer: &UserId) -> Snapshot {
+    let mut session = state.session.clone();
+    session.host_id = state.session.host_id.clone();
     Snapshot {
-        version,
+        version: state.version(),
         you: You {
             user_id: viewer.to_string(),
-            role,
+            role: state.role_of(viewer),
         },
         session,
-        playlist,
-        queue,
-        members: members
+        playlist: state.playlist.clone(),
+        queue: state.queue_entries(),
+        members: state
+            .members()
             .iter()
             .map(|m| Member {
                 online: online.contains(&m.user_id),
                 user_id: m.user_id.to_string(),
                 name: m.name.clone(),
                 avatar: m.avatar.clone(),
+                role: state.role_of(&m.user_id),
             })
             .collect(),
+        party: Box::new(state.party_wire()),
     }
 }

@@ -75,6 +75,8 @@ mod tests {
             artists: vec!["A".into()],
             album: "B".into(),
             popularity: 1,
+            duration_ms: None,
+            cover_url: None,
         })
     }
 

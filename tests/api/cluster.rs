@@ -80,6 +80,8 @@ async fn setup(hub: &HubProcess, users: usize) -> (String, String, Vec<String>, 
             artists: vec!["A".into()],
             album: "B".into(),
             popularity: None,
+            duration_ms: None,
+            cover_url: None,
         };
         tracks.push(rest.upsert_track(&t, None).await.unwrap().track.id);
     }
@@ -598,7 +600,14 @@ async fn a_restarted_node_serves_its_listeners_again_from_where_they_were() {
     let owner = own_on(&a.ws, &session, &host).await;
     // A writer on a; a listener on b, which is killed and started again on
     // the same address (the listener keeps resuming with `since` there).
-    let mut r = run(std::slice::from_ref(&a.ws), &session, &tokens, &tracks, &[0], &[]);
+    let mut r = run(
+        std::slice::from_ref(&a.ws),
+        &session,
+        &tokens,
+        &tracks,
+        &[0],
+        &[],
+    );
     let (until, until_rx) = watch::channel(None);
     let on_b = listener(
         vec![b.ws.clone()],

@@ -173,6 +173,8 @@ async fn a_listener_whose_socket_accepts_nothing_is_cut_off_and_leaves_presence(
             artists: vec!["a".repeat(200); 50],
             album: name.clone(),
             popularity: None,
+            duration_ms: None,
+            cover_url: None,
         };
         host.add_track(&format!("h{i}"), track, None).await;
         if i % 16 == 15 || i == N - 1 {

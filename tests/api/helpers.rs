@@ -221,6 +221,8 @@ pub fn track_meta(spotify_id: &str, name: &str) -> TrackBody {
         artists: vec!["Artist".to_owned()],
         album: "Album".to_owned(),
         popularity: Some(50),
+        duration_ms: None,
+        cover_url: None,
     }
 }
 

@@ -84,6 +84,8 @@ fn small_track(spotify_id: &str) -> TrackBody {
         artists: vec!["A".to_owned()],
         album: "Album".to_owned(),
         popularity: Some(10),
+        duration_ms: None,
+        cover_url: None,
     }
 }
 
@@ -156,7 +158,7 @@ async fn malformed_frames_after_join_get_exact_errors_and_change_nothing() {
         (Host, m(msg::reorder("m14", &e0, 2, None)), Some("m14"), "invalid", "toIndex"),
         (Host, m(msg::reorder("m15", &unknown_uuid, 0, None)), Some("m15"), "not_found", "entry"),
         (Host, m(msg::reorder("m16", "not-a-uuid", 0, None)), Some("m16"), "not_found", "entry"),
-        (Host, m(msg::reorder("m17", &e1, 0, Some(1))), Some("m17"), "conflict", "baseVersion"),
+        (Host, m(msg::reorder("m17", &e1, 0, Some(99))), Some("m17"), "conflict", "baseVersion"),
         (Host, m(msg::remove("m18", &unknown_uuid)), Some("m18"), "not_found", "entry"),
         (Host, m(msg::remove("m19", "not-a-uuid")), Some("m19"), "not_found", "entry"),
         (Host, m(msg::add("m20", &unknown_uuid, None)), Some("m20"), "not_found", "track"),
@@ -519,6 +521,8 @@ fn heavy_add(i: usize) -> ClientMsg {
         artists,
         album: "b".repeat(500),
         popularity: Some(50),
+        duration_ms: None,
+        cover_url: None,
     };
     msg::add_track(&format!("w{i}"), track, None)
 }

@@ -717,8 +717,12 @@ async fn migrations_adopt_an_existing_prisma_database_without_touching_rows() {
     let body: Value = r.json().await.unwrap();
     let sessions = body["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 1, "{body}");
+    // The adopted session got its join code when first listed.
+    let mut listed = sessions[0].clone();
+    let code = listed.as_object_mut().unwrap().remove("joinCode").unwrap();
+    assert_eq!(code.as_str().map(str::len), Some(6), "{code}");
     assert_eq!(
-        sessions[0],
+        listed,
         json!({
             "id": OLD_SESSION, "name": "Friday night", "active": true,
             "createdAt": "2024-12-06T20:00:00Z", "updatedAt": "2024-12-06T21:00:00Z",
@@ -756,9 +760,9 @@ async fn migrations_adopt_an_existing_prisma_database_without_touching_rows() {
     assert_eq!(
         snap["members"],
         json!([
-            { "userId": OLD_GUEST, "name": "Guest", "avatar": null, "online": false },
-            { "userId": OLD_HOST, "name": "Hosta", "avatar": "https://i.example/a.png", "online": false },
-            { "userId": newbie.id, "name": "Newbie", "avatar": null, "online": false },
+            { "userId": OLD_GUEST, "name": "Guest", "avatar": null, "online": false, "role": "member" },
+            { "userId": OLD_HOST, "name": "Hosta", "avatar": "https://i.example/a.png", "online": false, "role": "host" },
+            { "userId": newbie.id, "name": "Newbie", "avatar": null, "online": false, "role": "member" },
         ])
     );
     assert_eq!(

@@ -432,7 +432,8 @@ async fn me_needs_a_valid_bearer_token() {
     problem(&r, 401, "unauthorized");
     let r = send(app.http.get(app.url("/v1/me")).bearer_auth(&ann.token)).await;
     assert_eq!(r.status, 200);
-    assert_eq!(keys(&r.body), key_set(&["user", "preferences"]));
+    assert_eq!(keys(&r.body), key_set(&["user", "preferences", "guest"]));
+    assert_eq!(r.body["guest"], false);
     assert_eq!(r.body["user"]["email"], ann.email.as_str());
     assert_eq!(r.body["user"]["name"], "Ann");
     app.stop().await;
@@ -555,6 +556,8 @@ fn track_body(spotify_id: &str) -> Value {
         artists: vec!["Rick Astley".into()],
         album: "Whenever You Need Somebody".into(),
         popularity: Some(87),
+        duration_ms: None,
+        cover_url: None,
     })
     .unwrap()
 }
@@ -592,7 +595,16 @@ async fn tracks_upsert_by_spotify_id_keeps_what_the_catalog_knows() {
     let t = &r.body["track"];
     assert_eq!(
         keys(t),
-        key_set(&["id", "spotifyId", "name", "artists", "album", "popularity"])
+        key_set(&[
+            "id",
+            "spotifyId",
+            "name",
+            "artists",
+            "album",
+            "popularity",
+            "durationMs",
+            "coverUrl"
+        ])
     );
     assert!(is_uuid(&t["id"]));
     assert_eq!(t["spotifyId"], "4uLU6hMCjMI75M1A2tKUQC");
@@ -609,6 +621,8 @@ async fn tracks_upsert_by_spotify_id_keeps_what_the_catalog_knows() {
         artists: vec!["Rick Astley".into(), "PWL".into()],
         album: "The Best Of".into(),
         popularity: Some(90),
+        duration_ms: None,
+        cover_url: None,
     })
     .unwrap();
     again["features"] = features_body();
@@ -794,6 +808,8 @@ async fn tracks_search_by_name_artist_album_literally() {
                 artists: artists.into_iter().map(String::from).collect(),
                 album: album.into(),
                 popularity: Some(pop),
+                duration_ms: None,
+                cover_url: None,
             },
         )
         .await;
@@ -850,7 +866,8 @@ async fn tracks_search_by_name_artist_album_literally() {
     assert_eq!(
         one.body["tracks"][0],
         json!({ "id": one.body["tracks"][0]["id"], "spotifyId": "t1", "name": "Bohemian Rhapsody",
-                "artists": ["Queen"], "album": "A Night at the Opera", "popularity": 90 })
+                "artists": ["Queen"], "album": "A Night at the Opera", "popularity": 90,
+                "durationMs": null, "coverUrl": null })
     );
 
     // Exact lookup by Spotify id (for pasted links).
@@ -911,7 +928,7 @@ async fn create_session_makes_the_caller_host() {
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(keys(&r.body), key_set(&["session", "playlist"]));
+    assert_eq!(keys(&r.body), key_set(&["session", "playlist", "joinCode"]));
     let s = &r.body["session"];
     let p = &r.body["playlist"];
     assert_eq!(
@@ -1022,7 +1039,15 @@ async fn list_and_end_sessions() {
     for s in listed.body["sessions"].as_array().unwrap() {
         assert_eq!(
             keys(s),
-            key_set(&["id", "name", "active", "createdAt", "updatedAt", "hostId"])
+            key_set(&[
+                "id",
+                "name",
+                "active",
+                "createdAt",
+                "updatedAt",
+                "hostId",
+                "joinCode"
+            ])
         );
         assert_eq!(s["hostId"], host.id.as_str());
     }
@@ -1130,8 +1155,13 @@ async fn session_snapshot_over_rest() {
             "session": { "id": sid, "name": "Snapshot", "active": true, "hostId": host.id },
             "playlist": { "id": pid, "name": "Snapshot", "description": "for testing", "spotifyId": null },
             "queue": [],
-            "members": [ { "userId": host.id, "name": host.name, "avatar": null, "online": false } ],
+            "members": [ { "userId": host.id, "name": host.name, "avatar": null, "online": false, "role": "host" } ],
             "you": { "userId": host.id, "role": "host" },
+            "party": {
+                "settings": { "order": "host", "guestsAdd": true, "guestsReorder": false,
+                              "guestsSkip": false, "guestQueueCap": null, "skipThreshold": 0.5 },
+                "nowPlaying": null, "history": [], "skipVotes": [], "cohosts": [], "banned": [],
+            },
         })
     );
     // Another user does not see it until it joins (the id is an
@@ -1425,8 +1455,8 @@ async fn secrets_never_leave_the_hub() {
         assert_eq!(
             snap.body["members"],
             json!([
-                { "userId": ann.id, "name": "Ann", "avatar": "https://i.example/ann.png", "online": false },
-                { "userId": bob.id, "name": "Bob", "avatar": null, "online": false },
+                { "userId": ann.id, "name": "Ann", "avatar": "https://i.example/ann.png", "online": false, "role": "host" },
+                { "userId": bob.id, "name": "Bob", "avatar": null, "online": false, "role": "member" },
             ])
         );
     }

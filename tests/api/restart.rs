@@ -59,6 +59,8 @@ async fn sigkill_mid_stream_loses_nothing_acked() {
             artists: vec!["A".into()],
             album: "B".into(),
             popularity: None,
+            duration_ms: None,
+            cover_url: None,
         };
         tracks.push(host.upsert_track(&t, None).await.unwrap().track.id);
     }

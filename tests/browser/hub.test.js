@@ -1,9 +1,15 @@
 // Browser tests of the Audotics Hub web client: a real hub (private Postgres,
-// demo catalog) and headless Debian Chromium driven by playwright-core, with
-// two browser contexts (host and guest) walking the issue's scenarios.
+// demo catalog) and headless Debian Chromium driven by playwright-core. The
+// people of issue 18: a host (laptop-sized mouse user, then on a touch
+// phone), a guest on a light-mode touch phone (390×844), and a late friend
+// who reaches the hub through a TCP proxy at another address — the proxy
+// can stop forwarding, as a dead NAT or a stalled middlebox does.
 //
 // Run: tests/browser/run.sh  (or `node --test tests/browser/` with the hub
-// built at target/debug/audotics-hub, or HUB_BIN pointing at a binary).
+// built at target/debug/audotics-hub, or HUB_BIN pointing at a binary). The
+// hub serves this tree's web/ (--web-dir; WEB_DIR overrides), so the client
+// under test is the one in the working tree even when the binary was built
+// earlier.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,10 +24,13 @@ import { chromium } from 'playwright-core';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
 const HUB_BIN = process.env.HUB_BIN || path.join(ROOT, 'target', 'debug', 'audotics-hub');
+const WEB_DIR = process.env.WEB_DIR || path.join(ROOT, 'web');
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ARTIFACTS = path.join(HERE, 'artifacts');
 const STEP = { timeout: 90_000 };
 const UI_TIMEOUT = 15_000;
+/** The late friend's name for the machine: not a loopback name, so its invite link is one a phone could open. */
+const FRIEND_HOST = 'party.test';
 
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 800 };
@@ -55,7 +64,7 @@ class Hub {
     this.runs += 1;
     const log = fs.openSync(path.join(ARTIFACTS, `hub-run-${this.runs}.log`), 'w');
     const proc = spawn(HUB_BIN, [
-      'serve', '--bind', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--demo',
+      'serve', '--bind', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--demo', '--web-dir', WEB_DIR,
     ], { stdio: ['ignore', log, log], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
     fs.closeSync(log);
     this.proc = proc;
@@ -97,6 +106,65 @@ class Hub {
   }
 }
 
+/**
+ * A TCP proxy in front of the hub. `stallWebSockets()` makes it stop
+ * forwarding on every WebSocket it carries — in both directions, closes
+ * included — while new connections still pass: a half-open socket, as a
+ * NAT that forgot the connection or a middlebox that hung leaves behind.
+ */
+class StallingProxy {
+  constructor(targetPort) {
+    this.targetPort = targetPort;
+    this.links = new Set();
+    this.accepted = 0;
+  }
+
+  async start() {
+    this.server = net.createServer((client) => {
+      this.accepted += 1;
+      const upstream = net.connect(this.targetPort, '127.0.0.1');
+      const link = { client, upstream, websocket: false, stalled: false };
+      this.links.add(link);
+      client.on('data', (d) => {
+        if (!link.websocket && /^upgrade:\s*websocket/im.test(d.toString('latin1'))) link.websocket = true;
+        if (!link.stalled) upstream.write(d);
+      });
+      upstream.on('data', (d) => { if (!link.stalled) client.write(d); });
+      const end = () => {
+        if (link.stalled) return; // a stalled link forwards nothing, not even its end
+        client.destroy();
+        upstream.destroy();
+        this.links.delete(link);
+      };
+      for (const s of [client, upstream]) {
+        s.on('close', end);
+        s.on('error', () => {});
+      }
+    });
+    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = this.server.address().port;
+  }
+
+  stallWebSockets() {
+    let n = 0;
+    for (const link of this.links) {
+      if (link.websocket && !link.stalled) {
+        link.stalled = true;
+        n += 1;
+      }
+    }
+    return n;
+  }
+
+  async close() {
+    for (const { client, upstream } of this.links) {
+      client.destroy();
+      upstream.destroy();
+    }
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
 // ------------------------------------------------------------------ page helpers
 
 async function titles(page) {
@@ -104,8 +172,8 @@ async function titles(page) {
 }
 
 /** Wait until the page's queue titles equal `expected` (or the timeout). */
-async function expectQueue(page, expected, what) {
-  const deadline = Date.now() + UI_TIMEOUT;
+async function expectQueue(page, expected, what, timeout = UI_TIMEOUT) {
+  const deadline = Date.now() + timeout;
   let seen;
   while (Date.now() < deadline) {
     seen = await titles(page);
@@ -115,9 +183,9 @@ async function expectQueue(page, expected, what) {
   assert.deepEqual(seen, expected, `${what}: queue differs`);
 }
 
-async function expectText(locator, re, what) {
-  await locator.first().waitFor({ state: 'attached', timeout: UI_TIMEOUT }).catch(() => {});
-  const deadline = Date.now() + UI_TIMEOUT;
+async function expectText(locator, re, what, timeout = UI_TIMEOUT) {
+  await locator.first().waitFor({ state: 'attached', timeout }).catch(() => {});
+  const deadline = Date.now() + timeout;
   let text = '';
   while (Date.now() < deadline) {
     text = (await locator.allTextContents()).join(' | ');
@@ -136,25 +204,116 @@ async function signUp(page, name, email) {
   await page.locator('#form-signup').getByRole('button', { name: 'Create account' }).click();
 }
 
-async function waitLive(page) {
-  await expectText(page.locator('#conn-badge'), /^Live$/, 'connection badge shows Live');
+async function waitLive(page, timeout = UI_TIMEOUT) {
+  await expectText(page.locator('#conn-badge'), /^Live$/, 'connection badge shows Live', timeout);
+}
+
+/** On a phone the session's parts are tabs; on a wide screen they are all shown. */
+async function openTab(page, name) {
+  const tab = page.locator(`#tab-${name}`);
+  if (await tab.isVisible()) await tab.click();
+}
+
+async function search(page, query) {
+  await openTab(page, 'add');
+  await page.getByLabel('Search the catalog').fill(query);
+  await page.locator('#form-search').getByRole('button', { name: 'Search' }).click();
+  await expectText(page.locator('#search-status'), new RegExp(`for “${escapeRe(query)}”|No tracks match|didn't work`), `search for ${query} answered`);
 }
 
 async function addFromSearch(page, query, nth) {
-  await page.getByLabel('Search the catalog').fill(query);
-  await page.locator('#form-search').getByRole('button', { name: 'Search' }).click();
+  await search(page, query);
   const buttons = page.locator('#results button[data-track]');
   await buttons.nth(nth).waitFor({ timeout: UI_TIMEOUT });
   const name = await buttons.nth(nth).getAttribute('data-name');
   await buttons.nth(nth).click();
+  await expectText(buttons.nth(nth), /Added/, `${name} added`);
+  await openTab(page, 'queue');
   return name;
+}
+
+/** A row's ⋯ menu, then one of its items. */
+async function rowAction(page, trackName, item) {
+  await openTab(page, 'queue');
+  await page.getByRole('button', { name: `More actions for ${trackName}`, exact: true }).click();
+  await page.getByRole('menuitem', { name: item, exact: true }).click();
+}
+
+/** The items a row's ⋯ menu offers. */
+async function menuItems(page, trackName) {
+  await page.getByRole('button', { name: `More actions for ${trackName}`, exact: true }).click();
+  const items = await page.locator('#row-menu [role=menuitem]').allTextContents();
+  await page.keyboard.press('Escape');
+  return items;
+}
+
+/** Ops on a raw WebSocket of the page's user: [{type: 'add', trackId}, …]; resolves when all are acked. */
+async function rawOps(page, sessionId, ops) {
+  return page.evaluate(async ({ sessionId, ops }) => {
+    const token = localStorage.getItem('audotics.token');
+    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`);
+    const answers = [];
+    return await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`raw ops timed out: ${JSON.stringify(answers)}`)), 10000);
+      ws.onopen = () => ws.send(JSON.stringify({ type: 'join', sessionId, token }));
+      ws.onmessage = (ev) => {
+        const m = JSON.parse(ev.data);
+        if (m.type === 'snapshot') {
+          ops.forEach((op, i) => ws.send(JSON.stringify({ ...op, req: `raw-${Date.now()}-${i}` })));
+        } else if (m.type === 'ack' || m.type === 'error') {
+          answers.push(m);
+          if (answers.length === ops.length) {
+            clearTimeout(t);
+            ws.send(JSON.stringify({ type: 'leave' }));
+            resolve(answers);
+          }
+        }
+      };
+    });
+  }, { sessionId, ops });
+}
+
+/** A finger on a touch screen: press at `from`, slide to `to`, lift (CDP touch events). */
+async function touchDrag(page, from, to) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [{ x: from.x, y: from.y }] });
+  const steps = 14;
+  for (let i = 1; i <= steps; i += 1) {
+    await cdp.send('Input.dispatchTouchEvent', {
+      type: 'touchMove',
+      touchPoints: [{ x: from.x + ((to.x - from.x) * i) / steps, y: from.y + ((to.y - from.y) * i) / steps }],
+    });
+    await sleep(16);
+  }
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  await cdp.detach();
+}
+
+const center = (b) => ({ x: b.x + b.width / 2, y: b.y + b.height / 2 });
+
+/** Every control on the page smaller than 44×44 CSS px, as "tag#id label w×h". */
+async function smallTargets(page) {
+  return page.evaluate(() => {
+    const sel = 'a[href], button, input, select, textarea, summary, [role=tab], [role=menuitem], [tabindex]:not([tabindex="-1"])';
+    const small = [];
+    for (const e of document.querySelectorAll(sel)) {
+      const r = e.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0 || getComputedStyle(e).visibility === 'hidden') continue;
+      if (r.right <= 0 || r.left >= window.innerWidth) continue; // parked off screen (the skip link)
+      if (r.width < 43.5 || r.height < 43.5) {
+        const label = e.getAttribute('aria-label') || e.textContent.trim().slice(0, 30);
+        small.push(`${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''} “${label}” ${Math.round(r.width)}×${Math.round(r.height)}`);
+      }
+    }
+    return small;
+  });
 }
 
 async function shoot(page, name, viewport) {
   await page.setViewportSize(viewport);
   await page.evaluate(() => {
     document.activeElement?.blur();
-    document.querySelector('#toasts')?.replaceChildren(); // transient; would cover the view
+    document.querySelector('#toast').hidden = true; // transient
     window.scrollTo(0, 0);
   });
   await sleep(300);
@@ -168,17 +327,39 @@ async function shoot(page, name, viewport) {
 describe('web client in a real browser', { timeout: 900_000 }, () => {
   let tmp;
   let hub;
+  let proxy;
   let browser;
   let hostCtx;
   let guestCtx;
+  let friendCtx;
+  let hostPhoneCtx;
   let host;
   let guest;
+  let friend;
+  let hostPhone;
   let sessionId;
   let shareLink;
   let hostToken;
   let guestToken;
   const expected = []; // the queue titles we expect, in order
   const consoleErrors = [];
+
+  const watch = (who, page) => page.on('pageerror', (e) => consoleErrors.push(`${who}: ${e.message}`));
+
+  /** Tracks of the demo catalog for `q` that are not queued yet. */
+  async function freshTracks(q, n) {
+    const r = await hub.api('GET', `/tracks?q=${encodeURIComponent(q)}&limit=50`, hostToken);
+    const seen = new Set(expected);
+    const picked = [];
+    for (const t of r.data.tracks) {
+      if (!seen.has(t.name) && picked.length < n) {
+        seen.add(t.name);
+        picked.push(t);
+      }
+    }
+    assert.equal(picked.length, n, `${n} fresh tracks for ${q}`);
+    return picked;
+  }
 
   before(async () => {
     assert.ok(fs.existsSync(HUB_BIN), `hub binary not found at ${HUB_BIN}: build it (cargo build --bin audotics-hub) or set HUB_BIN`);
@@ -188,6 +369,8 @@ describe('web client in a real browser', { timeout: 900_000 }, () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'audotics-browser-'));
     hub = new Hub(path.join(tmp, 'data'), await freePort());
     await hub.start();
+    proxy = new StallingProxy(hub.port);
+    await proxy.start();
     // Playwright gives each launch a fresh temporary profile (user data dir)
     // of its own and removes it on close; it refuses a --user-data-dir arg.
     browser = await chromium.launch({
@@ -196,43 +379,56 @@ describe('web client in a real browser', { timeout: 900_000 }, () => {
       args: [
         '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        `--host-resolver-rules=MAP ${FRIEND_HOST} 127.0.0.1`,
       ],
     });
-    hostCtx = await browser.newContext({ viewport: PHONE });
-    guestCtx = await browser.newContext({ viewport: PHONE });
-    for (const ctx of [hostCtx, guestCtx]) {
+    hostCtx = await browser.newContext({ viewport: PHONE, colorScheme: 'dark' });
+    guestCtx = await browser.newContext({ viewport: PHONE, colorScheme: 'light', hasTouch: true, isMobile: true });
+    friendCtx = await browser.newContext({ viewport: PHONE, colorScheme: 'dark', hasTouch: true, isMobile: true });
+    for (const ctx of [hostCtx, guestCtx, friendCtx]) {
       ctx.setDefaultTimeout(UI_TIMEOUT);
       ctx.setDefaultNavigationTimeout(30_000);
     }
     host = await hostCtx.newPage();
     guest = await guestCtx.newPage();
-    for (const [who, page] of [['host', host], ['guest', guest]]) {
-      page.on('pageerror', (e) => consoleErrors.push(`${who}: ${e.message}`));
-    }
+    friend = await friendCtx.newPage();
+    watch('host', host);
+    watch('guest', guest);
+    watch('friend', friend);
   });
 
   after(async () => {
     await browser?.close().catch(() => {});
+    await proxy?.close().catch(() => {});
     await hub?.kill('SIGTERM').catch((e) => console.error(e.message));
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('serves the client at / with content types', STEP, async () => {
-    for (const [p, type] of [['/', 'text/html'], ['/app.js', 'text/javascript'], ['/style.css', 'text/css'], ['/vendor/qrcode.mjs', 'text/javascript']]) {
+  it('serves the client, its modules, manifest and icons with content types', STEP, async () => {
+    const files = [
+      ['/', 'text/html'], ['/app.js', 'text/javascript'], ['/style.css', 'text/css'],
+      ['/vendor/qrcode.mjs', 'text/javascript'], ['/favicon.svg', 'image/svg+xml'],
+      ['/manifest.webmanifest', 'application/manifest+json'],
+      ['/icons/icon.svg', 'image/svg+xml'], ['/icons/icon-192.png', 'image/png'],
+      ['/icons/icon-512.png', 'image/png'], ['/icons/icon-maskable-512.png', 'image/png'],
+      ['/icons/apple-touch-icon.png', 'image/png'],
+    ];
+    for (const f of fs.readdirSync(path.join(WEB_DIR, 'js'))) files.push([`/js/${f}`, 'text/javascript']);
+    for (const [p, type] of files) {
       const r = await fetch(hub.base + p);
       assert.equal(r.status, 200, p);
-      assert.match(r.headers.get('content-type'), new RegExp(type), p);
+      assert.ok(r.headers.get('content-type').startsWith(type), `${p}: ${r.headers.get('content-type')}`);
       assert.ok(r.headers.get('etag'), `${p} has an ETag`);
     }
   });
 
   it('host signs up, sees a hub error in words, and creates a session', STEP, async () => {
     await host.goto(hub.base + '/');
-    // A wrong password is refused by the hub; the page says so in words.
+    // A wrong password is refused by the hub; the form says so in words.
     await host.locator('#signin-email').fill('nobody@example.com');
     await host.locator('#signin-password').fill('wrong-password');
     await host.locator('#form-signin').getByRole('button', { name: 'Sign in' }).click();
-    await expectText(host.locator('#errors'), /Sign-in failed: wrong email or password/, 'sign-in error shown');
+    await expectText(host.locator('#form-signin .form-error'), /Sign-in failed: wrong email or password/, 'sign-in error shown');
     await signUp(host, 'Hana Host', 'hana@example.com');
     await host.getByLabel('Session name').fill('Friday listening party');
     await host.getByRole('button', { name: 'Create session' }).click();
@@ -264,9 +460,10 @@ describe('web client in a real browser', { timeout: 900_000 }, () => {
     await expectQueue(guest, expected, 'guest sees the queue');
     await expectText(guest.locator('#queue li.entry .added'), /Added by Hana Host/, 'guest sees who added');
     guestToken = await guest.evaluate(() => localStorage.getItem('audotics.token'));
-    // Presence: each sees the other listening.
+    // Presence: each sees the other listening (and how many, at the top).
     await expectText(host.locator('#people li.online'), /Gus Guest/, 'host sees the guest listening');
     await expectText(guest.locator('#people li.online'), /Hana Host/, 'guest sees the host listening');
+    await expectText(host.locator('#people-summary'), /2 listening/, 'presence under the session name');
   });
 
   it('guest adds a track → host sees it', STEP, async () => {
@@ -279,57 +476,45 @@ describe('web client in a real browser', { timeout: 900_000 }, () => {
   });
 
   it('guest adds a pasted Spotify link → host sees it', STEP, async () => {
+    await openTab(guest, 'add');
     await guest.getByLabel('Or paste a Spotify track link or ID').fill('not a link');
     await guest.locator('#form-spotify').getByRole('button', { name: 'Add' }).click();
-    await expectText(guest.locator('#errors'), /not a Spotify track link or ID/, 'bad paste explained');
+    await expectText(guest.locator('#spotify-status'), /not a Spotify track link or ID/, 'bad paste explained next to the field');
     await guest.getByLabel('Or paste a Spotify track link or ID').fill('https://open.spotify.com/track/4uLU6hMCjMI75M1A2tKUQC?si=abc');
     await guest.locator('#form-spotify').getByRole('button', { name: 'Add' }).click();
     expected.push('Spotify track 4uLU6hMCjMI75M1A2tKUQC');
     await expectQueue(host, expected, 'host sees the pasted track');
+    await openTab(guest, 'queue');
   });
 
   it('guest has no reorder controls, and the hub refuses a forged reorder', STEP, async () => {
-    assert.equal(await guest.locator('#queue button[data-action=up], #queue button[data-action=down]').count(), 0, 'no move buttons for the guest');
-    assert.equal(await guest.locator('#queue li[draggable=true]').count(), 0, 'nothing draggable for the guest');
-    // Remove only on own entries.
-    assert.equal(await guest.locator('#queue button[data-action=remove]').count(), 2, 'guest can remove its 2 own entries only');
+    await expectQueue(guest, expected, 'guest is up to date');
+    assert.equal(await guest.locator('#queue .handle').count(), 0, 'no drag handles for the guest');
+    // Remove only on own entries; no Move anywhere.
+    let removable = 0;
+    for (const name of expected) {
+      const items = await menuItems(guest, name);
+      assert.ok(!items.some((t) => /^Move/.test(t)), `no move items for the guest on ${name}: ${items}`);
+      if (items.includes('Remove')) removable += 1;
+    }
+    assert.equal(removable, 2, 'guest can remove its 2 own entries only');
     // Forge a reorder on a raw WebSocket with the guest's token.
     const firstEntry = await host.locator('#queue li.entry').first().getAttribute('data-entry');
-    const answer = await guest.evaluate(async ({ sessionId, token, entryId }) => {
-      const ws = new WebSocket(`ws://${location.host}/v1/ws`);
-      const frames = [];
-      return await new Promise((resolve) => {
-        const t = setTimeout(() => resolve({ timeout: true, frames }), 10000);
-        ws.onopen = () => ws.send(JSON.stringify({ type: 'join', sessionId, token }));
-        ws.onmessage = (ev) => {
-          const m = JSON.parse(ev.data);
-          frames.push(m.type);
-          if (m.type === 'snapshot') {
-            ws.send(JSON.stringify({ type: 'reorder', req: 'forged-1', entryId, toIndex: 4 }));
-          } else if (m.type === 'error' || m.type === 'ack') {
-            clearTimeout(t);
-            ws.close();
-            resolve(m);
-          }
-        };
-      });
-    }, { sessionId, token: guestToken, entryId: firstEntry });
+    const [answer] = await rawOps(guest, sessionId, [{ type: 'reorder', entryId: firstEntry, toIndex: 4 }]);
     assert.equal(answer.type, 'error', JSON.stringify(answer));
     assert.equal(answer.code, 'forbidden');
-    assert.equal(answer.req, 'forged-1');
     await sleep(300);
     await expectQueue(host, expected, 'host queue unchanged by the forged reorder');
     await expectQueue(guest, expected, 'guest queue unchanged by the forged reorder');
   });
 
-  it('host drags to reorder → guest sees the new order', STEP, async () => {
-    assert.ok(await host.locator('#queue li[draggable=true]').count() === expected.length);
-    // Drag the guest's search pick (index 3) to the top.
-    // A real mouse drag (HTML5 drag and drop): press on the 4th entry, move
-    // in steps over the 1st, release. Both must be on screen.
+  it('host drags to reorder with a mouse → guest sees the new order', STEP, async () => {
+    assert.equal(await host.locator('#queue .handle').count(), expected.length, 'a handle on every row');
+    // A real mouse drag: press on the 4th entry's handle, move in steps over
+    // the 1st, release. Both must be on screen.
     await host.evaluate(() => window.scrollTo(0, 0));
     const entries = host.locator('#queue li.entry');
-    const from = await entries.nth(3).locator('.pos').boundingBox();
+    const from = await entries.nth(3).locator('.handle').boundingBox();
     const to = await entries.nth(0).locator('.title').boundingBox();
     assert.ok(from && to && to.y > 60 && from.y + from.height < PHONE.height, `entries on screen: ${JSON.stringify({ from, to })}`);
     await host.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
@@ -342,50 +527,78 @@ describe('web client in a real browser', { timeout: 900_000 }, () => {
     await expectQueue(guest, expected, 'guest sees the dragged order');
   });
 
-  it('host reorders by keyboard (Move down) → guest sees it; focus follows', STEP, async () => {
+  it('host reorders by keyboard (arrow keys on the handle) → guest sees it; focus follows', STEP, async () => {
     const name = expected[0];
-    const down = host.getByRole('button', { name: `Move ${name} down` });
-    await down.focus();
-    await host.keyboard.press('Enter');
+    const handle = host.getByRole('button', { name: new RegExp(`^Reorder ${escapeRe(name)},`) });
+    await handle.focus();
+    await host.keyboard.press('ArrowDown');
     [expected[0], expected[1]] = [expected[1], expected[0]];
     await expectQueue(host, expected, 'host after keyboard move');
     await expectQueue(guest, expected, 'guest sees the keyboard move');
     const focused = await host.evaluate(() => document.activeElement?.getAttribute('aria-label'));
-    assert.equal(focused, `Move ${name} down`, 'focus stays on the moved entry');
+    assert.match(focused || '', new RegExp(`^Reorder ${escapeRe(name)}, 2 of`), 'focus stays on the moved entry');
   });
 
   it('reactions show up for the other user', STEP, async () => {
-    await guest.getByRole('button', { name: `Like ${expected[0]}` }).click();
+    await openTab(guest, 'queue');
+    await guest.getByRole('button', { name: `Like ${expected[0]}`, exact: true }).click();
     await expectText(host.locator('#feed li'), new RegExp(`Gus Guest liked “${escapeRe(expected[0])}”`), 'host sees the like');
     await expectText(guest.locator('#feed li'), new RegExp(`You liked “${escapeRe(expected[0])}”`), 'guest sees its own like');
-    await host.getByRole('button', { name: `Vote to skip ${expected[1]}` }).click();
+    assert.equal(await guest.getByRole('button', { name: `Like ${expected[0]}`, exact: true }).getAttribute('aria-pressed'), 'true', 'the like shows as given');
+    await rowAction(host, expected[1], 'Vote to skip');
     await expectText(guest.locator('#feed li'), new RegExp(`Hana Host wants to skip “${escapeRe(expected[1])}”`), 'guest sees the skip');
   });
 
   it('guest removes its own entry → host sees it gone', STEP, async () => {
     const name = 'Spotify track 4uLU6hMCjMI75M1A2tKUQC';
-    await guest.getByRole('button', { name: `Remove ${name}` }).click();
+    await rowAction(guest, name, 'Remove');
     expected.splice(expected.indexOf(name), 1);
     await expectQueue(host, expected, 'host after the guest removed');
     await expectQueue(guest, expected, 'guest after removing');
   });
 
-  it('hub killed (SIGKILL) and restarted → both pages resume without a reload', STEP, async () => {
+  it('hub killed (SIGKILL) and restarted → both pages resume without a reload; meanwhile the guest is told where it looks, and its change waits in view', STEP, async () => {
     await host.evaluate(() => { window.__noReload = 'host'; });
     await guest.evaluate(() => { window.__noReload = 'guest'; });
     const before = await host.evaluate(() => window.audotics.version);
+    // The guest is on the Add tab with results, scrolled down to them.
+    await search(guest, 'night');
+    const results = guest.locator('#results button[data-track]');
+    const names = await results.evaluateAll((bs) => bs.map((b) => b.dataset.name));
+    let pick = names.length - 1;
+    while (pick > 0 && expected.includes(names[pick])) pick -= 1;
+    assert.ok(pick > 6, `a result far enough down to scroll to (${names.length} results)`);
+    const waiting = names[pick];
+    await results.nth(pick).scrollIntoViewIfNeeded();
+    assert.ok(await guest.evaluate(() => window.scrollY) > 0, 'guest is scrolled down');
+
     await hub.kill('SIGKILL');
-    await expectText(host.locator('#status'), /Reconnecting…/, 'host shows reconnecting');
-    await expectText(guest.locator('#status'), /Reconnecting…/, 'guest shows reconnecting');
+    await expectText(host.locator('#notice'), /Can't reach the hub/, 'host is told');
     await expectText(guest.locator('#conn-badge'), /Reconnecting…/, 'guest badge shows reconnecting');
+    // A change made now waits, and the page says which one, in view.
+    await results.nth(pick).click();
+    await expectText(guest.locator('#notice'), new RegExp(`Can't reach the hub.*Your change will be sent when the connection is back: add “${escapeRe(waiting)}”`), 'the waiting change is named');
+    await expectText(guest.locator('#queue-waiting li'), new RegExp(`${escapeRe(waiting)}.*Waiting for the connection`), 'the waiting track is shown in the queue');
+    // A new search fails here, not silently: no stale results of "night".
+    await guest.getByLabel('Search the catalog').fill('summer');
+    await guest.locator('#form-search').getByRole('button', { name: 'Search' }).click();
+    await expectText(guest.locator('#search-status'), /Search didn't work\. Can't reach the hub/, 'search error next to the search field');
+    assert.equal(await guest.locator('#results li').count(), 0, 'the previous query\'s results are gone');
+    const notice = await guest.locator('#notice').boundingBox();
+    assert.ok(notice && notice.y >= 0 && notice.y + notice.height <= PHONE.height, `the notice is on screen where the guest is: ${JSON.stringify(notice)}`);
+    assert.equal(await guest.locator('[role=alert]:visible, .error:visible').count(), 1, 'one message, not a stack');
+    await guest.screenshot({ path: path.join(ARTIFACTS, 'guest-hub-down-390x844.png') });
+
     await hub.start();
     await waitLive(host);
     await waitLive(guest);
     assert.equal(await host.evaluate(() => window.__noReload), 'host', 'host page was not reloaded');
     assert.equal(await guest.evaluate(() => window.__noReload), 'guest', 'guest page was not reloaded');
-    await expectQueue(host, expected, 'host queue after restart');
+    expected.push(waiting);
+    await expectQueue(host, expected, 'host queue after restart (with the waiting add, once)');
     await expectQueue(guest, expected, 'guest queue after restart');
-    assert.equal(await host.evaluate(() => window.audotics.version), before, 'same version after restart');
+    assert.equal(await guest.locator('#notice').isVisible(), false, 'no notice while live');
+    assert.equal(await host.evaluate(() => window.audotics.version), before + 1, 'exactly one change was applied while away');
     // The hub's own view agrees.
     const snap = await hub.api('GET', `/sessions/${sessionId}`, hostToken);
     assert.equal(snap.status, 200);
@@ -393,36 +606,343 @@ describe('web client in a real browser', { timeout: 900_000 }, () => {
     assert.deepEqual(await host.evaluate(() => window.audotics.queue), snap.data.queue.map((e) => e.entryId));
     assert.deepEqual(await guest.evaluate(() => window.audotics.queue), snap.data.queue.map((e) => e.entryId));
     // And the session goes on: a change after the restart reaches the guest.
-    await host.getByRole('button', { name: `Move ${expected[1]} up` }).click();
+    await rowAction(host, expected[1], 'Move up');
     [expected[0], expected[1]] = [expected[1], expected[0]];
     await expectQueue(guest, expected, 'guest sees a move made after the restart');
     await expectText(host.locator('#people li.online'), /Gus Guest/, 'presence back after restart');
+    await openTab(guest, 'queue');
   });
 
-  it('saves screenshots of host and guest at 390×844 and 1280×800', STEP, async () => {
+  it('a late friend joins through a proxy at another address; the invite warns only where its link is loopback', STEP, async () => {
+    await friend.goto(`http://${FRIEND_HOST}:${proxy.port}/#/s/${sessionId}`);
+    await signUp(friend, 'Lou Late', 'lou@example.com');
+    await waitLive(friend);
+    await expectQueue(friend, expected, 'friend sees the queue');
+    // The friend's address is one a phone can open: its QR says so, no warning.
+    const friendLink = await friend.locator('#share-link').inputValue();
+    assert.equal(friendLink, `http://${FRIEND_HOST}:${proxy.port}/#/s/${sessionId}`);
+    assert.equal(await friend.locator('#invite-warning').getAttribute('hidden'), '', 'no warning for a network address');
+    await expectText(friend.locator('#qr-caption'), /Scan to join/, 'friend QR caption');
+    // The host opened the hub at 127.0.0.1 (the default bind): its QR is a
+    // link no phone can open, and the invite says so with the way out.
+    await openTab(host, 'people');
+    const warning = host.locator('#invite-warning');
+    assert.ok(await warning.isVisible(), 'host sees the loopback warning');
+    await expectText(warning, /Phones can't open this link.*127\.0\.0\.1.*--bind 0\.0\.0\.0:\d+/, 'warning names the fix');
+    await expectText(host.locator('#qr-caption'), /only on this computer/, 'QR caption says so');
+    await openTab(host, 'queue');
+  });
+
+  it('an offline blip of 10 s returns to Live by itself, queue caught up', STEP, async () => {
+    await friendCtx.setOffline(true);
+    const started = Date.now();
+    await expectText(friend.locator('#conn-badge'), /Offline|Reconnecting/, 'friend shows it is offline', 5000);
+    await expectText(friend.locator('#notice'), /offline|Reconnecting|can't reach/i, 'the notice says so');
+    const [track] = await freshTracks('summer', 1);
+    const [ack] = await rawOps(host, sessionId, [{ type: 'add', trackId: track.id }]);
+    assert.equal(ack.type, 'ack', JSON.stringify(ack));
+    expected.push(track.name);
+    await sleep(Math.max(0, 10_000 - (Date.now() - started)));
+    await friendCtx.setOffline(false);
+    await waitLive(friend, 10_000);
+    await expectQueue(friend, expected, 'friend caught up after the blip', 10_000);
+    assert.equal(await friend.locator('#notice').isVisible(), false, 'no notice left over');
+    await sleep(1500);
+    await expectText(friend.locator('#conn-badge'), /^Live$/, 'still Live a moment later');
+  });
+
+  it('a half-open socket (a proxy that stops forwarding) is noticed by the heartbeat and replaced', STEP, async () => {
+    await waitLive(friend);
+    const acceptedBefore = proxy.accepted;
+    assert.equal(proxy.stallWebSockets(), 1, 'the friend\'s WebSocket goes through the proxy');
+    const stalledAt = Date.now();
+    const [track] = await freshTracks('summer', 1);
+    await rawOps(host, sessionId, [{ type: 'add', trackId: track.id }]);
+    expected.push(track.name);
+    await expectQueue(host, expected, 'host has the new track');
+    // Ping every 10 s, dead after 5 s without a pong: at most ~15 s.
+    await expectText(friend.locator('#conn-badge'), /Reconnecting…|Offline/, 'friend notices the dead socket', 17_000);
+    const noticedMs = Date.now() - stalledAt;
+    assert.ok(noticedMs <= 16_500, `noticed within 15 s (+ slack): ${noticedMs} ms`);
+    await expectQueue(friend, expected, 'friend resumes on a new connection and catches up', 10_000);
+    await waitLive(friend);
+    assert.ok(proxy.accepted > acceptedBefore, 'a new connection went through the proxy');
+    console.log(`    half-open socket noticed after ${noticedMs} ms`);
+  });
+
+  it('toasts: a burst by two people is one toast, coalesced, never over the queue', STEP, async () => {
+    await openTab(guest, 'queue');
+    await guest.evaluate(() => {
+      window.scrollTo(0, 0);
+      // Sample what a person would see: every visible toast and whether one
+      // covers a queue row.
+      window.__toastSamples = [];
+      const visible = (e) => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden'; };
+      window.__toastTimer = setInterval(() => {
+        const toasts = [...document.querySelectorAll('.toast, [role=status].toast')].filter(visible);
+        const rows = [...document.querySelectorAll('#queue li')].filter(visible).map((e) => e.getBoundingClientRect());
+        const over = toasts.some((t) => {
+          const a = t.getBoundingClientRect();
+          return rows.some((b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom);
+        });
+        const text = toasts.map((t) => (t.querySelector('.toast-text') || t).textContent.trim()).join(' / ');
+        window.__toastSamples.push({ n: toasts.length, over, text });
+      }, 25);
+    });
+    const tracks = await freshTracks('summer', 5);
+    const hostOps = tracks.slice(0, 3).map((t) => ({ type: 'add', trackId: t.id }));
+    const friendOps = tracks.slice(3).map((t) => ({ type: 'add', trackId: t.id }));
+    const likes = [expected[0], expected[1]];
+    const likeIds = (await hub.api('GET', `/sessions/${sessionId}`, hostToken)).data.queue
+      .filter((e) => likes.includes(e.track.name)).map((e) => e.track.id);
+    await Promise.all([
+      rawOps(host, sessionId, [...hostOps, ...likeIds.map((trackId) => ({ type: 'interaction', trackId, kind: 'like' }))]),
+      rawOps(friend, sessionId, friendOps),
+    ]);
+    // Two writers at once: the hub decides how their adds interleave.
+    const order = (await hub.api('GET', `/sessions/${sessionId}`, hostToken)).data.queue.map((e) => e.track.name);
+    assert.deepEqual(order.slice(0, expected.length), expected, 'the queue before the burst is unchanged');
+    assert.deepEqual([...order.slice(expected.length)].sort(), tracks.map((t) => t.name).sort(), 'the burst was added');
+    expected.splice(0, expected.length, ...order);
+    await expectQueue(guest, expected, 'guest has the burst');
+    await sleep(600);
+    const samples = await guest.evaluate(() => {
+      clearInterval(window.__toastTimer);
+      return window.__toastSamples;
+    });
+    const most = Math.max(...samples.map((s) => s.n));
+    assert.equal(most, 1, `at most one toast at a time (saw up to ${most})`);
+    assert.ok(!samples.some((s) => s.over), 'no toast over a queue row');
+    const last = samples.filter((s) => s.n).pop().text;
+    assert.match(last, /^(Hana Host and Lou Late|Lou Late and Hana Host) added 5 tracks · 2 likes$/, `one line sums it up: ${last}`);
+    // The guest's own view of the burst stays in the feed.
+    await expectText(guest.locator('#feed li'), /Hana Host liked/, 'likes kept in the feed');
+  });
+
+  it('refused changes are told in plain words, in one notice, never the hub\'s jargon', STEP, async () => {
+    // A second host tab whose socket goes through a hold: updates can be held
+    // back, so the tab acts on a queue that already changed — a real conflict
+    // and a real "entry not found" from the hub.
+    const tab = await hostCtx.newPage();
+    watch('host tab 2', tab);
+    let hold = false;
+    const held = [];
+    let toPage = null;
+    await tab.routeWebSocket(/\/v1\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      toPage = ws;
+      server.onMessage((m) => {
+        if (hold && /"type":"update"/.test(String(m))) held.push(m);
+        else ws.send(m);
+      });
+    });
+    await tab.goto(`${hub.base}/#/s/${sessionId}`);
+    await waitLive(tab);
+    await expectQueue(tab, expected, 'second tab is up to date');
+    hold = true;
+    const [gone] = await freshTracks('river', 1);
+    await rawOps(guest, sessionId, [{ type: 'add', trackId: gone.id }]);
+    expected.push(gone.name);
+    await expectQueue(host, expected, 'the first tab sees the add');
+    // A move based on the version before the add → conflict.
+    await tab.getByRole('button', { name: new RegExp(`^Reorder ${escapeRe(expected[0])},`) }).focus();
+    await tab.keyboard.press('ArrowDown');
+    await expectText(tab.locator('#notice'), new RegExp(`Couldn't move “${escapeRe(expected[0])}”: someone changed the queue at the same moment\\. Try again\\.`), 'conflict in words');
+    // The first tab removes an entry; the second, not told, removes it too.
+    const victim = expected[2];
+    await rowAction(host, victim, 'Remove');
+    expected.splice(2, 1);
+    await expectQueue(host, expected, 'removed in the first tab');
+    await rowAction(tab, victim, 'Remove');
+    await expectText(tab.locator('#notice'), new RegExp(`Couldn't remove “${escapeRe(victim)}”: it was already removed\\.`), 'not found in words');
+    const text = await tab.evaluate(() => document.body.innerText);
+    for (const jargon of ['baseVersion', 'current version', 'entry not found', 'not accepted', 'conflict', 'not_found']) {
+      assert.ok(!text.includes(jargon), `no “${jargon}” on the page`);
+    }
+    assert.equal(await tab.locator('#notice:visible, [role=alert]:visible, .error:visible').count(), 1, 'one notice, not a stack');
+    // The notice's dismiss button fits on a phone.
+    const dismiss = await tab.locator('#notice .notice-dismiss').boundingBox();
+    assert.ok(dismiss.x + dismiss.width <= PHONE.width && dismiss.width >= 43.5 && dismiss.height >= 43.5, `Dismiss fits: ${JSON.stringify(dismiss)}`);
+    await tab.screenshot({ path: path.join(ARTIFACTS, 'host-refused-390x844.png') });
+    // Let the held updates through: the tab catches up.
+    hold = false;
+    for (const m of held.splice(0)) toPage.send(m);
+    await expectQueue(tab, expected, 'second tab catches up');
+    await tab.locator('#notice .notice-dismiss').click();
+    assert.equal(await tab.locator('#notice').isVisible(), false, 'dismissed');
+    await tab.close();
+  });
+
+  it('host on a touch phone drags a track with a finger', STEP, async () => {
+    const user = JSON.parse(await host.evaluate(() => localStorage.getItem('audotics.user')));
+    hostPhoneCtx = await browser.newContext({ viewport: PHONE, colorScheme: 'dark', hasTouch: true, isMobile: true });
+    hostPhoneCtx.setDefaultTimeout(UI_TIMEOUT);
+    await hostPhoneCtx.addInitScript(({ token, user }) => {
+      if (!localStorage.getItem('audotics.token')) {
+        localStorage.setItem('audotics.token', token);
+        localStorage.setItem('audotics.user', JSON.stringify(user));
+      }
+    }, { token: hostToken, user });
+    hostPhone = await hostPhoneCtx.newPage();
+    watch('host phone', hostPhone);
+    await hostPhone.goto(`${hub.base}/#/s/${sessionId}`);
+    await waitLive(hostPhone);
+    await expectQueue(hostPhone, expected, 'host phone up to date');
+    const rows = hostPhone.locator('#queue li.entry');
+    const from = center(await rows.nth(2).locator('.handle').boundingBox());
+    const to = center(await rows.nth(0).locator('.title').boundingBox());
+    await touchDrag(hostPhone, from, { x: from.x, y: to.y - 8 });
+    expected.unshift(expected.splice(2, 1)[0]);
+    await expectQueue(hostPhone, expected, 'host phone after the finger drag');
+    await expectQueue(guest, expected, 'guest sees the finger drag');
+  });
+
+  it('Undo after Remove puts the track back where it was', STEP, async () => {
+    const name = expected[1];
+    const oldId = await hostPhone.locator('#queue li.entry').nth(1).getAttribute('data-entry');
+    await rowAction(hostPhone, name, 'Remove');
+    await expectQueue(guest, expected.filter((n) => n !== name), 'guest sees it removed');
+    const undo = hostPhone.getByRole('button', { name: `Undo removing ${name}` });
+    await expectText(hostPhone.locator('#toast'), new RegExp(`Removed “${escapeRe(name)}”`), 'removal confirmed with Undo');
+    const undoBox = await undo.boundingBox();
+    assert.ok(undoBox.width >= 43.5 && undoBox.height >= 43.5, `Undo is a 44 px target: ${JSON.stringify(undoBox)}`);
+    await undo.click();
+    await expectQueue(hostPhone, expected, 'back at the same place');
+    await expectQueue(guest, expected, 'guest sees it back');
+    const newId = await hostPhone.locator('#queue li.entry').nth(1).getAttribute('data-entry');
+    assert.notEqual(newId, oldId, 'a new entry (the same track)');
+  });
+
+  it('phone layout: 44 px targets, one-line rows, presence one tap away, nothing sideways', STEP, async () => {
+    // A name long enough to wrap three times in the old layout.
+    const long = 'An Extraordinarily Long Track Title That Goes On and On Through the Night Until the Morning Comes (Extended Remix)';
+    await rawOps(host, sessionId, [{
+      type: 'add',
+      track: { spotifyId: 'longname00000000000001', name: long, artists: ['Someone With a Very Long Artist Name', 'And Friends'], album: 'A Long Album' },
+    }]);
+    expected.push(long);
+    for (const [who, page] of [['host phone', hostPhone], ['guest', guest]]) {
+      await page.setViewportSize(PHONE);
+      await expectQueue(page, expected, `${who} up to date`);
+      for (const tab of ['queue', 'add', 'people']) {
+        await openTab(page, tab);
+        await sleep(150);
+        assert.deepEqual(await smallTargets(page), [], `${who}, ${tab} tab: every control at least 44×44`);
+      }
+      await openTab(page, 'queue');
+      const first = await page.locator('#queue li.entry').first().locator('[aria-haspopup=menu]');
+      await first.click();
+      assert.deepEqual(await smallTargets(page), [], `${who}: menu items at least 44×44`);
+      await page.keyboard.press('Escape');
+      const rows = await page.locator('#queue li.entry').evaluateAll((ls) => ls.map((li) => ({
+        h: li.getBoundingClientRect().height,
+        buttons: li.querySelectorAll('button').length,
+        titleLines: Math.round(li.querySelector('.title').getBoundingClientRect().height / parseFloat(getComputedStyle(li.querySelector('.title')).lineHeight)),
+      })));
+      for (const r of rows) {
+        assert.ok(r.h <= 64, `${who}: rows at most 64 px tall (${r.h})`);
+        assert.ok(r.buttons <= (who === 'guest' ? 2 : 3), `${who}: few buttons per row (${r.buttons})`);
+        assert.equal(r.titleLines, 1, `${who}: titles on one line`);
+      }
+      // Who is listening: one tap, on the first screen.
+      await page.locator('#people-summary').click();
+      const people = await page.locator('#people-card').boundingBox();
+      assert.ok(people && people.y < PHONE.height / 2, `${who}: the people list is on the first screen (${people && people.y})`);
+      await openTab(page, 'queue');
+      for (const width of [390, 360]) {
+        await page.setViewportSize({ width, height: 740 });
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 0, `${who}: no horizontal scroll at ${width} px (overflow ${overflow}px)`);
+      }
+      await page.setViewportSize(PHONE);
+    }
+    await hostPhone.screenshot({ path: path.join(ARTIFACTS, 'host-touch-390x844.png') });
+  });
+
+  it('themes follow prefers-color-scheme (light guest phone, dark host)', STEP, async () => {
+    const luminance = (page) => page.evaluate(() => {
+      const [r, g, b] = getComputedStyle(document.body).backgroundColor.match(/\d+/g).map(Number);
+      return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+    });
+    assert.ok(await luminance(guest) > 0.8, 'light phone gets the light theme');
+    assert.ok(await luminance(host) < 0.2, 'dark host gets the dark theme');
+    await guest.emulateMedia({ colorScheme: 'dark' });
+    assert.ok(await luminance(guest) < 0.2, 'and follows a switch to dark');
+    await guest.emulateMedia({ colorScheme: 'light' });
+  });
+
+  it('is an installable web app: manifest and icons', STEP, async () => {
+    const r = await fetch(`${hub.base}/manifest.webmanifest`);
+    const m = await r.json();
+    assert.equal(m.display, 'standalone');
+    assert.equal(m.start_url, '/');
+    for (const size of ['192x192', '512x512']) {
+      const icon = m.icons.find((i) => i.sizes === size && i.type === 'image/png');
+      assert.ok(icon, `a ${size} PNG icon`);
+      const png = Buffer.from(await (await fetch(hub.base + icon.src)).arrayBuffer());
+      assert.equal(`${png.readUInt32BE(16)}x${png.readUInt32BE(20)}`, size, `${icon.src} is ${size}`);
+    }
+    assert.ok(m.icons.some((i) => i.purpose === 'maskable'), 'a maskable icon');
+    const cdp = await hostCtx.newCDPSession(host);
+    const parsed = await cdp.send('Page.getAppManifest');
+    assert.deepEqual(parsed.errors, [], 'Chromium reads the manifest without errors');
+    // Playwright's contexts are incognito profiles, where Chromium never
+    // offers to install; every other criterion must hold.
+    const installable = await cdp.send('Page.getInstallabilityErrors');
+    const errors = installable.installabilityErrors.filter((e) => e.errorId !== 'in-incognito');
+    assert.deepEqual(errors, [], `installable: ${JSON.stringify(installable.installabilityErrors)}`);
+    await cdp.detach();
+  });
+
+  it('saves screenshots at 390×844 and 1280×800', STEP, async () => {
     const files = [];
     for (const vp of [PHONE, DESKTOP]) {
       files.push(await shoot(host, 'host', vp));
       files.push(await shoot(guest, 'guest', vp));
     }
+    await openTab(guest, 'add');
+    await guest.getByLabel('Search the catalog').fill('summer');
+    await guest.locator('#form-search').getByRole('button', { name: 'Search' }).click();
+    await expectText(guest.locator('#search-status'), /for “summer”/, 'results');
+    files.push(await shoot(guest, 'guest-add', PHONE));
+    await openTab(guest, 'people');
+    files.push(await shoot(guest, 'guest-people', PHONE));
+    await openTab(guest, 'queue');
+    await openTab(host, 'queue');
+    files.push(await shoot(friend, 'friend', PHONE));
     for (const f of files) assert.ok(fs.statSync(f).size > 5000, `${f} written`);
-    // Nothing overflows sideways on a phone.
-    await host.setViewportSize({ width: 360, height: 740 });
-    const overflow = await host.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `no horizontal scroll at 360 px (overflow ${overflow}px)`);
-    await host.setViewportSize(PHONE);
-    fs.mkdirSync(path.join(ROOT, 'docs'), { recursive: true });
-    fs.copyFileSync(path.join(ARTIFACTS, 'host-390x844.png'), path.join(ROOT, 'docs', 'screenshot-host-phone.png'));
+    const docs = path.join(ROOT, 'docs');
+    fs.mkdirSync(docs, { recursive: true });
+    fs.copyFileSync(path.join(ARTIFACTS, 'host-390x844.png'), path.join(docs, 'screenshot-host-phone.png'));
+    fs.copyFileSync(path.join(ARTIFACTS, 'guest-390x844.png'), path.join(docs, 'screenshot-guest-phone-light.png'));
   });
 
   it('host ends the session → guest sees it ended', STEP, async () => {
+    await openTab(host, 'people');
     await host.getByRole('button', { name: 'End session' }).click();
     await host.getByRole('button', { name: 'End for everyone' }).click();
     await expectText(host.locator('#ended-banner'), /This session has ended/, 'host sees ended');
     await guest.locator('#ended-banner').waitFor({ state: 'visible', timeout: UI_TIMEOUT });
     await expectText(guest.locator('#conn-badge'), /Ended/, 'guest badge ended');
-    assert.equal(await guest.locator('#add-card').isVisible(), false, 'no adding after the end');
+    assert.equal(await guest.locator('#panel-add').isVisible(), false, 'no adding after the end');
+    await expectQueue(guest, expected, 'the queue stays as it was left');
     await shoot(guest, 'guest-ended', PHONE);
+  });
+
+  it('reopening an ended session shows it as it was left', STEP, async () => {
+    for (const [who, page, role] of [['guest', guest, 'Guest'], ['host', host, 'Host'], ['friend', friend, 'Guest']]) {
+      await page.reload();
+      await expectText(page.locator('#session-title'), /^Friday listening party$/, `${who}: the session's name`);
+      await expectText(page.locator('#role-badge'), new RegExp(`^${role}$`), `${who}: the role`);
+      await expectQueue(page, expected, `${who}: the queue as it was left`);
+      await expectText(page.locator('#ended-banner'), /This session has ended\. The queue below is how it was left/, `${who}: the banner`);
+      await expectText(page.locator('#conn-badge'), /^Ended$/, `${who}: the badge`);
+      const people = await page.locator('#people li').allTextContents();
+      assert.ok(people.some((p) => /Hana Host/.test(p)) && people.some((p) => /Gus Guest/.test(p)), `${who}: who was there: ${people}`);
+      await expectText(page.locator('#people-count'), /^\(\d+\)$/, `${who}: a count of people, not "0 online"`);
+      assert.equal(await page.locator('#queue-empty').isVisible(), false, `${who}: not "the queue is empty"`);
+    }
+    await shoot(guest, 'guest-reopened-ended', PHONE);
     assert.deepEqual(consoleErrors, [], 'no uncaught page errors');
   });
 });

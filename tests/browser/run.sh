@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Browser tests of the web client: installs what is missing (Debian Chromium,
 # playwright-core), builds the hub unless HUB_BIN is given, runs
-# `node --test` and exits with its status. Artifacts (screenshots, hub logs)
+# `node --test` (the client's pure modules, then the browser scenarios
+# against a real hub serving this tree's web/) and exits with its status. Artifacts (screenshots, hub logs)
 # land in tests/browser/artifacts/.
 set -euo pipefail
 
@@ -30,4 +31,4 @@ fi
 cd "$HERE"
 # Node's test runner prints its summary (tests / pass / fail) at the end and
 # exits non-zero when any test fails.
-exec node --test --test-reporter=spec --test-timeout=900000 "$HERE/hub.test.js"
+exec node --test --test-reporter=spec --test-timeout=900000 "$HERE/unit.test.js" "$HERE/hub.test.js"

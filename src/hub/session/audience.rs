@@ -39,7 +39,7 @@ pub struct Owned {
     presence: Presence,
     /// Users whose presence changed since the last flush → (name, joiners
     /// not to tell: node, listener).
-    dirty: HashMap<UserId, (String, Vec<(String, ListenerId)>)>,
+    pub(super) dirty: HashMap<UserId, (String, Vec<(String, ListenerId)>)>,
     last_event: Instant,
     ticked: u64,
 }
@@ -263,6 +263,22 @@ impl Audience {
         }
     }
 
+    /// New suggestions for the room.
+    pub fn suggestions(&mut self, frame: Utf8Bytes) {
+        match self {
+            Audience::Local(l) => l.broadcast(frame),
+            Audience::Cluster(o) => o.publish(Event::Suggestions(frame)),
+        }
+    }
+
+    /// Whether presence changed since the last flush.
+    pub fn presence_pending(&self) -> bool {
+        match self {
+            Audience::Local(l) => l.presence_pending(),
+            Audience::Cluster(o) => !o.dirty.is_empty(),
+        }
+    }
+
     pub fn flush_presence(&mut self) {
         match self {
             Audience::Local(l) => l.flush_presence(),
@@ -278,11 +294,15 @@ impl Audience {
         }
     }
 
-    /// Close every listener of `user` with 4003 (no longer a member).
-    pub fn kick(&mut self, user: &UserId) {
+    /// Close every listener of `user` with `code`: 4003 (no longer a
+    /// member, outside the hub), 4011 (removed by a host), 4012 (banned).
+    pub fn kick(&mut self, user: &UserId, code: CloseCode) {
         match self {
-            Audience::Local(l) => l.close_user(user, CloseCode::Forbidden, "no longer a member"),
-            Audience::Cluster(o) => o.publish(Event::Kick(user.to_string())),
+            Audience::Local(l) => l.close_user(user, code, kick_reason(code)),
+            Audience::Cluster(o) => o.publish(Event::Kick {
+                user: user.to_string(),
+                code: code.code(),
+            }),
         }
     }
 
@@ -333,5 +353,14 @@ impl Audience {
             Audience::Local(_) => None,
             Audience::Cluster(o) => Some(o),
         }
+    }
+}
+
+/// The close reason for a kick's code.
+pub fn kick_reason(code: CloseCode) -> &'static str {
+    match code {
+        CloseCode::Banned => "banned from the session",
+        CloseCode::Removed => "removed from the session",
+        _ => "no longer a member",
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audotics_protocol::model::Track;
-use audotics_protocol::{Req, ServerMsg, UserId};
+use audotics_protocol::{CloseCode, Req, ServerMsg, UserId};
 
 use super::listeners::{frame, ListenerId};
 use super::rows;
@@ -40,6 +40,9 @@ pub enum Origin {
     },
     /// A change made outside the hub, reflected: nobody is answered.
     Outside,
+    /// The session's own (a track's end, the room's skip votes): nobody is
+    /// answered.
+    Hub,
 }
 
 impl Origin {
@@ -47,13 +50,14 @@ impl Origin {
         match self {
             Origin::Member { user, .. } => Actor::Member(user.clone()),
             Origin::Outside => Actor::Outside,
+            Origin::Hub => Actor::Hub,
         }
     }
 
     fn key(&self) -> Option<ReqKey> {
         match self {
             Origin::Member { user, req, .. } => Some((user.clone(), req.clone())),
-            Origin::Outside => None,
+            Origin::Outside | Origin::Hub => None,
         }
     }
 }
@@ -343,6 +347,7 @@ impl SessionActor {
             self.touched = Some(Instant::now());
         }
         if !upserts.is_empty() {
+            self.shared.catalogs.invalidate();
             for t in upserts.values() {
                 self.shared.tracks.put(t.clone());
             }
@@ -355,7 +360,18 @@ impl SessionActor {
     /// After COMMIT: every listener gets each change (or reaction), then
     /// the sender (and its re-sends) the ack.
     fn publish(&mut self, done: Vec<Done>, at: chrono::DateTime<chrono::Utc>) {
+        if !done.is_empty() {
+            self.upnext.touch();
+        }
         for d in done {
+            if let Event::Reaction(r) = &d.effect.event {
+                self.upnext
+                    .react(&r.user, r.track.as_str(), &r.kind, at.timestamp_millis());
+            }
+            for r in &d.effect.side.reactions {
+                self.upnext
+                    .react(&r.user, r.track.as_str(), &r.kind, at.timestamp_millis());
+            }
             match &d.effect.event {
                 Event::Change(record) => {
                     let f = frame(&record.update());
@@ -368,6 +384,14 @@ impl SessionActor {
                     kind: r.kind.clone(),
                     at,
                 })),
+            }
+            if let Some((user, banned)) = &d.effect.side.kicked {
+                let code = if *banned {
+                    CloseCode::Banned
+                } else {
+                    CloseCode::Removed
+                };
+                self.audience.kick(user, code);
             }
             let Origin::Member {
                 listener,

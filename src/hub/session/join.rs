@@ -81,6 +81,7 @@ impl SessionActor {
             Ok(id) => id,
             Err(JoinRefusal::NotFound) => return JoinReply::NotFound,
             Err(JoinRefusal::Ended) => return JoinReply::Ended,
+            Err(JoinRefusal::Banned) => return JoinReply::Banned,
             Err(JoinRefusal::Unavailable) => return JoinReply::Unavailable,
         };
         let frames = self.opening(&user_id, since).await;
@@ -101,6 +102,9 @@ impl SessionActor {
             return Err(JoinRefusal::Ended);
         }
         let user_id = UserId::from_stored(user.id);
+        if self.state.is_banned(&user_id) {
+            return Err(JoinRefusal::Banned);
+        }
         if !self.state.is_member(&user_id) {
             sessions::add_member(&self.shared.db, self.id.as_str(), user_id.as_str())
                 .await
@@ -116,10 +120,13 @@ impl SessionActor {
 
     /// A joiner's first frames: `resumed` and what it missed, or a snapshot.
     async fn opening(&self, user: &UserId, since: Option<i64>) -> Vec<Utf8Bytes> {
-        match self.resume(since).await {
+        let mut frames = match self.resume(since).await {
             Some(frames) => frames,
             None => vec![frame(&ServerMsg::Snapshot(self.snapshot(user, true)))],
-        }
+        };
+        // Then what the room would like next, as the others last saw it.
+        frames.extend(self.upnext.frame());
+        frames
     }
 
     /// `resumed` and the missed updates, when `since` can be served by

@@ -165,6 +165,11 @@ impl Listeners {
         self.remove(id);
     }
 
+    /// Whether presence changed since the last flush.
+    pub fn presence_pending(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
     /// Send the coalesced presence frames. Cutting off a slow listener
     /// changes presence again, so repeat until nothing is left (each round
     /// removes listeners, so this ends).

@@ -10,15 +10,17 @@ mod commit;
 pub(crate) mod join;
 pub mod listeners;
 pub mod parse;
+pub mod party;
 mod rows;
 pub mod state;
+pub mod upnext;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audotics_protocol::model::{Snapshot, User};
-use audotics_protocol::{EntryId, Req, ServerMsg, SessionId, UserId};
+use audotics_protocol::{CloseCode, EntryId, Req, ServerMsg, SessionId, UserId};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -50,6 +52,8 @@ const MAX_BATCH: usize = 512;
 pub enum JoinRefusal {
     NotFound,
     Ended,
+    /// A host banned this user from the session.
+    Banned,
     Unavailable,
 }
 
@@ -98,6 +102,12 @@ pub enum Command {
     },
     /// Cluster: a node's listeners changed.
     Presence(Report),
+    /// A suggestions computation ended (sent by the actor's own task).
+    Suggested(Box<upnext::Done>),
+    /// The latest suggestions (computed now when there are none yet).
+    Suggestions {
+        reply: oneshot::Sender<(i64, Vec<audotics_protocol::party::Suggested>)>,
+    },
 }
 
 /// What an actor serving a session for a whole cluster holds: the lease
@@ -115,6 +125,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub config: HubConfig,
     pub shutdown: CancellationToken,
+    /// The catalog suggestions score.
+    pub catalogs: Arc<upnext::Catalogs>,
 }
 
 struct SessionActor {
@@ -135,6 +147,12 @@ struct SessionActor {
     recent: join::Recent,
     /// When a commit of this actor last set the session's `updatedAt`.
     touched: Option<Instant>,
+    /// "Up next for this room".
+    upnext: upnext::UpNext,
+    /// This actor's own inbox, for its background work to report back.
+    me: mpsc::WeakSender<Command>,
+    /// Suggestion requests waiting for the computation in flight.
+    waiting: Vec<oneshot::Sender<(i64, Vec<audotics_protocol::party::Suggested>)>>,
 }
 
 /// Load session `id` and serve it until it ends, idles out, or the hub
@@ -150,6 +168,7 @@ pub async fn run(
     // A cluster owner takes requests from other nodes (from before it has
     // loaded: they wait in its inbox).
     let forwarding = CancellationToken::new();
+    let me = tx.clone();
     if let Some(o) = &ownership {
         let subject = o.cluster.requests_subject(id.as_str());
         match o.cluster.subscribe(subject).await {
@@ -201,6 +220,8 @@ pub async fn run(
             (Audience::Cluster(Box::new(owned)), Some(o.lost.clone()))
         }
     };
+    let mut upnext = upnext::UpNext::default();
+    upnext.remember(upnext::stored_reactions(&shared.db, id.as_str()).await);
     let actor = SessionActor {
         id: id.clone(),
         shared,
@@ -212,6 +233,9 @@ pub async fn run(
         commits,
         recent: join::Recent::default(),
         touched: None,
+        upnext,
+        me,
+        waiting: Vec::new(),
     };
     actor.serve(lost, on_stop).await;
     if let Some(o) = &ownership {
@@ -220,13 +244,29 @@ pub async fn run(
 }
 
 async fn load(shared: &Shared, id: &SessionId) -> Result<(SessionState, i64, i64)> {
-    let db = &shared.db;
-    let (session, playlist) = sessions::refs(db, id.as_str())
+    load_state(&shared.db, id.as_str(), shared.config.queue_cap, true).await
+}
+
+/// Load session `id`'s whole state; with `take_over`, as the actor that
+/// will serve it (bumping its epoch, see `sessions::take_over`). Also its
+/// commit counter and epoch.
+pub(crate) async fn load_state(
+    db: &PgPool,
+    id: &str,
+    queue_cap: usize,
+    take_over: bool,
+) -> Result<(SessionState, i64, i64)> {
+    let (mut session, playlist) = sessions::refs(db, id)
         .await?
         .ok_or(Error::NotFound("session"))?;
     // From here on, a hub that served the session before cannot commit.
-    let (version, commits, epoch) = sessions::take_over(db, id.as_str()).await?;
-    let stored = sessions::queue(db, id.as_str()).await?;
+    let (version, commits, epoch) = if take_over {
+        sessions::take_over(db, id).await?
+    } else {
+        let (v, c) = sessions::counters(db, id).await?;
+        (v, c, 0)
+    };
+    let stored = sessions::queue(db, id).await?;
     let mut entries = Vec::with_capacity(stored.len());
     for e in stored {
         let bad = |what: String| Error::Internal(anyhow::anyhow!("stored queue entry: {what}"));
@@ -239,21 +279,39 @@ async fn load(shared: &Shared, id: &SessionId) -> Result<(SessionState, i64, i64
                 track: Arc::new(e.track),
                 added_by: e.added_by,
                 added_at: e.added_at,
+                votes: e.votes,
+                round: e.round,
+                pinned_at: e.pinned_at,
             },
         });
     }
     // A queue stored under a larger cap still loads; it just takes no adds.
-    let cap = shared.config.queue_cap.max(entries.len()).max(1);
+    let cap = queue_cap.max(entries.len()).max(1);
     let queue = Queue::from_entries(entries, cap)
         .map_err(|e| Error::Internal(anyhow::anyhow!("stored queue: {e}")))?;
-    let members = sessions::members(db, id.as_str()).await?;
-    let answered = log::answered_reqs(db, id.as_str(), &playlist.id).await?;
-    let last_at = log::last_at(db, id.as_str(), &playlist.id)
+    let members = sessions::members(db, id).await?;
+    let answered = log::answered_reqs(db, id, &playlist.id).await?;
+    let last_at = log::last_at(db, id, &playlist.id)
         .await?
         .unwrap_or_else(now_ms);
+    let stored_party = crate::db::party::load(db, id).await?.unwrap_or_default();
+    if let Some(host) = &stored_party.host {
+        session.host_id = host.clone();
+    }
+    let history = crate::db::party::history(db, id, party::HISTORY as i64).await?;
+    let now_track = match &stored_party.now {
+        Some(n) => crate::db::tracks::by_ids(db, std::slice::from_ref(&n.track_id))
+            .await?
+            .into_iter()
+            .next(),
+        None => None,
+    };
+    let played = crate::db::party::played_tracks(db, id).await?;
+    let party = party::Party::from_stored(stored_party, now_track, history);
     let state = SessionState::new(
         session, playlist, version, queue, members, answered, last_at,
-    );
+    )
+    .with_party(party, played);
     Ok((state, commits, epoch))
 }
 
@@ -282,6 +340,7 @@ async fn refuse_all(rx: &mut mpsc::Receiver<Command>, refusal: Option<JoinRefusa
                 let _ = reply.send(match refusal {
                     JoinRefusal::NotFound => JoinReply::NotFound,
                     JoinRefusal::Ended => JoinReply::Ended,
+                    JoinRefusal::Banned => JoinReply::Banned,
                     JoinRefusal::Unavailable => JoinReply::Unavailable,
                 });
             }
@@ -289,7 +348,9 @@ async fn refuse_all(rx: &mut mpsc::Receiver<Command>, refusal: Option<JoinRefusa
             | Command::Leave { .. }
             | Command::Reconcile
             | Command::Forwarded { .. }
-            | Command::Presence(_) => {}
+            | Command::Presence(_)
+            | Command::Suggested(_)
+            | Command::Suggestions { .. } => {}
         }
     }
 }
@@ -306,6 +367,24 @@ impl SessionActor {
             // Relays everywhere report their listeners to the new owner.
             owned.announce();
         }
+        // Tracks that ended while no hub served the session advance now,
+        // before anyone joins (each starts where the last ended).
+        while !ended && !self.deposed {
+            match self.state.advance_due() {
+                Some(end) if end <= now_ms() => {
+                    let op = Op::Advance {
+                        reason: party::Advance::Ended,
+                        at: Some(end),
+                    };
+                    let version = self.state.version();
+                    self.by_hub(op).await;
+                    if self.state.version() == version {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
         let lost = lost.unwrap_or_default();
         let clustered = self.audience.owned().is_some();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -314,6 +393,7 @@ impl SessionActor {
                 break;
             }
             let idle_deadline = idle_since.map(|t| t + self.shared.config.idle_timeout);
+            let track_end = self.state.advance_due();
             let first = tokio::select! {
                 cmd = self.rx.recv() => match cmd { Some(c) => c, None => break },
                 _ = sleep_until(idle_deadline) => {
@@ -331,6 +411,16 @@ impl SessionActor {
                     if let Some(owned) = self.audience.owned() {
                         owned.tick();
                     }
+                    continue;
+                }
+                _ = sleep_until(self.upnext.due), if self.upnext.ready() => {
+                    self.suggest();
+                    continue;
+                }
+                _ = sleep_until_time(track_end) => {
+                    // What plays reached its end: the next entry plays.
+                    let op = Op::Advance { reason: party::Advance::Ended, at: track_end };
+                    self.by_hub(op).await;
                     continue;
                 }
             };
@@ -413,6 +503,32 @@ impl SessionActor {
                         owned.report(report);
                     }
                 }
+                Command::Suggested(done) => {
+                    let latest = self.upnext.done(*done);
+                    if let Some(f) = latest {
+                        self.audience.suggestions(f);
+                    }
+                    if self.upnext.ready() {
+                        let latest = self
+                            .upnext
+                            .latest()
+                            .unwrap_or((self.state.version(), Vec::new()));
+                        for w in self.waiting.drain(..) {
+                            let _ = w.send(latest.clone());
+                        }
+                    }
+                }
+                Command::Suggestions { reply } => match self.upnext.latest() {
+                    Some(latest) => {
+                        let _ = reply.send(latest);
+                    }
+                    None => {
+                        self.waiting.push(reply);
+                        if self.upnext.ready() {
+                            self.suggest();
+                        }
+                    }
+                },
                 Command::Leave { listener } => {
                     if let Some(l) = self.audience.local() {
                         l.remove(listener);
@@ -430,8 +546,78 @@ impl SessionActor {
         if reconcile && !ended && !self.deposed {
             ended = self.reconcile().await;
         }
+        if self.audience.presence_pending() {
+            self.upnext.touch();
+        }
         self.audience.flush_presence();
+        // Enough of the room (as it is now) voted to skip what plays.
+        if !ended
+            && !self.state.party.skip_votes.is_empty()
+            && self.state.skip_due(&self.audience.online())
+        {
+            let op = Op::Advance {
+                reason: party::Advance::SkipVotes,
+                at: None,
+            };
+            self.by_hub(op).await;
+        }
         ended || self.deposed
+    }
+
+    /// Start computing suggestions for the room as it is now (if anyone is
+    /// listening); the result comes back as `Command::Suggested`.
+    fn suggest(&mut self) {
+        if self.audience.is_empty() && self.waiting.is_empty() {
+            self.upnext.due = None;
+            return;
+        }
+        let online = self.audience.online();
+        let members: Vec<(UserId, String)> = self
+            .state
+            .members()
+            .iter()
+            .filter(|m| online.contains(&m.user_id))
+            .map(|m| (m.user_id.clone(), m.name.clone()))
+            .collect();
+        let st = &self.state;
+        let mut excluded: std::collections::HashSet<String> = st.played_tracks.clone();
+        let mut history: Vec<String> = st
+            .party
+            .history
+            .iter()
+            .map(|h| h.item.track.id.clone())
+            .collect();
+        if let Some(now) = &st.party.now {
+            excluded.insert(now.item.track.id.clone());
+            history.push(now.item.track.id.clone());
+        }
+        for e in st.queue().entries() {
+            excluded.insert(e.item.track.id.clone());
+            history.push(e.item.track.id.clone());
+        }
+        let inputs = self.upnext.start(st.version(), members, excluded, history);
+        let (db, catalogs, tracks) = (
+            self.shared.db.clone(),
+            self.shared.catalogs.clone(),
+            self.shared.tracks.clone(),
+        );
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let done = upnext::compute(inputs, db, catalogs, tracks).await;
+            if let Some(tx) = me.upgrade() {
+                let _ = tx.send(Command::Suggested(Box::new(done))).await;
+            }
+        });
+    }
+
+    /// Commit an op of the session itself (nobody to answer).
+    async fn by_hub(&mut self, op: Op) {
+        let pending = commit::Pending {
+            origin: Origin::Hub,
+            op,
+        };
+        self.commit(vec![pending]).await;
+        self.audience.flush_presence();
     }
 
     /// Make the session agree with what the database says outside the hub
@@ -494,7 +680,7 @@ impl SessionActor {
             .collect();
         self.commit(batch).await;
         for user in gone.iter().filter(|u| !self.state.is_member(u)) {
-            self.audience.kick(user);
+            self.audience.kick(user, CloseCode::Forbidden);
         }
         false
     }
@@ -540,27 +726,20 @@ impl SessionActor {
             | Command::Leave { .. }
             | Command::Reconcile
             | Command::Forwarded { .. }
-            | Command::Presence(_) => unreachable!("handled in the round"),
+            | Command::Presence(_)
+            | Command::Suggested(_)
+            | Command::Suggestions { .. } => unreachable!("handled in the round"),
         }
     }
 
     /// The session as `viewer` sees it; `joining`: the viewer counts as
     /// online (its own listener is not reported yet).
     fn snapshot(&self, viewer: &UserId, joining: bool) -> Snapshot {
-        let st = &self.state;
         let mut online = self.audience.online();
         if joining {
             online.insert(viewer.clone());
         }
-        snapshot::assemble(
-            st.version(),
-            st.session.clone(),
-            st.playlist.clone(),
-            st.queue_entries(),
-            st.members(),
-            &online,
-            viewer,
-        )
+        snapshot::assemble(&self.state, &online, viewer)
     }
 
     async fn end(&mut self) -> Result<()> {
@@ -569,6 +748,17 @@ impl SessionActor {
         self.audience.end(frame(&ServerMsg::Ended { at: now_ms() }));
         tracing::info!("session ended");
         Ok(())
+    }
+}
+
+/// Sleep until the wall-clock time `at` (none: forever; past: not at all).
+async fn sleep_until_time(at: Option<chrono::DateTime<chrono::Utc>>) {
+    match at {
+        Some(at) => {
+            let wait = (at - now_ms()).to_std().unwrap_or_default();
+            tokio::time::sleep(wait).await;
+        }
+        None => std::future::pending().await,
     }
 }
 

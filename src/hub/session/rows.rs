@@ -6,14 +6,16 @@
 use audotics_protocol::Req;
 
 use super::state::{Effect, Event, Item, SessionState};
-use crate::db::commit::{BatchWrite, LoggedChange, LoggedInteraction, Moved, NewEntry};
+use crate::db::commit::{
+    BatchWrite, EntryMarks, LoggedChange, LoggedInteraction, Moved, NewEntry, PlayedWrite,
+};
 use crate::hub::queue::Applied;
 
 /// Add one applied op's rows to `write`; `state` is the state after it.
 pub fn add(write: &mut BatchWrite, effect: &Effect, req: Option<&Req>, state: &SessionState) {
     match &effect.event {
         Event::Change(record) => {
-            if let Some(applied) = effect.queue() {
+            for applied in effect.queue() {
                 queue(write, applied, state);
             }
             write.changes.push(LoggedChange {
@@ -25,12 +27,65 @@ pub fn add(write: &mut BatchWrite, effect: &Effect, req: Option<&Req>, state: &S
             user_id: r.user.to_string(),
             track_id: r.track.to_string(),
             kind: r.kind.clone(),
-            req: req.map_or_else(String::new, Req::to_string),
+            req: Some(req.map_or_else(String::new, Req::to_string)),
             version: effect.version,
         }),
     }
     if let Some(t) = &effect.upsert {
         write.track_upserts.push(t.clone());
+    }
+    side(write, effect, state);
+}
+
+/// The party's rows: the interactions playback makes, played entries,
+/// entries' votes and pins, removed members, and the party's state.
+fn side(write: &mut BatchWrite, effect: &Effect, state: &SessionState) {
+    let s = &effect.side;
+    for r in &s.reactions {
+        write.interactions.push(LoggedInteraction {
+            user_id: r.user.to_string(),
+            track_id: r.track.to_string(),
+            kind: r.kind.clone(),
+            req: None,
+            version: effect.version,
+        });
+    }
+    if let Some(p) = &s.played {
+        write.played.push(PlayedWrite {
+            version: effect.version,
+            entry_id: p.entry.to_string(),
+            track_id: p.item.track.id.clone(),
+            added_by: p.item.added_by.to_string(),
+            added_at: p.item.added_at,
+            started_at: p.started_at,
+            ended_at: p.ended_at,
+            skipped: p.skipped,
+        });
+    }
+    for id in &s.items {
+        let Some((_, e)) = state.queue().get(*id) else {
+            continue;
+        };
+        let votes: Vec<String> = e.item.votes.iter().map(ToString::to_string).collect();
+        let entry_id = id.to_string();
+        if let Some(i) = write.inserts.iter_mut().find(|i| i.entry_id == entry_id) {
+            i.votes = votes;
+            i.pinned_at = e.item.pinned_at;
+        } else {
+            write.marks.retain(|m| m.entry_id != entry_id);
+            write.marks.push(EntryMarks {
+                entry_id,
+                votes,
+                pinned_at: e.item.pinned_at,
+            });
+        }
+    }
+    if let Some((user, _)) = &s.kicked {
+        write.member_removes.push(user.to_string());
+    }
+    if s.party {
+        let stored = state.party.to_stored(&state.session.host_id);
+        write.party = Some(serde_json::to_value(stored).expect("party serializes"));
     }
 }
 
@@ -44,6 +99,9 @@ fn queue(write: &mut BatchWrite, applied: &Applied<Item>, state: &SessionState) 
                 added_by: entry.item.added_by.to_string(),
                 added_at: entry.item.added_at,
                 position: entry.position.as_str().to_owned(),
+                votes: entry.item.votes.iter().map(ToString::to_string).collect(),
+                round: entry.item.round,
+                pinned_at: entry.item.pinned_at,
             });
             let track = &entry.item.track.id;
             write.unlink_tracks.retain(|t| t != track);
@@ -58,11 +116,12 @@ fn queue(write: &mut BatchWrite, applied: &Applied<Item>, state: &SessionState) 
                 }
                 None => {
                     write.moves.retain(|m| m.entry_id != id);
+                    write.marks.retain(|m| m.entry_id != id);
                     write.deletes.push(id);
                 }
             }
             let track = &entry.item.track.id;
-            if state.queued_track(track).is_none() {
+            if !state.holds_track(track) {
                 write.link_tracks.retain(|t| t != track);
                 write.unlink_tracks.push(track.clone());
             }

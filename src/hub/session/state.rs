@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use audotics_protocol::model::{PlaylistRef, QueueEntry, SessionRef, Track, TrackMeta};
+use audotics_protocol::model::{PlaylistRef, QueueEntry, Role, SessionRef, Track, TrackMeta};
+use audotics_protocol::party::OrderMode;
 use audotics_protocol::{EntryId, Req, TrackId, UserId};
 use chrono::{DateTime, Utc};
 
@@ -16,6 +17,7 @@ use crate::db::log::{ChangeOp, ChangeRecord};
 use crate::db::sessions::MemberRow;
 use crate::error::Error;
 use crate::hub::queue::{Applied, Queue, QueueError};
+pub use crate::hub::session::party::{Advance, SettingsChange};
 
 /// A queue entry's payload.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +25,25 @@ pub struct Item {
     pub track: Arc<Track>,
     pub added_by: UserId,
     pub added_at: DateTime<Utc>,
+    /// Members who voted it up (sorted).
+    pub votes: Vec<UserId>,
+    /// Its round in the fair order (see `party`).
+    pub round: i64,
+    /// When a host pinned it to play next.
+    pub pinned_at: Option<DateTime<Utc>>,
+}
+
+impl Item {
+    pub fn new(track: Arc<Track>, added_by: UserId, added_at: DateTime<Utc>) -> Item {
+        Item {
+            track,
+            added_by,
+            added_at,
+            votes: Vec::new(),
+            round: 0,
+            pinned_at: None,
+        }
+    }
 }
 
 /// Where a queued track comes from.
@@ -58,6 +79,44 @@ pub enum Op {
         member: MemberRow,
         present: bool,
     },
+    /// Play `entry` now, or resume, or start the queue.
+    Play {
+        entry: Option<EntryId>,
+    },
+    Pause,
+    Seek {
+        position_ms: i64,
+    },
+    /// Skip to the head of the queue.
+    Next,
+    Vote {
+        entry: EntryId,
+        up: bool,
+    },
+    SkipVote {
+        up: bool,
+    },
+    Pin {
+        entry: EntryId,
+    },
+    Settings(SettingsChange),
+    Role {
+        user: UserId,
+        role: Role,
+    },
+    Kick {
+        user: UserId,
+        ban: bool,
+    },
+    Unban {
+        user: UserId,
+    },
+    /// The hub's own: what plays ended (at `at`, when known), or the room
+    /// voted to skip it; the head of the queue plays next.
+    Advance {
+        reason: Advance,
+        at: Option<DateTime<Utc>>,
+    },
 }
 
 /// Who makes an op.
@@ -68,6 +127,8 @@ pub enum Actor {
     /// The database's other writer (the old app), whose changes the hub
     /// reflects as they are: no rule refuses what already happened.
     Outside,
+    /// The session itself: a track's end, the room's skip votes.
+    Hub,
 }
 
 impl Op {
@@ -79,6 +140,18 @@ impl Op {
             Op::Reorder { .. } => "reorder",
             Op::Interaction { .. } => "interaction",
             Op::Member { .. } => "member",
+            Op::Play { .. } => "play",
+            Op::Pause => "pause",
+            Op::Seek { .. } => "seek",
+            Op::Next => "next",
+            Op::Vote { .. } => "vote",
+            Op::SkipVote { .. } => "skip_vote",
+            Op::Pin { .. } => "pin",
+            Op::Settings(_) => "settings",
+            Op::Role { .. } => "role",
+            Op::Kick { .. } => "kick",
+            Op::Unban { .. } => "unban",
+            Op::Advance { .. } => "advance",
         }
     }
 
@@ -102,7 +175,7 @@ pub enum Refusal {
     NotFound(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
-    #[error("baseVersion {base} is not the current version {current}")]
+    #[error("the queue's order changed since baseVersion {base} (now version {current})")]
     Stale { base: i64, current: i64 },
     #[error("{field}: {message}")]
     Invalid {
@@ -113,6 +186,9 @@ pub enum Refusal {
     Full(usize),
     #[error("{0}")]
     Conflict(&'static str),
+    /// Over a limit the host set.
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl From<Refusal> for Error {
@@ -124,6 +200,7 @@ impl From<Refusal> for Error {
             Refusal::Invalid { field, message } => Error::invalid(field, message),
             r @ Refusal::Full(_) => Error::TooLarge(r.to_string()),
             Refusal::Conflict(why) => Error::Conflict(why.to_owned()),
+            Refusal::Limit(why) => Error::TooLarge(why),
         }
     }
 }
@@ -192,6 +269,26 @@ pub struct Effect {
     /// A track given by metadata, to store: a new one, or a known one
     /// whose unknown fields it fills (see [`catalog_track`]).
     pub upsert: Option<Arc<Track>>,
+    /// What a party op also writes and causes.
+    pub side: Side,
+}
+
+/// What a party op writes besides its change, and what the actor does
+/// after it commits.
+#[derive(Debug, Default)]
+pub struct Side {
+    /// TrackInteraction rows it makes (`play` when a track starts, `skip`
+    /// when one is cut short).
+    pub reactions: Vec<Reaction>,
+    /// An entry that stopped playing (a `hub_played` row).
+    pub played: Option<crate::hub::session::party::PlayedEntry>,
+    /// The party's state changed (write it).
+    pub party: bool,
+    /// Queue entries whose votes or pin changed (write them).
+    pub items: Vec<uuid::Uuid>,
+    /// A member a host removed (and whether banned): their membership row
+    /// goes, and their connections close.
+    pub kicked: Option<(UserId, bool)>,
 }
 
 /// What an effect changed besides the version.
@@ -204,14 +301,17 @@ pub enum Undo {
     Joined(UserId),
     /// A member was removed (undo: put them back).
     Left(MemberRow),
+    /// A party op: everything it may have changed.
+    Party(Box<crate::hub::session::party::PartyUndo>),
 }
 
 impl Effect {
     /// What the queue did, if anything.
-    pub fn queue(&self) -> Option<&Applied<Item>> {
+    pub fn queue(&self) -> &[Applied<Item>] {
         match &self.undo {
-            Undo::Queue(a) => Some(a),
-            _ => None,
+            Undo::Queue(a) => std::slice::from_ref(a),
+            Undo::Party(p) => &p.queue,
+            _ => &[],
         }
     }
 }
@@ -231,6 +331,13 @@ pub struct SessionState {
     /// log's timestamps strictly increase within the session (the old app
     /// orders a playlist's updates by them).
     last_at: DateTime<Utc>,
+    /// Playback, settings, roles, bans (see `party`).
+    pub party: crate::hub::session::party::Party,
+    /// Every track this session played: it stays in the playlist.
+    pub(crate) played_tracks: std::collections::HashSet<String>,
+    /// The last version that changed the queue's order other than by
+    /// appending: a `reorder` based on a version since is rebased.
+    pub(crate) order_changed_at: i64,
 }
 
 impl SessionState {
@@ -251,7 +358,21 @@ impl SessionState {
             members,
             answered,
             last_at,
+            party: Default::default(),
+            played_tracks: Default::default(),
+            order_changed_at: version,
         }
+    }
+
+    /// The party's stored state, and the tracks it played.
+    pub fn with_party(
+        mut self,
+        party: crate::hub::session::party::Party,
+        played: std::collections::HashSet<String>,
+    ) -> SessionState {
+        self.party = party;
+        self.played_tracks = played;
+        self
     }
 
     pub fn version(&self) -> i64 {
@@ -268,6 +389,24 @@ impl SessionState {
 
     pub fn is_host(&self, user: &UserId) -> bool {
         self.session.host_id == user.as_str()
+    }
+
+    /// The host or a co-host.
+    pub fn manages(&self, user: &UserId) -> bool {
+        self.is_host(user) || self.party.cohosts.contains(user)
+    }
+
+    /// Whether the playlist holds `track` for a reason besides the queue:
+    /// it is playing or was played (the playlist is what the party played
+    /// and will play).
+    pub fn holds_track(&self, track: &str) -> bool {
+        self.queued_track(track).is_some()
+            || self.played_tracks.contains(track)
+            || self
+                .party
+                .now
+                .as_ref()
+                .is_some_and(|n| n.item.track.id == track)
     }
 
     pub fn is_member(&self, user: &UserId) -> bool {
@@ -308,11 +447,13 @@ impl SessionState {
                 track: (*e.item.track).clone(),
                 added_by: e.item.added_by.to_string(),
                 added_at: e.item.added_at,
+                votes: e.item.votes.iter().map(UserId::to_string).collect(),
+                pinned: e.item.pinned_at.is_some(),
             })
             .collect()
     }
 
-    /// A track the queue holds, if any entry has it.
+    /// A track the queue (or what plays) holds, if any entry has it.
     pub fn queued_track(&self, id: &str) -> Option<Arc<Track>> {
         self.queue
             .entries()
@@ -328,6 +469,19 @@ impl SessionState {
                 item.track = t.clone();
             }
         }
+        if let Some(now) = &mut self.party.now {
+            if let Some(t) = stored.get(&now.item.track.id) {
+                now.item.track = t.clone();
+            }
+        }
+    }
+
+    pub(crate) fn queue_mut(&mut self) -> &mut Queue<Item> {
+        &mut self.queue
+    }
+
+    pub(crate) fn members_mut(&mut self) -> &mut Vec<MemberRow> {
+        &mut self.members
     }
 
     /// Apply `op` by `user` to the live state. On a refusal nothing
@@ -351,7 +505,12 @@ impl SessionState {
             (Op::Member { member, present }, Actor::Outside) => {
                 self.membership(member, *present, ctx)
             }
-            (Op::Interaction { .. } | Op::Member { .. }, _) => {
+            (Op::Advance { reason, at }, Actor::Hub) => self.advance(*reason, *at, ctx),
+            (Op::Interaction { .. } | Op::Member { .. } | Op::Advance { .. }, _) => {
+                Err(Refusal::Forbidden("not an op this author can make"))
+            }
+            (op, Actor::Member(user)) => self.party_op(op, user, ctx),
+            (_, Actor::Outside | Actor::Hub) => {
                 Err(Refusal::Forbidden("not an op this author can make"))
             }
         }
@@ -364,6 +523,7 @@ impl SessionState {
             Undo::Queue(a) => self.queue.undo(a),
             Undo::Joined(user) => self.members.retain(|m| m.user_id != user),
             Undo::Left(member) => self.add_member(member),
+            Undo::Party(p) => self.undo_party(*p),
         }
         if let Event::Change(r) = effect.event {
             self.version = r.version - 1;
@@ -387,7 +547,9 @@ impl SessionState {
         let mut ops = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for t in linked {
-            if !queued.contains(t.as_str()) && seen.insert(t.as_str()) {
+            // A track that plays or was played is linked for that.
+            let held = queued.contains(t.as_str()) || self.holds_track(t.as_str());
+            if !held && seen.insert(t.as_str()) {
                 ops.push(Op::Add {
                     track: TrackRef::Id(t.clone()),
                     index: None,
@@ -439,18 +601,35 @@ impl SessionState {
             }
             TrackRef::Id(id) => (self.track(id, ctx)?, None),
         };
+        if let Actor::Member(user) = who {
+            self.may_add(user)?;
+        }
         let entry = ctx.ids.entry();
         // The queue row needs a user: a track linked outside the hub counts
         // as the host's (the playlist is theirs).
         let added_by = match who {
             Actor::Member(user) => user.clone(),
-            Actor::Outside => UserId::from_stored(self.session.host_id.clone()),
+            Actor::Outside | Actor::Hub => UserId::from_stored(self.session.host_id.clone()),
         };
-        let item = Item {
-            track: track.clone(),
-            added_by,
-            added_at: ctx.at,
+        let mut item = Item::new(track.clone(), added_by, ctx.at);
+        item.round = self.next_round(&item.added_by);
+        // In a computed order the hub decides where it goes.
+        let index = match self.party.settings.order {
+            OrderMode::Host => index,
+            _ => {
+                if let Some(i) = index.filter(|i| *i > self.queue.len()) {
+                    return Err(queue_refusal(
+                        QueueError::IndexOutOfRange {
+                            index: i,
+                            len: self.queue.len(),
+                        },
+                        "index",
+                    ));
+                }
+                Some(self.computed_index(&item, entry.uuid()))
+            }
         };
+        let appended = index.is_none_or(|i| i == self.queue.len());
         let applied = self
             .queue
             .insert(entry.uuid(), index, item)
@@ -458,6 +637,9 @@ impl SessionState {
         let Applied::Inserted { index, .. } = applied else {
             unreachable!("insert reports Inserted")
         };
+        if !appended {
+            self.order_changed_at = self.version + 1;
+        }
         Ok(self.change(
             ChangeOp::Add {
                 entry: entry.to_string(),
@@ -493,6 +675,7 @@ impl SessionState {
             track: TrackId::from_stored(e.item.track.id.clone()),
             index: *index,
         };
+        self.order_changed_at = self.version + 1;
         Ok(self.change(op, who, ctx, Undo::Queue(applied), None))
     }
 
@@ -507,8 +690,19 @@ impl SessionState {
         if !self.may_reorder(who) {
             return Err(Refusal::Forbidden("only the host may reorder the queue"));
         }
+        if self.party.settings.order != OrderMode::Host && !matches!(who, Actor::Outside) {
+            return Err(Refusal::Invalid {
+                field: "type",
+                message: format!(
+                    "the queue is in {} order: pin an entry to play it next",
+                    self.party.settings.order.as_str()
+                ),
+            });
+        }
+        // Rebased: only a change to the order since `base` (other than
+        // appending) makes its indices mean something else.
         if let Some(base) = base_version {
-            if base != self.version {
+            if base > self.version || base < self.order_changed_at {
                 return Err(Refusal::Stale {
                     base,
                     current: self.version,
@@ -533,6 +727,7 @@ impl SessionState {
             from,
             to,
         };
+        self.order_changed_at = self.version + 1;
         Ok(self.change(op, who, ctx, Undo::Queue(applied), None))
     }
 
@@ -540,16 +735,17 @@ impl SessionState {
     /// old app (outside).
     fn may_remove(&self, who: &Actor, item: &Item) -> bool {
         match who {
-            Actor::Member(user) => self.is_host(user) || item.added_by == *user,
-            Actor::Outside => true,
+            Actor::Member(user) => self.manages(user) || item.added_by == *user,
+            Actor::Outside | Actor::Hub => true,
         }
     }
 
-    /// Who may reorder the queue: the host (or the old app).
+    /// Who may reorder the queue: the host and co-hosts, guests when the
+    /// host allows (or the old app).
     fn may_reorder(&self, who: &Actor) -> bool {
         match who {
-            Actor::Member(user) => self.is_host(user),
-            Actor::Outside => true,
+            Actor::Member(user) => self.manages(user) || self.party.settings.guests_reorder,
+            Actor::Outside | Actor::Hub => true,
         }
     }
 
@@ -602,11 +798,12 @@ impl SessionState {
             }),
             undo: Undo::Nothing,
             upsert: None,
+            side: Side::default(),
         })
     }
 
     /// A change takes the next version, and a time after the last one's.
-    fn change(
+    pub(crate) fn change(
         &mut self,
         op: ChangeOp,
         who: &Actor,
@@ -618,7 +815,7 @@ impl SessionState {
         self.last_at = ctx.at.max(self.last_at + chrono::Duration::milliseconds(1));
         let by = match who {
             Actor::Member(user) => Some(user.clone()),
-            Actor::Outside => None,
+            Actor::Outside | Actor::Hub => None,
         };
         Effect {
             version: self.version,
@@ -630,7 +827,13 @@ impl SessionState {
             }),
             undo,
             upsert,
+            side: Side::default(),
         }
+    }
+
+    /// The time the next change will be stamped with.
+    pub(crate) fn next_at(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        at.max(self.last_at + chrono::Duration::milliseconds(1))
     }
 
     /// A track by id: queued already, or looked up for the batch.
@@ -659,11 +862,21 @@ pub fn catalog_track(
             artists: meta.artists.clone(),
             album: meta.album.clone(),
             popularity: meta.popularity.unwrap_or(0),
+            duration_ms: meta.duration_ms,
+            cover_url: meta.cover_url.clone(),
         };
         return (t, true);
     };
     let mut t = (**stored).clone();
     let mut filled = false;
+    if t.duration_ms.is_none() && meta.duration_ms.is_some() {
+        t.duration_ms = meta.duration_ms;
+        filled = true;
+    }
+    if t.cover_url.is_none() && meta.cover_url.is_some() {
+        t.cover_url = meta.cover_url.clone();
+        filled = true;
+    }
     if t.artists.is_empty() && !meta.artists.is_empty() {
         t.artists = meta.artists.clone();
         filled = true;
@@ -701,7 +914,7 @@ pub(crate) mod tests {
     use proptest::prelude::*;
 
     /// Ids from a counter, so runs are reproducible.
-    pub(crate) struct SeqIds(u128);
+    pub(crate) struct SeqIds(pub(crate) u128);
 
     impl Ids for SeqIds {
         fn entry(&mut self) -> EntryId {
@@ -726,6 +939,8 @@ pub(crate) mod tests {
             artists: vec!["Artist".into()],
             album: "Album".into(),
             popularity: 10,
+            duration_ms: None,
+            cover_url: None,
         })
     }
 
@@ -893,32 +1108,93 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_stale_base_version_is_a_conflict_and_changes_nothing() {
+    fn a_base_version_before_an_order_change_is_a_conflict_and_changes_nothing() {
         let (mut st, mut cat, mut ids) = (state(10), catalog(), SeqIds(0));
         let a = apply(&mut st, &mut cat, &mut ids, "host", add_op("t1")).unwrap();
-        apply(&mut st, &mut cat, &mut ids, "host", add_op("t2")).unwrap();
+        let b = apply(&mut st, &mut cat, &mut ids, "host", add_op("t2")).unwrap();
+        // Version 3 moves b first: indices seen at version 2 mean something else.
+        apply(
+            &mut st,
+            &mut cat,
+            &mut ids,
+            "host",
+            reorder_op(entry_of(&b), 0),
+        )
+        .unwrap();
         let before = st.queue_entries();
         let stale = Op::Reorder {
             entry: entry_of(&a),
             to_index: 1,
-            base_version: Some(1),
+            base_version: Some(2),
         };
         assert_eq!(
             apply(&mut st, &mut cat, &mut ids, "host", stale).unwrap_err(),
             Refusal::Stale {
-                base: 1,
-                current: 2
+                base: 2,
+                current: 3
             }
         );
         assert_eq!(st.queue_entries(), before);
         assert_eq!(
             Error::from(Refusal::Stale {
-                base: 1,
-                current: 2
+                base: 2,
+                current: 3
             })
             .to_string(),
-            "baseVersion 1 is not the current version 2"
+            "the queue's order changed since baseVersion 2 (now version 3)"
         );
+        // A base ahead of the session is refused too.
+        let ahead = Op::Reorder {
+            entry: entry_of(&a),
+            to_index: 0,
+            base_version: Some(9),
+        };
+        assert!(matches!(
+            apply(&mut st, &mut cat, &mut ids, "host", ahead),
+            Err(Refusal::Stale { .. })
+        ));
+    }
+
+    /// Issue 17: a host's move based on an older version still applies when
+    /// everything since only appended tracks (a busy add burst).
+    #[test]
+    fn a_move_is_rebased_over_appends() {
+        let (mut st, mut cat, mut ids) = (state(20), catalog(), SeqIds(0));
+        let a = apply(&mut st, &mut cat, &mut ids, "host", add_op("t1")).unwrap();
+        apply(&mut st, &mut cat, &mut ids, "host", add_op("t2")).unwrap();
+        let seen = st.version();
+        for t in ["t3", "t0", "t1"] {
+            apply(&mut st, &mut cat, &mut ids, "ann", add_op(t)).unwrap();
+        }
+        let mv = Op::Reorder {
+            entry: entry_of(&a),
+            to_index: 1,
+            base_version: Some(seen),
+        };
+        apply(&mut st, &mut cat, &mut ids, "host", mv).unwrap();
+        let tracks: Vec<&str> = st
+            .queue()
+            .entries()
+            .iter()
+            .map(|e| e.item.track.id.as_str())
+            .collect();
+        assert_eq!(tracks, ["t2", "t1", "t3", "t0", "t1"]);
+        // An add at an index (not an append) changes the order.
+        let seen = st.version();
+        let insert = Op::Add {
+            track: TrackRef::Id(TrackId::from_stored("t0".into())),
+            index: Some(0),
+        };
+        apply(&mut st, &mut cat, &mut ids, "host", insert).unwrap();
+        let mv = Op::Reorder {
+            entry: entry_of(&a),
+            to_index: 0,
+            base_version: Some(seen),
+        };
+        assert!(matches!(
+            apply(&mut st, &mut cat, &mut ids, "host", mv),
+            Err(Refusal::Stale { .. })
+        ));
     }
 
     #[test]
@@ -954,6 +1230,8 @@ pub(crate) mod tests {
             artists: vec!["Someone else".into()],
             album: "Other".into(),
             popularity: Some(99),
+            duration_ms: None,
+            cover_url: None,
         };
         let (kept, write) = catalog_track(&meta, Some(&track("t1")), &mut ids);
         assert_eq!(kept, *track("t1"));
@@ -987,6 +1265,8 @@ pub(crate) mod tests {
                 artists: vec!["X".into()],
                 album: "Y".into(),
                 popularity: None,
+                duration_ms: None,
+                cover_url: None,
             }),
             index: None,
         };
