@@ -5,7 +5,10 @@
 # hubs, connected to directly: no HAProxy), runs `audotics-load`, writes
 # the JSON reports, and stops every process it started, by pid.
 #
-#   load-tests/cluster-bench.sh listeners [--out DIR]   # 100,000 listeners over 6 nodes
+#   load-tests/cluster-bench.sh listeners [--out DIR] [--connect-rate N] [--sessions S] [--rate R]
+#                                     # 100,000 listeners over 6 nodes in S sessions (3),
+#                                     # N joins/s in total (250; 0 = as fast as possible),
+#                                     # one writer per session, R ops/s in total (6)
 #   load-tests/cluster-bench.sh fanout    [--out DIR] [--pairs N]  # 1 node vs 3 nodes, A B A B
 #   load-tests/cluster-bench.sh failover  [--out DIR] [--runs N] [--natural-owners]
 #                                     # kill -9 of the owner of all 1,000 sessions (or,
@@ -30,18 +33,24 @@ NATS_PORT=$((BASE_PORT + 99))
 NATS_MON=$((BASE_PORT + 98))
 
 SCENARIO=${1:-}
-[ -n "$SCENARIO" ] || { sed -n '2,17p' "$0"; exit 2; }
+[ -n "$SCENARIO" ] || { sed -n '2,20p' "$0"; exit 2; }
 shift
 OUT=$ROOT/docs/benchmarks/cluster
 PAIRS=4
 RUNS=3
 PRIME=1
+CONNECT_RATE=250
+LSESSIONS=3
+LRATE=6
 while [ $# -gt 0 ]; do
     case $1 in
     --out) OUT=$2; shift 2 ;;
     --pairs) PAIRS=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --natural-owners) PRIME=0; shift ;;
+    --connect-rate) CONNECT_RATE=$2; shift 2 ;;
+    --sessions) LSESSIONS=$2; shift 2 ;;
+    --rate) LRATE=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -185,18 +194,25 @@ run_listeners() {
         urls+=("$(url "${ports[-1]}")")
     done
     for i in 0 1 2 3 4 5; do wait_ready "${ports[i]}" "${pids[i]}"; done
-    machine >"$OUT/listeners-machine.json"
-    say "100,002 listeners in 3 sessions of 33,334 over 6 nodes; 1 writer per session at 2 ops/s"
-    "$LOAD_BIN" fanout -s 3 -l 33334 -w 1 -r 6 --duration 30 --procs 6 --users 200 \
+    local per=$(((100000 + LSESSIONS - 1) / LSESSIONS)) name=listeners-100k
+    [ "$LSESSIONS" = 3 ] || name=listeners-100k-s$LSESSIONS
+    machine >"$OUT/$name-machine.json"
+    # Joins are paced: every join on a non-owner is a request to the
+    # session's owner, answered `unavailable` after 3 s (REQUEST_WAIT)
+    # if the owner's queue is longer than that.
+    say "$((per * LSESSIONS)) listeners in $LSESSIONS sessions of $per over 6 nodes; 1 writer per session, $LRATE ops/s in total; $CONNECT_RATE joins/s"
+    "$LOAD_BIN" fanout -s "$LSESSIONS" -l "$per" -w 1 -r "$LRATE" --duration 30 --procs 6 --users 200 \
+        --connect-rate "$CONNECT_RATE" --timeout 1800 \
         --hub "$(join_urls "${urls[@]}")" --node-pid "$(join_urls "${pids[@]}")" \
-        --hub-pid "${pids[0]}" --json >"$OUT/listeners-100k.json"
+        --hub-pid "${pids[0]}" --json >"$OUT/$name.json"
     for i in 0 1 2 3 4 5; do
-        printf '%s gaps_filled=%s dropped=%s takeovers=%s\n' "node$((i + 1))" \
+        printf '%s owned=%s frames_sent=%s gaps_filled=%s dropped=%s takeovers=%s\n' "node$((i + 1))" \
+            "$(metric "${ports[i]}" cluster_sessions_owned)" "$(metric "${ports[i]}" hub_frames_sent_total)" \
             "$(metric "${ports[i]}" cluster_gaps_filled_total)" \
             "$(metric "${ports[i]}" cluster_messages_dropped_total)" \
             "$(metric "${ports[i]}" cluster_takeovers_total)"
-    done >"$OUT/listeners-100k-metrics.txt"
-    cat "$OUT/listeners-100k-metrics.txt" >&2
+    done >"$OUT/$name-metrics.txt"
+    cat "$OUT/$name-metrics.txt" >&2
 }
 
 # --- 2. fan-out: 1 node against 3 nodes, alternating --------------------------
@@ -224,11 +240,13 @@ run_fanout() {
             --hub-pid "$p1" --node-pid "$p1,$p2,$p3" \
             >"$OUT/fanout-$(printf %02d $((2 * n)))-three-nodes.json"
         for port in "$c1" "$c2" "$c3"; do
-            printf 'pair %s port %s owned=%s forwarded=%s received=%s published=%s events_in=%s gaps_filled=%s dropped=%s\n' \
+            printf 'pair %s port %s owned=%s forwarded=%s received=%s published=%s events_in=%s gaps_filled=%s dropped=%s op_s_sum=%s op_count=%s commits=%s commit_batch_sum=%s\n' \
                 "$n" "$port" "$(metric "$port" cluster_sessions_owned)" \
                 "$(metric "$port" cluster_ops_forwarded_total)" "$(metric "$port" cluster_ops_received_total)" \
                 "$(metric "$port" cluster_events_published_total)" "$(metric "$port" cluster_events_received_total)" \
-                "$(metric "$port" cluster_gaps_filled_total)" "$(metric "$port" cluster_messages_dropped_total)"
+                "$(metric "$port" cluster_gaps_filled_total)" "$(metric "$port" cluster_messages_dropped_total)" \
+                "$(metric "$port" cluster_op_duration_seconds_sum)" "$(metric "$port" cluster_op_duration_seconds_count)" \
+                "$(metric "$port" hub_commit_batch_size_count)" "$(metric "$port" hub_commit_batch_size_sum)"
         done >>"$OUT/fanout-metrics.txt"
         stop_hub "$p1"; stop_hub "$p2"; stop_hub "$p3"
     done

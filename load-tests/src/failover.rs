@@ -1248,6 +1248,22 @@ fn report(
             moved.saturating_record(us);
         }
     }
+    // Per session: how long after the kill its first op was acked again
+    // (the session's own outage, as its writer sees it). Sessions with no
+    // ack after the kill are counted apart.
+    let mut session_resumed = new_hist();
+    let mut sessions_never_resumed = 0u64;
+    if let Some(k) = kill_ns {
+        let mut first: BTreeMap<usize, u64> = BTreeMap::new();
+        for o in ops.iter().filter(|o| o.4 >= k) {
+            let e = first.entry(o.0).or_insert(o.4);
+            *e = (*e).min(o.4);
+        }
+        for t in first.values() {
+            session_resumed.saturating_record(((t - k) / 1000).max(1));
+        }
+        sessions_never_resumed = (setup.sessions.len() as u64).saturating_sub(first.len() as u64);
+    }
     // Acks per 100 ms around the kill: when acking resumed.
     let timeline = kill_ns.map(|k| {
         let mut buckets: BTreeMap<i64, u64> = BTreeMap::new();
@@ -1314,6 +1330,8 @@ fn report(
                 "writer_changed_node": hist_ms(&moved),
             },
             "last_in_flight_op_acked_s_after_kill": last_stalled_ack_s,
+            "session_first_ack_after_kill": hist_ms(&session_resumed),
+            "sessions_without_ack_after_kill": sessions_never_resumed,
             "acks_per_100ms_from_1s_before_kill": timeline,
         },
         "listeners": {
@@ -1381,6 +1399,10 @@ fn print_table(r: &Value) {
     );
     row("  in flight at the kill", lat(&h["in_flight_at_kill"]));
     row("  writer changed node", lat(&h["writer_changed_node"]));
+    row(
+        "per session: kill → its first ack after",
+        lat(&o["session_first_ack_after_kill"]),
+    );
     row(
         "last op in flight at the kill acked (s after)",
         o["last_in_flight_op_acked_s_after_kill"].to_string(),
