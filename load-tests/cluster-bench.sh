@@ -9,7 +9,8 @@
 #                                     # 100,000 listeners over 6 nodes in S sessions (3),
 #                                     # N joins/s in total (250; 0 = as fast as possible),
 #                                     # one writer per session, R ops/s in total (6)
-#   load-tests/cluster-bench.sh fanout    [--out DIR] [--pairs N]  # 1 node vs 3 nodes, A B A B
+#   load-tests/cluster-bench.sh fanout    [--out DIR] [--pairs N] [--writers W]
+#                                     # 1 node vs 3 nodes, A B A B; W writers per session (5)
 #   load-tests/cluster-bench.sh failover  [--out DIR] [--runs N] [--natural-owners]
 #                                     # kill -9 of the owner of all 1,000 sessions (or,
 #                                     # --natural-owners, of those its connections reached first)
@@ -33,7 +34,7 @@ NATS_PORT=$((BASE_PORT + 99))
 NATS_MON=$((BASE_PORT + 98))
 
 SCENARIO=${1:-}
-[ -n "$SCENARIO" ] || { sed -n '2,20p' "$0"; exit 2; }
+[ -n "$SCENARIO" ] || { sed -n '2,21p' "$0"; exit 2; }
 shift
 OUT=$ROOT/docs/benchmarks/cluster
 PAIRS=4
@@ -42,6 +43,7 @@ PRIME=1
 CONNECT_RATE=250
 LSESSIONS=3
 LRATE=6
+FWRITERS=5
 while [ $# -gt 0 ]; do
     case $1 in
     --out) OUT=$2; shift 2 ;;
@@ -51,6 +53,7 @@ while [ $# -gt 0 ]; do
     --connect-rate) CONNECT_RATE=$2; shift 2 ;;
     --sessions) LSESSIONS=$2; shift 2 ;;
     --rate) LRATE=$2; shift 2 ;;
+    --writers) FWRITERS=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -219,16 +222,17 @@ run_listeners() {
 run_fanout() {
     start_postgres
     start_nats
-    machine >"$OUT/fanout-machine.json"
     local n p single=$((BASE_PORT + 10)) c1=$((BASE_PORT + 11)) c2=$((BASE_PORT + 12)) c3=$((BASE_PORT + 13))
-    local flags=(-s 10 -l 1000 -w 5 -r 1600 --duration 15 --users 200 --json)
+    local flags=(-s 10 -l 1000 -w "$FWRITERS" -r 1600 --duration 15 --users 200 --json) name=fanout
+    [ "$FWRITERS" = 5 ] || name=fanout-w$FWRITERS
+    machine >"$OUT/$name-machine.json"
     for ((n = 1; n <= PAIRS; n++)); do
         say "pair $n: A = one hub (no NATS)"
         start_hub single "$single" single
         p=$HUB_PID
         wait_ready "$single" "$p"
         "$LOAD_BIN" fanout "${flags[@]}" --hub "$(url "$single")" --hub-pid "$p" \
-            >"$OUT/fanout-$(printf %02d $((2 * n - 1)))-one-node.json"
+            >"$OUT/$name-$(printf %02d $((2 * n - 1)))-one-node.json"
         stop_hub "$p"
         say "pair $n: B = three nodes; node1 owns the sessions, writers on node2/node3"
         start_hub node1 "$c1" cluster; p1=$HUB_PID
@@ -238,7 +242,7 @@ run_fanout() {
         "$LOAD_BIN" fanout "${flags[@]}" --hub "$(url "$c1"),$(url "$c2"),$(url "$c3")" \
             --writer-hub "$(url "$c2"),$(url "$c3")" --prime-owner "$(url "$c1")" \
             --hub-pid "$p1" --node-pid "$p1,$p2,$p3" \
-            >"$OUT/fanout-$(printf %02d $((2 * n)))-three-nodes.json"
+            >"$OUT/$name-$(printf %02d $((2 * n)))-three-nodes.json"
         for port in "$c1" "$c2" "$c3"; do
             printf 'pair %s port %s owned=%s forwarded=%s received=%s published=%s events_in=%s gaps_filled=%s dropped=%s op_s_sum=%s op_count=%s commits=%s commit_batch_sum=%s\n' \
                 "$n" "$port" "$(metric "$port" cluster_sessions_owned)" \
@@ -247,7 +251,7 @@ run_fanout() {
                 "$(metric "$port" cluster_gaps_filled_total)" "$(metric "$port" cluster_messages_dropped_total)" \
                 "$(metric "$port" cluster_op_duration_seconds_sum)" "$(metric "$port" cluster_op_duration_seconds_count)" \
                 "$(metric "$port" hub_commit_batch_size_count)" "$(metric "$port" hub_commit_batch_size_sum)"
-        done >>"$OUT/fanout-metrics.txt"
+        done >>"$OUT/$name-metrics.txt"
         stop_hub "$p1"; stop_hub "$p2"; stop_hub "$p3"
     done
 }
