@@ -36,6 +36,13 @@ pub struct Setup {
     pub tracks: Vec<String>,
     pub ring_path: String,
     pub plan: Plan,
+    /// Servers (indexes into `dsts`) the writers go to, round-robin by
+    /// connection number; empty: the same servers as the listeners.
+    #[serde(default)]
+    pub writer_dsts: Vec<usize>,
+    /// Servers (indexes into `dsts`) the listeners go to; empty: all.
+    #[serde(default)]
+    pub listener_dsts: Vec<usize>,
 }
 
 /// How a run's connections are spread over its servers.
@@ -73,11 +80,30 @@ pub fn share(
     index: usize,
     of: usize,
 ) -> (Vec<Slot>, Vec<Slot>) {
-    let servers = servers.max(1);
+    let all: Vec<usize> = (0..servers.max(1)).collect();
+    share_pools(plan, spread, &all, &all, index, of)
+}
+
+/// [`share`] with the listeners' and the writers' servers given apart (as
+/// indexes into the setup's `dsts`): connection g goes to pool[g mod len]
+/// of its kind's pool (by session: pool[j mod len]).
+pub fn share_pools(
+    plan: &Plan,
+    spread: Spread,
+    listener_pool: &[usize],
+    writer_pool: &[usize],
+    index: usize,
+    of: usize,
+) -> (Vec<Slot>, Vec<Slot>) {
     let of = of.max(1);
-    let pick = |j: usize, g: usize| match spread {
-        Spread::BySession => j % servers,
-        Spread::ByConnection => g % servers,
+    let pick = |pool: &[usize], j: usize, g: usize| {
+        if pool.is_empty() {
+            return 0;
+        }
+        match spread {
+            Spread::BySession => pool[j % pool.len()],
+            Spread::ByConnection => pool[g % pool.len()],
+        }
     };
     let mut listeners = Vec::new();
     let mut g = 0usize;
@@ -88,7 +114,7 @@ pub fn share(
                     j,
                     w: 0,
                     g,
-                    server: pick(j, g),
+                    server: pick(listener_pool, j, g),
                 });
             }
             g += 1;
@@ -103,7 +129,7 @@ pub fn share(
                     j,
                     w,
                     g: g + i,
-                    server: pick(j, g + i),
+                    server: pick(writer_pool, j, g + i),
                 });
             }
         }
@@ -251,7 +277,21 @@ pub async fn run_worker(setup: Setup, index: usize, of: usize) -> anyhow::Result
         std::path::Path::new(&setup.ring_path),
         plan.streams(setup.floor),
     )?;
-    let (my_listeners, my_writers) = share(&plan, setup.spread, setup.dsts.len(), index, of);
+    let pool = |p: &[usize]| -> Vec<usize> {
+        if p.is_empty() {
+            (0..setup.dsts.len()).collect()
+        } else {
+            p.to_vec()
+        }
+    };
+    let (my_listeners, my_writers) = share_pools(
+        &plan,
+        setup.spread,
+        &pool(&setup.listener_dsts),
+        &pool(&setup.writer_dsts),
+        index,
+        of,
+    );
     let mine = my_listeners.len() + my_writers.len();
     let limit = raise_nofile();
     if mine as u64 + 64 > limit {
@@ -662,12 +702,12 @@ async fn listener(
 }
 
 /// The writer's view of its session's queue, kept from the updates it sees.
-struct LocalQueue {
-    entries: Vec<String>,
+pub(crate) struct LocalQueue {
+    pub(crate) entries: Vec<String>,
 }
 
 impl LocalQueue {
-    fn apply(&mut self, change: &ChangeLite) {
+    pub(crate) fn apply(&mut self, change: &ChangeLite) {
         use audotics_protocol::OpKind;
         // Ops about no entry (a member change) leave the queue as it is.
         let Some(id) = change.entry_id.as_deref() else {
@@ -708,20 +748,20 @@ impl LocalQueue {
 /// timestamps) cost a third of the generator's time in `ops`. The frame's
 /// `type` is scanned first (`frame_type`); the other fields are skipped.
 #[derive(Deserialize)]
-struct FrameLite<'a> {
+pub(crate) struct FrameLite<'a> {
     #[serde(borrow, default)]
-    req: Option<std::borrow::Cow<'a, str>>,
+    pub(crate) req: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
-    version: Option<i64>,
+    pub(crate) version: Option<i64>,
     #[serde(borrow, default)]
-    code: Option<std::borrow::Cow<'a, str>>,
+    pub(crate) code: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
-    change: Option<ChangeLite<'a>>,
+    pub(crate) change: Option<ChangeLite<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ChangeLite<'a> {
+pub(crate) struct ChangeLite<'a> {
     op: audotics_protocol::OpKind,
     #[serde(borrow, default)]
     entry_id: Option<std::borrow::Cow<'a, str>>,
@@ -909,7 +949,7 @@ async fn writer(
 
 /// Pick the next op: keep the queue between 10 and 60 entries, otherwise an
 /// even mix of add, reorder and remove.
-fn hub_op(rng: &mut impl Rng, q: &LocalQueue, tracks: &[String], req: &str) -> String {
+pub(crate) fn hub_op(rng: &mut impl Rng, q: &LocalQueue, tracks: &[String], req: &str) -> String {
     let n = q.entries.len();
     let kind = if n < 10 {
         0
@@ -1023,6 +1063,22 @@ mod tests {
         let strip = |v: &[Slot]| v.iter().map(|s| (s.j, s.w, s.g)).collect::<Vec<_>>();
         assert_eq!(strip(&one_l), strip(&ls));
         assert_eq!(strip(&one_w), strip(&ws));
+    }
+
+    #[test]
+    fn writers_can_have_their_own_servers() {
+        // 2 sessions × 3 listeners on servers 0, 1, 2; 2 writers each on 1, 2.
+        let p = plan(vec![3, 3], 2);
+        let (mut ls, mut ws) = (Vec::new(), Vec::new());
+        for i in 0..2 {
+            let (l, w) = share_pools(&p, Spread::ByConnection, &[0, 1, 2], &[1, 2], i, 2);
+            ls.extend(l);
+            ws.extend(w);
+        }
+        assert_eq!((ls.len(), ws.len()), (6, 4));
+        assert!(ls.iter().all(|s| s.server == s.g % 3));
+        assert!(ws.iter().all(|s| s.server == [1, 2][s.g % 2]));
+        assert!(ws.iter().any(|s| s.server == 1) && ws.iter().any(|s| s.server == 2));
     }
 
     #[test]

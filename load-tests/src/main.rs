@@ -11,6 +11,7 @@
 
 mod common;
 mod engine;
+mod failover;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -56,6 +57,11 @@ enum Scenario {
     /// Listeners leaving and rejoining with `since` at a given rate while
     /// writers keep the sessions moving.
     Churn(ChurnArgs),
+    /// A cluster node killed (SIGKILL) under writes: one writer per session
+    /// with one op in flight, re-sent with the same `req` on another node;
+    /// listeners resume elsewhere with `since`. Time from an op's first
+    /// send to its ack; Postgres checked for lost or duplicated acked ops.
+    Failover(FailoverArgs),
 }
 
 #[derive(Args, Clone)]
@@ -87,6 +93,24 @@ struct Common {
     /// report its RSS and CPU from /proc.
     #[arg(long)]
     hub_pid: Option<u32>,
+    /// Pids of the cluster's nodes (comma-separated or repeated), in the
+    /// order of the --hub URLs: each one's RSS (before, loaded, peak) and CPU
+    /// is reported under `nodes`.
+    #[arg(long, value_delimiter = ',')]
+    node_pid: Vec<u32>,
+    /// Hub URL that the REST setup (users, tracks, sessions) goes to
+    /// instead of the first --hub (a node that takes no connections, so
+    /// the measured nodes' RSS does not include it).
+    #[arg(long)]
+    setup_hub: Option<String>,
+    /// Hub URLs the writers go to (round-robin, like --hub) instead of the
+    /// --hub URLs; URLs not among --hub are added to the servers.
+    #[arg(long, value_delimiter = ',')]
+    writer_hub: Vec<String>,
+    /// Before connecting, join every session once through this hub URL and
+    /// leave again: in a cluster, that node then owns (runs) every session.
+    #[arg(long)]
+    prime_owner: Option<String>,
     /// Parallel connection attempts per worker.
     #[arg(long, default_value_t = 256)]
     connect_concurrency: usize,
@@ -199,7 +223,57 @@ struct ChurnArgs {
     duration: f64,
 }
 
+#[derive(Args, Clone)]
+struct FailoverArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, short = 's', default_value_t = 1000)]
+    sessions: usize,
+    /// Listeners per session.
+    #[arg(long, short = 'l', default_value_t = 2)]
+    listeners: usize,
+    /// Ops per second over all writers (one writer per session, at most one
+    /// op in flight each: a tick with an op unanswered is skipped).
+    #[arg(long, short = 'r', default_value_t = 1000.0)]
+    rate: f64,
+    /// Seconds of writes.
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Seconds after the writes stop for unanswered ops to be answered and
+    /// listeners to catch up.
+    #[arg(long, default_value_t = 5.0)]
+    drain: f64,
+    /// Pid of the node to kill with SIGKILL (none: no kill).
+    #[arg(long)]
+    kill_pid: Option<u32>,
+    /// URL of the node killed (its /metrics is read just before the kill).
+    #[arg(long)]
+    kill_url: Option<String>,
+    /// Seconds into the writes when the node is killed.
+    #[arg(long, default_value_t = 10.0)]
+    kill_after: f64,
+    /// Ops first sent up to this many seconds after the kill count as
+    /// affected by it (with those in flight at the kill).
+    #[arg(long, default_value_t = 5.0)]
+    after_kill_window: f64,
+    /// Milliseconds to wait before sending an op again after `unavailable`.
+    #[arg(long, default_value_t = 200)]
+    retry_pause_ms: u64,
+    /// Milliseconds without an answer after which an op is sent again (same
+    /// `req`) on the same connection.
+    #[arg(long, default_value_t = 10_000)]
+    op_timeout_ms: u64,
+    /// Postgres to check at the end (psql must be installed): every acked
+    /// req stored once at its acked version, versions contiguous.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+}
+
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Scenario::Failover(a) = &cli.scenario {
+        return failover_main(a.clone());
+    }
     let cli = Cli::parse();
     let (common, plan, floor, floor_addr, kind) = match cli.scenario {
         Scenario::Connect(a) => {
@@ -236,6 +310,7 @@ fn main() -> anyhow::Result<()> {
             );
             (a.common, plan, false, String::new(), "ops")
         }
+        Scenario::Failover(_) => unreachable!("handled above"),
         Scenario::Churn(a) => {
             let plan = base_plan(
                 &a.common,
@@ -264,6 +339,50 @@ fn main() -> anyhow::Result<()> {
         });
     }
     rt.block_on(parent(common, plan, floor, floor_addr, kind))
+}
+
+fn failover_main(a: FailoverArgs) -> anyhow::Result<()> {
+    let mut plan = base_plan(
+        &a.common,
+        a.sessions,
+        vec![a.listeners; a.sessions],
+        1,
+        a.rate,
+        1,
+        a.duration,
+        0.0,
+    );
+    plan.drain_s = a.drain;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let common = a.common.clone();
+    if let (Some(i), Some(path)) = (common.worker_index, &common.setup) {
+        let setup: failover::FoSetup = serde_json::from_slice(&std::fs::read(path)?)?;
+        return rt.block_on(async {
+            let hard = Duration::from_secs(common.timeout);
+            match tokio::time::timeout(hard, failover::run_worker(setup, i, common.worker_of)).await
+            {
+                Ok(r) => r,
+                Err(_) => bail!("worker {i}: --timeout reached"),
+            }
+        });
+    }
+    let hubs = loopback_addrs(&common.hub.join(","))?;
+    let setup_hub = match &common.setup_hub {
+        Some(u) => loopback_addr(u)?,
+        None => hubs[0],
+    };
+    let fo = failover::FoArgs {
+        database_url: a.database_url,
+        kill_pid: a.kill_pid,
+        kill_url: a.kill_url,
+        kill_after: a.kill_after,
+        after_kill_window: a.after_kill_window,
+        retry_pause_ms: a.retry_pause_ms,
+        op_timeout_ms: a.op_timeout_ms,
+    };
+    rt.block_on(failover::parent(&common, plan, fo, hubs, setup_hub))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -329,7 +448,11 @@ async fn parent(
     }
     let nonce = format!("{:x}", std::process::id() as u64 ^ now_ns());
     let hubs = loopback_addrs(&common.hub.join(","))?;
-    let (dsts, ws_path, spread) = if floor {
+    let setup_hub = match &common.setup_hub {
+        Some(u) => loopback_addr(u)?,
+        None => hubs[0],
+    };
+    let (mut dsts, ws_path, spread) = if floor {
         (
             loopback_addrs(&floor_addr)?,
             "/".to_owned(),
@@ -339,6 +462,24 @@ async fn parent(
         (hubs.clone(), "/v1/ws".to_owned(), Spread::ByConnection)
     };
     let tmp = std::env::temp_dir();
+    let mut writer_dsts = Vec::new();
+    if !floor && !common.writer_hub.is_empty() {
+        for a in loopback_addrs(&common.writer_hub.join(","))? {
+            let i = match dsts.iter().position(|d| *d == a) {
+                Some(i) => i,
+                None => {
+                    dsts.push(a);
+                    dsts.len() - 1
+                }
+            };
+            writer_dsts.push(i);
+        }
+    }
+    let listener_dsts = if writer_dsts.is_empty() {
+        Vec::new()
+    } else {
+        (0..hubs.len()).collect()
+    };
     let ring_path = PathBuf::from("/dev/shm").join(format!("audotics-load-{nonce}.ring"));
     let setup_path = tmp.join(format!("audotics-load-{nonce}.json"));
     eprintln!(
@@ -376,8 +517,12 @@ async fn parent(
             vec![String::new()],
         )
     } else {
-        prepare(hubs[0], &common, &plan, &nonce).await?
+        prepare(setup_hub, &common, &plan, &nonce).await?
     };
+    if let Some(owner) = &common.prime_owner {
+        let owner = loopback_addr(owner)?;
+        failover::prime_owner(owner, &sessions).await?;
+    }
     let setup = Setup {
         nonce: nonce.clone(),
         floor,
@@ -389,6 +534,8 @@ async fn parent(
         tracks,
         ring_path: ring_path.display().to_string(),
         plan: plan.clone(),
+        writer_dsts,
+        listener_dsts,
     };
     Ring::create(&ring_path, plan.streams(floor))?;
     std::fs::write(&setup_path, serde_json::to_vec(&setup)?)?;
@@ -514,6 +661,18 @@ struct HubSample {
     hub_cpu_s: Option<f64>,
     machine_busy_cores: Option<f64>,
     window_s: f64,
+    nodes: Vec<NodeSample>,
+}
+
+/// RSS and CPU of one node given by --node-pid.
+#[derive(Default)]
+struct NodeSample {
+    pid: u32,
+    rss_before_kib: Option<u64>,
+    rss_loaded_kib: Option<u64>,
+    rss_peak_kib: Option<u64>,
+    cpu0: Option<u64>,
+    cpu_s: Option<f64>,
 }
 
 async fn run_workers(
@@ -527,6 +686,15 @@ async fn run_workers(
     let pid = common.hub_pid.map(|p| p.to_string());
     let mut hub = HubSample {
         rss_before_kib: pid.as_deref().and_then(rss_kib),
+        nodes: common
+            .node_pid
+            .iter()
+            .map(|&p| NodeSample {
+                pid: p,
+                rss_before_kib: rss_kib(&p.to_string()),
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     };
     let mut children = Vec::new();
@@ -582,6 +750,11 @@ async fn run_workers(
     tokio::time::sleep(Duration::from_secs(2)).await;
     hub.rss_loaded_kib = pid.as_deref().and_then(rss_kib);
     hub.rss_peak_kib = hub.rss_loaded_kib;
+    for n in &mut hub.nodes {
+        n.rss_loaded_kib = rss_kib(&n.pid.to_string());
+        n.rss_peak_kib = n.rss_loaded_kib;
+        n.cpu0 = cpu_ticks(&n.pid.to_string());
+    }
     let cpu0 = pid.as_deref().and_then(cpu_ticks);
     let m0 = machine_ticks();
     let w0 = Instant::now();
@@ -601,6 +774,11 @@ async fn run_workers(
                 Some((_, l)) if l.starts_with("RESULT ") => {
                     if cpu_end.is_none() {
                         cpu_end = Some((pid.as_deref().and_then(cpu_ticks), machine_ticks(), w0.elapsed()));
+                        for n in &mut hub.nodes {
+                            if let (Some(a), Some(b)) = (n.cpu0, cpu_ticks(&n.pid.to_string())) {
+                                n.cpu_s = Some((b - a) as f64 / 100.0);
+                            }
+                        }
                     }
                     results.push(serde_json::from_str::<WorkerResult>(&l[7..])?);
                 }
@@ -614,6 +792,11 @@ async fn run_workers(
             _ = sample.tick() => {
                 if let Some(r) = pid.as_deref().and_then(rss_kib) {
                     hub.rss_peak_kib = Some(hub.rss_peak_kib.unwrap_or(0).max(r));
+                }
+                for n in &mut hub.nodes {
+                    if let Some(r) = rss_kib(&n.pid.to_string()) {
+                        n.rss_peak_kib = Some(n.rss_peak_kib.unwrap_or(0).max(r));
+                    }
                 }
             }
             _ = tokio::time::sleep_until(deadline) => bail!("--timeout reached during the run"),
@@ -760,6 +943,15 @@ fn merge(
             "cpu_cores": hub.hub_cpu_s.map(|c| c / hub.window_s.max(1e-9)),
             "machine_busy_cores": hub.machine_busy_cores,
         },
+        "nodes": hub.nodes.iter().enumerate().map(|(i, n)| json!({
+            "pid": n.pid,
+            "server": servers.get(i).map(|s| s.to_string()),
+            "rss_before_kib": n.rss_before_kib,
+            "rss_loaded_kib": n.rss_loaded_kib,
+            "rss_peak_kib": n.rss_peak_kib,
+            "cpu_s": n.cpu_s,
+            "cpu_cores": n.cpu_s.map(|c| c / hub.window_s.max(1e-9)),
+        })).collect::<Vec<_>>(),
         "window_s": window_s,
         "generator_rss_kib": rs.iter().map(|r| r.worker_rss_kib).sum::<u64>(),
     }))
@@ -891,6 +1083,21 @@ fn print_table(r: &Value) {
         "hub CPU (cores) / machine busy",
         format!("{} / {}", f(&h["cpu_cores"]), f(&h["machine_busy_cores"])),
     );
+    if let Some(nodes) = r["nodes"].as_array() {
+        for n in nodes {
+            row(
+                &format!("node pid {} RSS bef/load/peak KiB, CPU", n["pid"]),
+                format!(
+                    "{} / {} / {}, {} cores ({})",
+                    f(&n["rss_before_kib"]),
+                    f(&n["rss_loaded_kib"]),
+                    f(&n["rss_peak_kib"]),
+                    f(&n["cpu_cores"]),
+                    n["server"].as_str().unwrap_or("-")
+                ),
+            );
+        }
+    }
     row(
         "generator RSS KiB (all workers)",
         f(&r["generator_rss_kib"]),
