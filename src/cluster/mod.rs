@@ -44,6 +44,12 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a request to an owner may take.
 pub const REQUEST_WAIT: Duration = Duration::from_secs(3);
+/// How long one attempt of it waits before it is asked again. An owner
+/// killed while it held the request never answers; asked again, NATS
+/// answers "no responders" at once and a survivor takes the session over,
+/// instead of everyone waiting out [`REQUEST_WAIT`]. Asking a live but slow
+/// owner again is harmless: every request is idempotent (ops by `req`).
+pub const ATTEMPT_WAIT: Duration = Duration::from_secs(1);
 /// Messages waiting to be published at most; past it they are dropped
 /// (NATS core is at-most-once anyway: relays fill gaps from Postgres, and
 /// an unanswered request is retried with the same `req`).
@@ -225,10 +231,23 @@ impl Cluster {
 
     /// Ask `subject`'s responder, waiting at most [`REQUEST_WAIT`].
     pub async fn request(&self, subject: Subject, payload: Bytes) -> Result<Bytes, Unanswered> {
+        self.request_within(subject, payload, REQUEST_WAIT).await
+    }
+
+    /// Ask `subject`'s responder, waiting at most `wait`.
+    pub async fn request_within(
+        &self,
+        subject: Subject,
+        payload: Bytes,
+        wait: Duration,
+    ) -> Result<Bytes, Unanswered> {
         if !self.is_connected() {
             return Err(Unanswered::Failed);
         }
-        match self.inner.nats.request(subject, payload).await {
+        let request = async_nats::Request::new()
+            .payload(payload)
+            .timeout(Some(wait));
+        match self.inner.nats.send_request(subject, request).await {
             Ok(m) => Ok(m.payload),
             Err(e) => Err(match e.kind() {
                 RequestErrorKind::NoResponders => Unanswered::NoOwner,

@@ -583,7 +583,8 @@ impl Hub {
 
     /// Cluster: ask the session's owner — this node's actor if this node
     /// owns it, else over NATS. A session nobody owns makes this node try
-    /// its lease; while another node is taking it over, the ask is retried
+    /// its lease; while another node is taking it over, or an attempt went
+    /// unanswered (its owner may have died holding it), the ask is retried
     /// (for at most [`crate::cluster::REQUEST_WAIT`]).
     async fn to_owner(&self, session_id: &SessionId, ask: &Ask) -> Result<Got, Unanswered> {
         let cluster = self.inner.cluster.as_ref().expect("cluster mode");
@@ -604,7 +605,12 @@ impl Hub {
                 if matches!(ask, Ask::Op { .. }) {
                     self.inner.metrics.forwarded_out.inc();
                 }
-                match cluster.request(subject.clone(), payload.clone()).await {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let wait = left.min(crate::cluster::ATTEMPT_WAIT);
+                match cluster
+                    .request_within(subject.clone(), payload.clone(), wait)
+                    .await
+                {
                     Ok(answer) => {
                         if let Some(got) = ask.decode(answer) {
                             return Ok(got);
@@ -615,6 +621,7 @@ impl Hub {
                             continue;
                         }
                     }
+                    Err(Unanswered::TimedOut) if Instant::now() < deadline => continue,
                     Err(e) => return Err(e),
                 }
             }
