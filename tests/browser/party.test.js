@@ -413,7 +413,7 @@ describe('the party in the web client', { timeout: 900_000 }, () => {
     await personAction(host, 'Gia', 'Remove and ban');
     await guest.locator('#removed-banner').waitFor({ state: 'visible' });
     await expectText(guest.locator('#removed-title'), /removed from this party and banned/, 'the removed message');
-    await expectText(guest.locator('#conn-badge'), /^Removed$/, 'the badge');
+    await expectText(guest.locator('#conn-badge'), /^Banned$/, 'the badge');
     await expectText(host.locator('#banned li'), /Gia/, 'the host sees the ban');
     await waitFor(async () => !(await host.locator('#people li', { hasText: 'Gia' }).count()), 'Gia left the member list');
     await shoot(guest, 'guest-removed', PHONE);

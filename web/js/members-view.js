@@ -66,8 +66,7 @@ export function renderPeople(s) {
   $('#people').replaceChildren(...people.map(([id, m]) => {
     const you = id === s.me;
     const role = s.roleOf(id);
-    const roleName = role === 'host' ? 'host' : role === 'cohost' ? 'co-host' : '';
-    const presence = ended ? roleName : [roleName, m.online ? 'listening' : 'away'].filter(Boolean).join(' · ');
+    const presence = ended ? '' : m.online ? 'listening' : 'away';
     const li = el('li', { class: ended ? 'was-here' : m.online ? 'online' : 'offline', dataset: { user: id, role } },
       el('span', { class: 'avatar-wrap' }, avatar(id, m.name), el('span', { class: 'dot', 'aria-hidden': 'true' })),
       el('span', { class: 'person' }, you ? `${m.name} (you)` : m.name),

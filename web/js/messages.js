@@ -113,8 +113,9 @@ export const CONNECTION = {
   offline: { badge: 'Offline', text: "You're offline. The queue catches up by itself when you're back." },
   ended: { badge: 'Ended', text: '' },
   missing: { badge: 'Not found', text: "This session doesn't exist. Check the link you were given." },
-  removed: { badge: 'Removed', text: 'A host removed you from this party.' },
-  banned: { badge: 'Removed', text: "A host removed you from this party and banned you: you can't join it again." },
+  // The session page's banner says it in full (session-view.js).
+  removed: { badge: 'Removed', text: '' },
+  banned: { badge: 'Banned', text: '' },
 };
 
 /** The changes still waiting for the connection, in a sentence. */
