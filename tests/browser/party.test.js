@@ -303,6 +303,29 @@ describe('the party in the web client', { timeout: 900_000 }, () => {
     await expectText(guest.locator('#np-label'), /Now playing/, 'playing again');
   });
 
+  it('a phone whose clock is 5 minutes fast still shows the hub\'s position (the offset comes from pongs)', STEP, async () => {
+    const ctx = await browser.newContext({ viewport: PHONE, colorScheme: 'dark', hasTouch: true, isMobile: true });
+    await ctx.addInitScript(() => {
+      const real = Date.now.bind(Date);
+      Date.now = () => real() + 5 * 60_000;
+    });
+    const fast = await ctx.newPage();
+    watch('fast clock', fast);
+    await fast.goto(`${web}/j/${code}`);
+    await fast.getByLabel('Your name').fill('Sky');
+    await fast.getByRole('button', { name: 'Join as a guest' }).click();
+    await fast.waitForURL(/\/#\/s\/[0-9a-f-]+$/);
+    await expectText(fast.locator('#np-label'), /Now playing/, 'playing');
+    const offset = await waitFor(() => fast.evaluate(() => window.audotics.clockOffset), 'a clock offset from the hub');
+    assert.ok(Math.abs(offset + 300_000) < 1000, `offset about −5 min: ${offset}`);
+    await waitFor(async () => {
+      const p = await positions(fast, hub, sessionId, hostToken);
+      return Math.abs(p.shown - p.hub) < 800;
+    }, 'the fast phone shows the hub\'s position');
+    await ctx.close();
+    await waitFor(async () => (await host.locator('#people li.online').count()) === 2, 'Sky left');
+  });
+
   it('in votes order the guest\'s vote moves a track up, and taking it back is a toggle', STEP, async () => {
     await host.getByRole('button', { name: 'By votes' }).click();
     await expectText(guest.locator('#queue-help'), /Most votes play first/, 'guest is told how the order works');
@@ -351,6 +374,22 @@ describe('the party in the web client', { timeout: 900_000 }, () => {
     await waitFor(async () => (await titles(host)).includes(name), 'added to the host queue');
     await waitFor(async () => (await titles(guest)).includes(name), 'the guest sees it');
     await expectText(guest.locator('#suggestions-title'), /Up next for this room/, 'the guest sees the strip too');
+  });
+
+  it('host pins a track ("Play next"): it goes first for everyone, marked', STEP, async () => {
+    const before = await titles(host);
+    const last = before[before.length - 1];
+    await host.getByRole('button', { name: `More actions for ${last}`, exact: true }).click();
+    await host.getByRole('menuitem', { name: 'Play next', exact: true }).click();
+    await waitFor(async () => (await titles(guest))[0] === last, 'the pinned track first on the guest');
+    await expectText(guest.locator('#queue li.entry').first().locator('.tag'), /Plays next/, 'marked as playing next');
+    const items = await (async () => {
+      await guest.getByRole('button', { name: `More actions for ${last}`, exact: true }).click();
+      const t = await guest.locator('#row-menu [role=menuitem]').allTextContents();
+      await guest.keyboard.press('Escape');
+      return t;
+    })();
+    assert.ok(!items.includes('Play next') && !items.includes('Play now'), `no pin or play for a guest: ${items}`);
   });
 
   it('host names the guest co-host (who then gets playback controls), and back', STEP, async () => {

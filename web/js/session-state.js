@@ -241,9 +241,9 @@ export class SessionState {
     return this.queue.findIndex((e) => e.entryId === entryId);
   }
 
-  /** May we remove this entry (the host, or whoever added it)? */
+  /** May we remove this entry (a host or co-host, or whoever added it)? */
   canRemove(entry) {
-    return this.open && (this.isHost || entry.addedBy === this.me);
+    return this.open && (this.isHost || this.isCohost || entry.addedBy === this.me);
   }
 
   onlineCount() {
