@@ -402,6 +402,19 @@ describe('the party in the web client', { timeout: 900_000 }, () => {
     await guest.locator('#np-play').waitFor({ state: 'hidden' });
   });
 
+  it('host hands the party over (the old host becomes co-host), and gets it back', STEP, async () => {
+    await personAction(host, 'Gia', 'Hand the party to Gia');
+    await expectText(guest.locator('#role-badge'), /^Host$/, 'Gia hosts');
+    await expectText(host.locator('#role-badge'), /^Co-host$/, 'Ana is a co-host now');
+    await openTab(guest, 'people');
+    await personAction(guest, 'Ana', 'Hand the party to Ana');
+    await expectText(host.locator('#role-badge'), /^Host$/, 'Ana hosts again');
+    await expectText(guest.locator('#role-badge'), /^Co-host$/, 'Gia is a co-host');
+    await personAction(host, 'Gia', 'Make a guest');
+    await expectText(guest.locator('#role-badge'), /^Guest$/, 'and a guest again');
+    await openTab(guest, 'queue');
+  });
+
   it('the TV view at 1920×1080 shows now playing, up next, the code and the QR', STEP, async () => {
     await tv.goto(`${web}/tv/${code}`);
     const playing = await host.locator('#np-title').textContent();
