@@ -74,8 +74,8 @@ export function renderNowPlaying(session) {
   play.dataset.playing = String(Boolean(playing));
   play.setAttribute('aria-label', playing ? 'Pause' : np ? 'Play' : 'Start playing the queue');
   play.disabled = !np && !s.queue.length;
-  $('#np-next').hidden = !s.canSkip;
-  $('#np-next').disabled = !np && !s.queue.length;
+  // Nothing playing: play starts the queue; next has nothing to skip.
+  $('#np-next').hidden = !s.canSkip || !np;
   const skip = $('#np-skip');
   skip.hidden = !np;
   if (np) {
