@@ -415,6 +415,34 @@ describe('the party in the web client', { timeout: 900_000 }, () => {
     await openTab(guest, 'queue');
   });
 
+  it('guest controls: letting guests skip gives the guest the next button; a per-guest cap is kept', STEP, async () => {
+    await host.locator('#settings-card').getByRole('button', { name: 'Skip', exact: true }).click();
+    await guest.locator('#np-next').waitFor({ state: 'visible' });
+    await host.locator('#settings-card').getByRole('button', { name: 'Skip', exact: true }).click();
+    await guest.locator('#np-next').waitFor({ state: 'hidden' });
+    await host.getByLabel('Tracks per guest').selectOption('1');
+    await waitFor(async () => (await host.getByLabel('Tracks per guest').inputValue()) === '1', 'the cap is shown as set');
+    const r = await fetch(`${hub.base}/v1/sessions/${sessionId}`, { headers: { Authorization: `Bearer ${hostToken}` } });
+    assert.equal((await r.json()).party.settings.guestQueueCap, 1, 'the hub has the cap');
+    await host.getByLabel('Tracks per guest').selectOption('0');
+  });
+
+  it('a guest keeps the account with an email and a password (claim)', STEP, async () => {
+    await guest.locator('#claim-open').click();
+    await guest.locator('#claim-email').fill('gia@example.com');
+    await guest.locator('#claim-password').fill('correct horse battery');
+    await guest.locator('#form-claim').getByRole('button', { name: 'Keep account' }).click();
+    await guest.locator('#claim-panel').waitFor({ state: 'hidden' });
+    await guest.locator('#claim-open').waitFor({ state: 'hidden' });
+    assert.ok(await guest.locator('#sign-out').isVisible(), 'an ordinary account signs out from the top bar');
+    const r = await fetch(`${hub.base}/v1/auth/token`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ email: 'gia@example.com', password: 'correct horse battery' }),
+    });
+    assert.equal(r.status, 200, 'Gia signs in with them now');
+    await expectText(guest.locator('#conn-badge'), /^Live$/, 'still in the party');
+  });
+
   it('the TV view at 1920×1080 shows now playing, up next, the code and the QR', STEP, async () => {
     await tv.goto(`${web}/tv/${code}`);
     const playing = await host.locator('#np-title').textContent();
