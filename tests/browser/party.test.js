@@ -262,6 +262,7 @@ describe('the party in the web client', { timeout: 900_000 }, () => {
     await guest.goto(`${web}/j/${code.toLowerCase()}`);
     await expectText(guest.locator('#join-title'), /^Rooftop party$/, 'the party by its code');
     await expectText(guest.locator('#join-kicker'), /invites you/, 'who invites');
+    await shoot(guest, 'join', PHONE);
     await guest.getByLabel('Your name').fill('Gia');
     await guest.getByRole('button', { name: 'Join as a guest' }).click();
     await guest.waitForURL(/\/#\/s\/[0-9a-f-]+$/);
@@ -484,6 +485,7 @@ describe('the party in the web client', { timeout: 900_000 }, () => {
     ];
     await openTab(guest, 'people');
     files.push(await shoot(guest, 'guest-people', PHONE));
+    files.push(await shoot(host, 'host-full', LAPTOP, { full: true }));
     await openTab(guest, 'queue');
     for (const f of files) assert.ok(fs.statSync(f).size > 10_000, `${f} written`);
   });
