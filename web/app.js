@@ -8,11 +8,16 @@
 //   session              ops, acks, errors in words, Undo, the end
 //   session-view, queue-view, drag, row-menu, members-view, feed-view,
 //   search, invite, tabs the session page's parts
+//   now-playing-view, cover, suggestions-view, settings-view  the party's parts
+//   join-view (/j/CODE), tv-view (/tv/CODE), claim-view (a guest keeps the account)
 //   notice, toasts       the one place for trouble; at most one toast
 //   messages             every sentence the page shows from hub codes
 
 import { auth } from './js/auth.js';
 import { initAuthView, showAuthView } from './js/auth-view.js';
+import { initClaim, renderClaim } from './js/claim-view.js';
+import { initJoinView, showJoin } from './js/join-view.js';
+import { showTv } from './js/tv-view.js';
 import { $ } from './js/dom.js';
 import { initHomeView } from './js/home-view.js';
 import { initInvite } from './js/invite.js';
@@ -25,12 +30,13 @@ import { initSessionView, mountSession, reaction, render, unmountSession } from 
 let session = null;
 
 function showView(name) {
-  for (const v of ['auth', 'home', 'session']) $(`#view-${v}`).hidden = v !== name;
+  for (const v of ['auth', 'home', 'session', 'join', 'tv']) $(`#view-${v}`).hidden = v !== name;
 }
 
 function renderAccount() {
   $('#account').hidden = !auth.signedIn;
   $('#account-name').textContent = auth.signedIn ? auth.user.name : '';
+  renderClaim();
 }
 
 function leaveSession() {
@@ -42,6 +48,18 @@ function leaveSession() {
 
 function route() {
   const r = currentRoute();
+  if (r.name === 'tv') {
+    leaveSession();
+    showView('tv');
+    showTv(r.code);
+    return;
+  }
+  if (r.name === 'join') {
+    leaveSession();
+    showView('join');
+    showJoin(r.code);
+    return;
+  }
   if (!auth.signedIn) {
     leaveSession();
     showAuthView(r.name === 'session');
@@ -68,6 +86,8 @@ initAuthView();
 initHomeView();
 initInvite();
 initSessionView();
+initJoinView();
+initClaim();
 
 auth.onChange(() => {
   renderAccount();
@@ -92,5 +112,6 @@ window.audotics = {
   get state() { return session ? (session.state.ended ? 'ended' : session.connState) : null; },
   get queue() { return session ? session.state.queue.map((e) => e.entryId) : []; },
   get pending() { return session ? session.state.pending.size : 0; },
+  get clockOffset() { return session ? session.clockOffset : null; },
   parseSpotify,
 };

@@ -20,13 +20,14 @@ static WEB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/web");
 
 /// `/`, `/<file>` and `/<folder>/<file>` for the client's folders (`js/`
 /// its modules, `icons/` the app icons, `vendor/` third-party code);
-/// `/j/<code>` (a join code's link) is the client's page too, which reads
-/// the code from its path. API, WebSocket and operator routes are more
+/// `/j/<code>` (a join code's link) and `/tv/<code>` (the party's big-screen
+/// view) are the client's page too, which reads the code from its path. API, WebSocket and operator routes are more
 /// specific and win; an unknown file is a problem+json 404.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/j/{code}", get(index))
+        .route("/tv/{code}", get(index))
         .route("/{file}", get(top_file))
         .route("/js/{file}", get(folder_file))
         .route("/icons/{file}", get(folder_file))

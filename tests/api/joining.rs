@@ -301,6 +301,36 @@ async fn j_code_serves_the_web_client() {
 }
 
 #[tokio::test]
+async fn tv_code_serves_the_web_client() {
+    let app = spawn_app().await;
+    let index = app.rest.raw(Method::GET, "/", None, &[]).await.unwrap();
+    assert_eq!(index.status, 200);
+    for path in ["/tv/CDFGHJ", "/tv/cdf-ghj", "/tv/ANYTHING"] {
+        let r = app.rest.raw(Method::GET, path, None, &[]).await.unwrap();
+        assert_eq!(r.status, 200, "{path}");
+        assert!(
+            r.content_type.starts_with("text/html"),
+            "{path}: {}",
+            r.content_type
+        );
+        assert_eq!(r.text, index.text, "{path} is the client's page");
+        assert_eq!(
+            r.headers.get("referrer-policy").unwrap(),
+            "no-referrer",
+            "the code in the path is not leaked to other sites"
+        );
+    }
+    // Only one segment: deeper paths are not the client's page.
+    let deeper = app
+        .rest
+        .raw(Method::GET, "/tv/CDFGHJ/x", None, &[])
+        .await
+        .unwrap();
+    assert_eq!(deeper.status, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_guest_joins_with_just_a_name() {
     let p = party().await;
     let app = &p.app;

@@ -740,17 +740,17 @@ describe('web client in a real browser', { timeout: 900_000 }, () => {
     await waitLive(tab);
     await expectQueue(tab, expected, 'second tab is up to date');
     hold = true;
-    // The first tab moves a track, and the second is not told. (An add it
-    // was not told of would not do: a move is rebased over appends — see
-    // protocol/ "Decided details" — and goes through.)
-    await host.getByRole('button', { name: new RegExp(`^Reorder ${escapeRe(expected[3])},`) }).focus();
-    await host.keyboard.press('ArrowUp');
-    [expected[2], expected[3]] = [expected[3], expected[2]];
-    await expectQueue(host, expected, 'the first tab moved a track');
-    // A move based on the version before that move → conflict.
-    await tab.getByRole('button', { name: new RegExp(`^Reorder ${escapeRe(expected[0])},`) }).focus();
+    const [gone] = await freshTracks('river', 1);
+    // Inserted at the top: a change of the order (an add at the end would
+    // not be one: the hub rebases moves over appends — protocol/README.md).
+    const first = expected[0];
+    await rawOps(guest, sessionId, [{ type: 'add', trackId: gone.id, index: 0 }]);
+    expected.unshift(gone.name);
+    await expectQueue(host, expected, 'the first tab sees the add');
+    // A move based on the version before the add → conflict.
+    await tab.getByRole('button', { name: new RegExp(`^Reorder ${escapeRe(first)},`) }).focus();
     await tab.keyboard.press('ArrowDown');
-    await expectText(tab.locator('#notice'), new RegExp(`Couldn't move “${escapeRe(expected[0])}”: someone changed the queue at the same moment\\. Try again\\.`), 'conflict in words');
+    await expectText(tab.locator('#notice'), new RegExp(`Couldn't move “${escapeRe(first)}”: someone changed the queue at the same moment\\. Try again\\.`), 'conflict in words');
     // The first tab removes an entry; the second, not told, removes it too.
     const victim = expected[2];
     await rowAction(host, victim, 'Remove');

@@ -31,4 +31,7 @@ fi
 cd "$HERE"
 # Node's test runner prints its summary (tests / pass / fail) at the end and
 # exits non-zero when any test fails.
-exec node --test --test-reporter=spec --test-timeout=900000 "$HERE/unit.test.js" "$HERE/hub.test.js"
+# One file at a time: each starts its own hub and browser (hub.test.js also
+# clears artifacts/ first; party.test.js adds its screenshots after).
+exec node --test --test-reporter=spec --test-concurrency=1 --test-timeout=900000 \
+  "$HERE/unit.test.js" "$HERE/hub.test.js" "$HERE/party.test.js"

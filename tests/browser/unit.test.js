@@ -81,6 +81,79 @@ describe('SessionState', () => {
   });
 });
 
+describe('SessionState: the party', () => {
+  const np = (entryId, t, state, positionMs, at) => ({
+    entryId, track: { ...t, durationMs: 200000 }, addedBy: 'h', addedAt: '2026-01-01T00:00:00Z', state, positionMs, at, startedAt: at,
+  });
+  const playback = (nowPlaying, played = null) => ({ kind: 'playback', nowPlaying, played, reason: 'op' });
+
+  function party() {
+    const s = new SessionState('s', 'g');
+    s.applySnapshot(snapshot(1, [['e1', track('t1', 'One')], ['e2', track('t2', 'Two')], ['e3', track('t3', 'Three')]]));
+    return s;
+  }
+
+  it('a snapshot without `party` has the defaults; play takes the entry out of the queue', () => {
+    const s = party();
+    assert.equal(s.party.settings.order, 'host');
+    assert.equal(s.party.nowPlaying, null);
+    const n = np('e1', track('t1', 'One'), 'playing', 0, '2026-01-01T00:00:10.000Z');
+    assert.equal(s.applyUpdate(update(2, { op: 'play', entryId: 'e1', fromIndex: 0, detail: playback(n) })), 'applied');
+    assert.equal(s.party.nowPlaying.entryId, 'e1');
+    assert.deepEqual(s.queue.map((e) => e.entryId), ['e2', 'e3']);
+  });
+
+  it('the position follows positionMs at the hub time `at`, stops when paused, and stops at the end', () => {
+    const s = party();
+    const at = Date.parse('2026-01-01T00:00:10.000Z');
+    s.applyUpdate(update(2, { op: 'play', entryId: 'e1', detail: playback(np('e1', track('t1', 'One'), 'playing', 5000, '2026-01-01T00:00:10.000Z')) }));
+    assert.equal(s.positionAt(at + 2500), 7500);
+    assert.equal(s.positionAt(at + 10_000_000), 200000, 'clamped to the length');
+    s.applyUpdate(update(3, { op: 'pause', entryId: 'e1', detail: playback(np('e1', track('t1', 'One'), 'paused', 9000, '2026-01-01T00:00:14.000Z')) }));
+    assert.equal(s.positionAt(at + 60_000), 9000);
+  });
+
+  it('votes move entries where the hub says, skip votes clear when the track changes', () => {
+    const s = party();
+    s.applyUpdate(update(2, { op: 'vote', entryId: 'e3', fromIndex: 2, toIndex: 0, by: 'g', detail: { kind: 'vote', userId: 'g', up: true, votes: ['g'] } }));
+    assert.deepEqual(s.queue.map((e) => e.entryId), ['e3', 'e1', 'e2']);
+    assert.deepEqual(s.queue[0].votes, ['g']);
+    s.applyUpdate(update(3, { op: 'play', entryId: 'e3', detail: playback(np('e3', track('t3', 'Three'), 'playing', 0, '2026-01-01T00:00:10.000Z')) }));
+    s.applyUpdate(update(4, { op: 'skipVote', entryId: 'e3', by: 'g', detail: { kind: 'skipVote', userId: 'g', up: true, votes: ['g'] } }));
+    assert.deepEqual(s.party.skipVotes, ['g']);
+    assert.equal(s.skipNeeded(), 1, 'half of one online member, at least one');
+    s.applyUpdate(update(5, { op: 'next', entryId: 'e1', by: null, detail: playback(np('e1', track('t1', 'One'), 'playing', 0, '2026-01-01T00:00:20.000Z')) }));
+    assert.deepEqual(s.party.skipVotes, []);
+    assert.deepEqual(s.queue.map((e) => e.entryId), ['e2']);
+  });
+
+  it('settings re-sort the queue; roles, kicks and bans; unknown ops only move the version', () => {
+    const s = party();
+    s.applyUpdate(update(2, { op: 'settings', detail: { kind: 'settings', settings: { order: 'fair', guestsAdd: true, guestsReorder: false, guestsSkip: true, guestQueueCap: 2, skipThreshold: 1 }, queue: ['e2', 'e3', 'e1'] } }));
+    assert.deepEqual(s.queue.map((e) => e.entryId), ['e2', 'e3', 'e1']);
+    assert.equal(s.canSkip, true, 'guests may skip now');
+    assert.equal(s.canReorder, false, 'no moving by hand in fair order');
+    s.applyUpdate(update(3, { op: 'role', detail: { kind: 'role', hostId: 'h', cohosts: ['g'] } }));
+    assert.equal(s.you.role, 'cohost');
+    assert.equal(s.canControl, true);
+    s.applyUpdate(update(4, { op: 'kick', detail: { kind: 'kick', userId: 'h', name: 'Hana', banned: true } }));
+    assert.equal(s.members.has('h'), false);
+    assert.deepEqual(s.party.banned, ['h']);
+    s.applyPresence({ userId: 'h', name: 'Hana', online: false, listeners: 1 });
+    assert.equal(s.members.has('h'), false, 'a removed member leaving is not listed again');
+    assert.equal(s.applyUpdate(update(5, { op: 'somethingNew', detail: { kind: 'new' } })), 'applied');
+    assert.equal(s.version, 5);
+  });
+
+  it('the latest suggestions replace the list', () => {
+    const s = party();
+    s.applySuggestions({ type: 'suggestions', version: 1, items: [{ track: track('t9', 'Nine'), score: 0.8, reason: 'because', fits: ['g'] }] });
+    assert.equal(s.suggestions.length, 1);
+    s.applySuggestions({ type: 'suggestions', version: 1, items: [] });
+    assert.equal(s.suggestions.length, 0);
+  });
+});
+
 describe('messages', () => {
   it('refused ops read as sentences, never the hub\'s words', () => {
     assert.equal(refused({ type: 'reorder', what: 'move “One”' }, 'conflict'),

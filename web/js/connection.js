@@ -13,7 +13,9 @@ export const PONG_WITHIN_MS = 5000;
 const OPEN_WITHIN_MS = 8000;
 
 /** Close codes after which reconnecting cannot help. */
-const FINAL = { 4010: 'ended', 4001: 'unauthorized', 4004: 'missing', 4003: 'refused' };
+const FINAL = {
+  4010: 'ended', 4001: 'unauthorized', 4004: 'missing', 4003: 'refused', 4011: 'removed', 4012: 'banned',
+};
 
 export class Connection {
   /**
@@ -24,7 +26,10 @@ export class Connection {
    * @param {(frame: object) => void} o.onFrame every frame but `pong`
    * @param {(state: string) => void} o.onState connecting | live | unreachable
    *   | stalled | busy | offline (keys of messages.CONNECTION)
-   * @param {(why: string) => void} o.onClosed ended | unauthorized | missing | refused
+   * @param {(why: string) => void} o.onClosed ended | unauthorized | missing
+   *   | refused | removed | banned
+   * @param {(offsetMs: number) => void} [o.onClock] the hub's clock minus
+   *   ours, from each `pong` (its `at`, against the round trip's midpoint)
    */
   constructor(o) {
     this.o = o;
@@ -36,6 +41,8 @@ export class Connection {
     this.pingTimer = null;
     this.pongTimer = null;
     this.pingId = 0;
+    this.pingSent = new Map(); // ping id -> performance.now() when sent
+    this.bestRtt = Infinity;
     this.stopped = false;
     this.listeners = [
       ['online', () => this.checkNow()],
@@ -129,6 +136,8 @@ export class Connection {
     ws.onopen = () => {
       clearTimeout(openTimer);
       const join = { type: 'join', sessionId: this.o.sessionId, token: this.o.token() };
+      // "Up next for this room" comes only to connections that ask for it.
+      if (this.o.suggestions) join.suggestions = true;
       const since = this.o.since();
       if (since !== null) join.since = since;
       ws.send(JSON.stringify(join));
@@ -157,12 +166,15 @@ export class Connection {
       clearTimeout(this.pongTimer);
       this.pongTimer = null;
       if (this.joined) this.setState('live');
+      this.clock(msg);
       return;
     }
     if (msg.type === 'snapshot' || msg.type === 'resumed') {
       this.joined = true;
       this.attempt = 0;
       this.setState('live');
+      // A first ping at once: it gives the hub's clock for progress bars.
+      setTimeout(() => this.ping(), 0);
     } else if (msg.type === 'error' && !this.joined) {
       // A refused join. `unauthorized` and `not_found` are followed by their
       // close; `unavailable` (the database) and the rest leave the socket
@@ -172,6 +184,20 @@ export class Connection {
       return;
     }
     this.o.onFrame(msg);
+  }
+
+  /** The hub's clock from a pong: the offset seen over the quickest round trip wins. */
+  clock(msg) {
+    const sent = this.pingSent.get(msg.id);
+    this.pingSent.delete(msg.id);
+    const at = Date.parse(msg.at);
+    if (sent === undefined || !Number.isFinite(at) || !this.o.onClock) return;
+    const rtt = performance.now() - sent;
+    // A quicker round trip bounds the error better; a slower one still
+    // counts after a while (clocks drift, a laptop sleeps).
+    if (rtt > this.bestRtt * 1.5 + 50) return;
+    this.bestRtt = Math.min(this.bestRtt, rtt);
+    this.o.onClock(at - (Date.now() - rtt / 2));
   }
 
   closed(code) {
@@ -238,6 +264,8 @@ export class Connection {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     this.pingId += 1;
+    if (this.pingSent.size > 20) this.pingSent.clear();
+    this.pingSent.set(this.pingId, performance.now());
     try {
       ws.send(JSON.stringify({ type: 'ping', id: this.pingId }));
     } catch {

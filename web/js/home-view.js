@@ -3,7 +3,7 @@
 import { api } from './api.js';
 import { $, formError, withBusy } from './dom.js';
 import { problem } from './messages.js';
-import { sessionIdIn } from './router.js';
+import { codeIn, sessionIdIn } from './router.js';
 
 export function initHomeView() {
   $('#form-create').addEventListener('submit', (e) => {
@@ -25,8 +25,13 @@ export function initHomeView() {
     e.preventDefault();
     const f = e.currentTarget;
     const id = sessionIdIn(f.link.value);
+    const code = id ? null : codeIn(f.link.value);
+    if (code) {
+      location.assign(`/j/${code}`);
+      return;
+    }
     if (!id) {
-      formError(f, "That's not a session link or ID. Paste the link your host shared.");
+      formError(f, "That's not a session link, code or ID. Paste the link your host shared, or type the 6-character code.");
       return;
     }
     formError(f, null);

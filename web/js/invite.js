@@ -3,6 +3,7 @@
 // is this computer only (127.0.0.1, localhost — the hub's default bind) the
 // card says plainly that phones cannot open it, and what to do instead.
 
+import { api } from './api.js';
 import { $ } from './dom.js';
 import qrcode from '../vendor/qrcode.mjs';
 
@@ -35,7 +36,34 @@ export function showInvite(sessionId) {
   }
   $('#qr').classList.toggle('qr-local', local);
   $('#qr-caption').textContent = local ? 'Works only on this computer' : 'Scan to join';
-  drawQr(link);
+  drawQr($('#qr'), link);
+  $('#code-box').hidden = true;
+  loadCode(sessionId);
+}
+
+/** "CDFGHJ" → "CDF GHJ": easier to read out across a room. */
+export function spacedCode(code) {
+  return code.length === 6 ? `${code.slice(0, 3)} ${code.slice(3)}` : code;
+}
+
+/** The session's join code: shown big, its /j/CODE link in the QR, and the TV view's link. */
+async function loadCode(sessionId) {
+  let r;
+  try {
+    r = await api('GET', `/sessions/${sessionId}/code`);
+  } catch (e) {
+    console.info('audotics: no join code', e.status);
+    return;
+  }
+  if ($('#share-link').value !== `${location.origin}/#/s/${sessionId}`) return; // another session since
+  const link = `${location.origin}/j/${r.code}`;
+  $('#join-code').textContent = spacedCode(r.code);
+  $('#join-code').setAttribute('aria-label', `Join code ${r.code.split('').join(' ')}`);
+  $('#code-where').textContent = `${location.host}/j`;
+  $('#tv-link').href = `/tv/${r.code}`;
+  $('#code-box').hidden = false;
+  $('#qr').setAttribute('aria-label', `QR code of the join link ${link}`);
+  drawQr($('#qr'), link);
 }
 
 async function copyLink() {
@@ -53,8 +81,8 @@ async function copyLink() {
   setTimeout(() => { button.textContent = 'Copy'; }, 2500);
 }
 
-function drawQr(text) {
-  const box = $('#qr');
+/** Draw `text` as a QR code (SVG, dark on white) into `box`. */
+export function drawQr(box, text) {
   try {
     const qr = qrcode(0, 'M');
     qr.addData(text);
@@ -85,6 +113,6 @@ function drawQr(text) {
   } catch (e) {
     console.warn('audotics: QR code not drawn', e);
     box.replaceChildren();
-    $('#qr-caption').textContent = "The QR code couldn't be drawn; share the link instead.";
+    if (box.id === 'qr') $('#qr-caption').textContent = "The QR code couldn't be drawn; share the link instead.";
   }
 }

@@ -39,6 +39,17 @@ const REFUSED = {
   interaction: {
     not_found: 'that track is no longer in the catalog.',
   },
+  play: { conflict: "it's already playing, or the queue is empty.", forbidden: 'only a host can start or pause.' },
+  pause: { conflict: 'nothing is playing.', forbidden: 'only a host can start or pause.' },
+  seek: { conflict: 'nothing is playing.', invalid: "that's past the end of the track.", forbidden: 'only a host can seek.' },
+  next: { conflict: 'nothing is playing or queued.', forbidden: "the host isn't letting guests skip." },
+  vote: { conflict: 'your vote was already counted.', not_found: "it's no longer in the queue." },
+  skipVote: { conflict: 'your skip vote was already counted.' },
+  pin: { not_found: "it's no longer in the queue.", forbidden: 'only a host can pin a track.' },
+  settings: { forbidden: 'only a host can change the settings.' },
+  role: { forbidden: 'only the host can change roles.' },
+  kick: { forbidden: "you can't remove this person." },
+
   any: {
     rate_limited: "you're going a bit fast. Wait a moment and try again.",
     unavailable: "the hub can't save changes right now. Try again in a moment.",
@@ -102,6 +113,9 @@ export const CONNECTION = {
   offline: { badge: 'Offline', text: "You're offline. The queue catches up by itself when you're back." },
   ended: { badge: 'Ended', text: '' },
   missing: { badge: 'Not found', text: "This session doesn't exist. Check the link you were given." },
+  // The session page's banner says it in full (session-view.js).
+  removed: { badge: 'Removed', text: '' },
+  banned: { badge: 'Banned', text: '' },
 };
 
 /** The changes still waiting for the connection, in a sentence. */

@@ -27,6 +27,9 @@ export function initQueueView(a) {
     if (b.dataset.action === 'like') {
       focusWish = { entryId: id, action: 'like' };
       actions.like(id);
+    } else if (b.dataset.action === 'vote') {
+      focusWish = { entryId: id, action: 'vote' };
+      actions.vote(id, b.getAttribute('aria-pressed') !== 'true');
     } else if (b.dataset.action === 'menu') {
       openRowMenu(b, id);
     }
@@ -61,7 +64,16 @@ function openRowMenu(button, entryId) {
   if (i === -1) return;
   const e = s.queue[i];
   const items = [];
-  if (s.isHost && s.open) {
+  if (s.open) {
+    const voted = (e.votes || []).includes(s.me);
+    items.push({ label: voted ? 'Take back my vote' : 'Vote up', run: () => actions.vote(entryId, !voted) });
+    if (s.party.settings.order === 'votes' && !s.liked.has(e.track.id)) items.push({ label: 'Like', run: () => actions.like(entryId) });
+  }
+  if (s.canControl) {
+    items.push({ label: 'Play now', run: () => actions.play(entryId) });
+    if (!e.pinned) items.push({ label: 'Play next', run: () => actions.pin(entryId) });
+  }
+  if (s.canReorder) {
     if (i > 0) {
       items.push({ label: 'Move to top', run: () => moveFromMenu(entryId, 0) });
       items.push({ label: 'Move up', run: () => moveFromMenu(entryId, i - 1) });
@@ -102,10 +114,11 @@ export function renderQueue(session) {
     ? { entryId: active.dataset.entry, action: active.dataset.action }
     : null);
   focusWish = null;
-  const host = s.isHost && s.open;
+  const host = s.canReorder;
+  const votesMode = s.party.settings.order === 'votes';
   const n = s.queue.length;
   const removing = new Set(s.pendingOf('remove').map((op) => op.frame.entryId));
-  const rows = s.queue.map((e, i) => row(s, e, i, n, host, removing.has(e.entryId)));
+  const rows = s.queue.map((e, i) => row(s, e, i, n, host, removing.has(e.entryId), votesMode));
   if ($('#row-menu').hidden === false && !rows.length) closeMenu('outside');
   list.replaceChildren(...rows);
   list.setAttribute('aria-label', `Queue, ${n} track${n === 1 ? '' : 's'}`);
@@ -117,7 +130,9 @@ export function renderQueue(session) {
     ? ''
     : host
       ? 'Drag ⠿ to reorder (or focus it and use the arrow keys). ⋯ has more.'
-      : 'Tap ♥ to like a track. ⋯ has more; you can remove tracks you added.';
+      : votesMode
+        ? 'Most votes play first: tap ▲ to vote a track up. ⋯ has more.'
+        : 'Tap ♥ to like a track. ⋯ has more; you can remove tracks you added.';
   renderWaiting(session);
   if (keep) {
     const target = findButton(keep.entryId, keep.action);
@@ -125,7 +140,7 @@ export function renderQueue(session) {
   }
 }
 
-function row(s, e, i, n, host, leaving) {
+function row(s, e, i, n, host, leaving, votesMode) {
   const t = e.track;
   const li = el('li', { class: `entry${leaving ? ' leaving' : ''}`, dataset: { entry: e.entryId, index: String(i) } });
   if (host) {
@@ -147,9 +162,24 @@ function row(s, e, i, n, host, leaving) {
         el('span', { class: 'artists' }, (t.artists || []).join(', ')),
         el('span', { class: 'added' }, leaving ? ' · Removing…' : ` · Added by ${s.nameOf(e.addedBy)}`))),
   );
+  const votes = (e.votes || []).length;
+  if (e.pinned) li.querySelector('.info').prepend(el('span', { class: 'tag' }, 'Plays next'));
+  if (s.open && votesMode) {
+    const mine = (e.votes || []).includes(s.me);
+    li.append(el('button', {
+      type: 'button',
+      class: 'icon-btn vote',
+      dataset: { action: 'vote', entry: e.entryId },
+      'aria-label': `${mine ? 'Take back your vote for' : 'Vote up'} ${t.name}, ${votes} vote${votes === 1 ? '' : 's'}`,
+      'aria-pressed': String(mine),
+    }, el('span', { class: 'vote-arrow', 'aria-hidden': 'true' }, '▲'), el('span', { class: 'vote-count' }, String(votes))));
+  } else if (votes) {
+    li.querySelector('.sub').append(el('span', { class: 'votes' }, ` · ▲ ${votes}`));
+  }
   if (s.open) {
     const liked = s.liked.has(t.id);
-    li.append(
+    // In votes order the vote takes the like's place (Like moves to ⋯).
+    if (!votesMode) li.append(
       el('button', {
         type: 'button',
         class: 'icon-btn like',
@@ -157,7 +187,8 @@ function row(s, e, i, n, host, leaving) {
         dataset: { action: 'like', entry: e.entryId },
         'aria-label': `Like ${t.name}`,
         'aria-pressed': String(liked),
-      }),
+      }));
+    li.append(
       el('button', {
         type: 'button',
         class: 'icon-btn more',

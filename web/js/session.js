@@ -15,6 +15,10 @@ import * as toasts from './toasts.js';
 
 const UNAVAILABLE_RETRIES = 3;
 
+/** Party ops that change who is who, and those that change playback/votes. */
+const PEOPLE_OPS = new Set(['member', 'role', 'kick', 'unban']);
+const PARTY_OPS = new Set(['play', 'pause', 'seek', 'next', 'vote', 'skipVote', 'pin', 'settings']);
+
 let reqCounter = 0;
 function newReq() {
   reqCounter += 1;
@@ -28,21 +32,29 @@ export class Session {
    * @param {object} hooks
    * @param {(what: string) => void} hooks.onChange `queue`, `people`, `conn` or `all`
    * @param {(r: {text: string, at: string, kind: string}) => void} hooks.onReaction
+   * @param {boolean} [hooks.suggestions] ask for "Up next for this room" (default true)
+   * @param {object} [who] another account than the signed-in one (the TV
+   *   view's): `token()` and `me`, and `onUnauthorized()` instead of signing out
    */
-  constructor(id, hooks) {
+  constructor(id, hooks, who = null) {
     this.id = id;
     this.hooks = hooks;
-    this.state = new SessionState(id, auth.user && auth.user.id);
+    this.who = who;
+    this.state = new SessionState(id, who ? who.me : auth.user && auth.user.id);
     this.connState = 'connecting';
     this.nextMove = null; // a move asked for while another is in flight
     this.closed = false;
+    this.clockOffset = 0; // the hub's clock minus ours, in ms (from pongs)
+    this.removed = null; // 'removed' | 'banned' once a host took us out
     this.conn = new Connection({
       sessionId: id,
-      token: () => auth.token,
+      token: () => (who ? who.token() : auth.token),
       since: () => this.state.version,
       onFrame: (f) => this.frame(f),
       onState: (s) => this.connectionState(s),
       onClosed: (why) => this.finalClose(why),
+      onClock: (offset) => { this.clockOffset = offset; },
+      suggestions: hooks.suggestions !== false,
     });
   }
 
@@ -101,6 +113,10 @@ export class Session {
       case 'ended':
         this.ended();
         break;
+      case 'suggestions':
+        s.applySuggestions(msg);
+        this.changed('suggestions');
+        break;
       default:
         console.info('audotics: a frame this page does not know', msg.type);
     }
@@ -119,7 +135,14 @@ export class Session {
     if (c.op === 'add' && c.by && c.by !== s.me) {
       toasts.activity({ kind: 'add', who: s.nameOf(c.by), track: c.track.name });
     }
-    this.changed(c.op === 'member' ? 'people' : 'queue');
+    if (PEOPLE_OPS.has(c.op)) this.changed('people');
+    else if (PARTY_OPS.has(c.op)) this.changed('party');
+    else this.changed('queue');
+  }
+
+  /** The hub's clock now, in ms since the epoch. */
+  hubNow() {
+    return Date.now() + this.clockOffset;
   }
 
   interaction(msg) {
@@ -139,8 +162,18 @@ export class Session {
   }
 
   finalClose(why) {
-    if (why === 'ended') {
+    if (why === 'removed' || why === 'banned') {
+      this.removed = why;
+      this.state.end();
+      this.connState = why;
+      notice.setConnection(why);
+      notice.setWaiting([]);
+      toasts.clearToasts();
+      this.changed('all');
+    } else if (why === 'ended') {
       this.ended();
+    } else if (why === 'unauthorized' && this.who) {
+      this.who.onUnauthorized();
     } else if (why === 'unauthorized') {
       notice.showError('Your sign-in has expired. Sign in again.');
       auth.clear();
@@ -348,6 +381,63 @@ export class Session {
     const next = this.nextMove;
     this.nextMove = null;
     if (next) this.sendMove(next.entryId, next.toIndex);
+  }
+
+  // ------------------------------------------------------------ the party
+
+  party(type, fields, what) {
+    return this.op({ type, frame: { type, ...fields }, what });
+  }
+
+  play(entryId) {
+    const e = entryId ? this.state.entry(entryId) : null;
+    return this.party('play', entryId ? { entryId } : {}, e ? `play ${quoted(e.track.name)}` : 'play');
+  }
+
+  pause() {
+    return this.party('pause', {}, 'pause');
+  }
+
+  seek(positionMs) {
+    return this.party('seek', { positionMs: Math.max(0, Math.round(positionMs)) }, 'seek');
+  }
+
+  next() {
+    return this.party('next', {}, 'skip to the next track');
+  }
+
+  vote(entryId, up) {
+    const e = this.state.entry(entryId);
+    if (!e) return Promise.resolve({ ok: false });
+    return this.party('vote', { entryId, up }, `${up ? 'vote for' : 'take back your vote for'} ${quoted(e.track.name)}`);
+  }
+
+  skipVote(up) {
+    return this.party('skipVote', { up }, up ? 'vote to skip' : 'take back your skip vote');
+  }
+
+  pin(entryId) {
+    const e = this.state.entry(entryId);
+    if (!e) return Promise.resolve({ ok: false });
+    return this.party('pin', { entryId }, `play ${quoted(e.track.name)} next`);
+  }
+
+  settings(changes) {
+    return this.party('settings', changes, 'change the settings');
+  }
+
+  setRole(userId, role) {
+    const who = this.state.nameOf(userId);
+    const what = role === 'host' ? `hand the party over to ${who}` : role === 'cohost' ? `make ${who} a co-host` : `make ${who} a guest`;
+    return this.party('role', { userId, role }, what);
+  }
+
+  kick(userId, ban) {
+    return this.party('kick', { userId, ban: Boolean(ban) }, `${ban ? 'ban' : 'remove'} ${this.state.nameOf(userId)}`);
+  }
+
+  unban(userId) {
+    return this.party('unban', { userId }, 'lift the ban');
   }
 
   /** End the session for everyone (host). */
