@@ -16,6 +16,7 @@ pub fn join(session: &str, token: &str, since: Option<i64>) -> ClientMsg {
         token: token.to_owned(),
         since,
         suggestions: false,
+        watch: false,
     })
 }
 
@@ -26,6 +27,18 @@ pub fn join_with_suggestions(session: &str, token: &str, since: Option<i64>) -> 
         token: token.to_owned(),
         since,
         suggestions: true,
+        watch: false,
+    })
+}
+
+/// `join` as a screen that watches (not a member, not in presence).
+pub fn watch(session: &str, token: &str) -> ClientMsg {
+    ClientMsg::Join(Join {
+        session_id: session.to_owned(),
+        token: token.to_owned(),
+        since: None,
+        suggestions: false,
+        watch: true,
     })
 }
 

@@ -82,6 +82,12 @@ pub struct Join {
     /// `GET /v1/sessions/{id}/suggestions`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suggestions: bool,
+    /// A screen that shows the party (the big-screen view): it gets every
+    /// frame a listener gets but does not become a member, is not in
+    /// presence (nor in the share of online members a skip vote needs),
+    /// and sends no ops (`forbidden`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub watch: bool,
 }
 
 /// Fields of `add`.
@@ -699,6 +705,7 @@ mod tests {
                 token: "t".into(),
                 since: Some(3),
                 suggestions: false,
+                watch: false,
             })
         );
         let j = parse_client(r#"{"type":"join","sessionId":"s","token":"t","suggestions":true}"#)

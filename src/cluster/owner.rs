@@ -60,11 +60,16 @@ pub async fn forward(mut sub: Subscriber, actor: mpsc::WeakSender<Command>, clus
                     }
                 }
             }
-            Request::Join { user, since } => {
+            Request::Join { user, since, watch } => {
                 let Some(to) = reply_to else { continue };
                 let (reply, rx) = oneshot::channel();
                 let sent = tx
-                    .send(Command::RemoteJoin { user, since, reply })
+                    .send(Command::RemoteJoin {
+                        user,
+                        since,
+                        watch,
+                        reply,
+                    })
                     .await
                     .is_ok();
                 let limit = cluster.max_payload();

@@ -26,7 +26,7 @@ use crate::db::{log, sessions};
 use crate::hub::outbox::Outbox;
 use crate::hub::registry::Handle;
 use crate::hub::session::join::Recent;
-use crate::hub::session::listeners::{frame, ListenerId, Listeners};
+use crate::hub::session::listeners::{frame, Asks, ListenerId, Listeners};
 use crate::hub::snapshot;
 use crate::metrics::Metrics;
 
@@ -56,7 +56,7 @@ pub enum RelayCmd {
         name: String,
         outbox: Outbox,
         opening: Opening,
-        suggestions: bool,
+        asks: Asks,
         reply: oneshot::Sender<Option<ListenerId>>,
     },
     Leave {
@@ -103,7 +103,7 @@ impl RelayHandle {
         name: String,
         outbox: Outbox,
         opening: Opening,
-        suggestions: bool,
+        asks: Asks,
     ) -> Option<ListenerId> {
         let (reply, rx) = oneshot::channel();
         let cmd = RelayCmd::Attach {
@@ -111,7 +111,7 @@ impl RelayHandle {
             name,
             outbox,
             opening,
-            suggestions,
+            asks,
             reply,
         };
         self.tx.send(cmd).await.ok()?;
@@ -305,10 +305,10 @@ impl Relay {
                 name,
                 outbox,
                 opening,
-                suggestions,
+                asks,
                 reply,
             } => {
-                let id = self.attach(user, name, outbox, opening, suggestions).await;
+                let id = self.attach(user, name, outbox, opening, asks).await;
                 let _ = reply.send(id);
             }
             RelayCmd::Leave { listener } => {
@@ -332,7 +332,7 @@ impl Relay {
         name: String,
         outbox: Outbox,
         opening: Opening,
-        suggestions: bool,
+        asks: Asks,
     ) -> Option<ListenerId> {
         self.follow(opening.mark);
         self.playlist = Some(opening.playlist_id.clone());
@@ -347,10 +347,10 @@ impl Relay {
             (opening.version, frames)
         };
         let mut frames: Vec<Utf8Bytes> = frames;
-        if suggestions {
+        if asks.suggestions {
             frames.extend(opening.suggestions.map(Utf8Bytes::from));
         }
-        let id = self.listeners.add(user, name, outbox.clone(), suggestions);
+        let id = self.listeners.add(user, name, outbox.clone(), asks);
         for f in frames {
             if outbox.push_opening(f).is_err() {
                 self.listeners.remove(id);

@@ -210,7 +210,13 @@ pub enum Request {
     /// with the same rules).
     Op { user: String, frame: String },
     /// A listener joins: membership, and its first frames.
-    Join { user: User, since: Option<i64> },
+    Join {
+        user: User,
+        since: Option<i64>,
+        /// A screen that watches (not made a member).
+        #[serde(default)]
+        watch: bool,
+    },
     /// `GET /v1/sessions/{id}` for `viewer`.
     Snapshot { viewer: String },
     /// `GET /v1/sessions/{id}/suggestions`.

@@ -29,6 +29,7 @@ use super::AppState;
 use crate::clock::now_ms;
 use crate::error::Error;
 use crate::hub::outbox::{outbox, Outbound, Outbox, OutboxReceiver};
+use crate::hub::session::listeners::Asks;
 use crate::hub::session::parse::to_op;
 use crate::hub::session::{frame, JoinRefusal, ListenerId};
 use crate::hub::{Link, Sending};
@@ -187,6 +188,8 @@ struct Joined {
     handle: Link,
     listener: ListenerId,
     user: UserId,
+    /// A screen that watches: it sends no ops.
+    watch: bool,
     /// Closes this socket with 4001 if its token is revoked.
     _token: Registration,
 }
@@ -400,6 +403,11 @@ async fn connection(
                 out.close(CloseCode::Normal, "left");
                 break End::Flush;
             }
+            (msg, Some(j)) if j.watch => {
+                let req = protocol::msg_req(&msg).map(str::to_owned);
+                let e = Error::Forbidden("a screen that watches sends no changes".into());
+                push(&out, &e.to_frame(req));
+            }
             (msg, Some(j)) => {
                 let req = protocol::msg_req(&msg).unwrap_or_default().to_owned();
                 if !bucket.take() || !st.limits.op(j.user.as_str()) {
@@ -488,7 +496,9 @@ async fn join(st: &AppState, out: &Outbox, asked: protocol::Join) -> JoinStep {
         token,
         since,
         suggestions,
+        watch,
     } = asked;
+    let asks = Asks { suggestions, watch };
     if since.is_some_and(|s| s < 0) {
         push(
             out,
@@ -528,13 +538,14 @@ async fn join(st: &AppState, out: &Outbox, asked: protocol::Join) -> JoinStep {
     let user_id = UserId::from_stored(user.id.clone());
     match st
         .hub
-        .join(&session_id, user, since, suggestions, out.clone())
+        .join(&session_id, user, since, asks, out.clone())
         .await
     {
         Ok((handle, listener)) => JoinStep::Joined(Joined {
             handle,
             listener,
             user: user_id,
+            watch,
             _token: st.sockets.register(auth::token_hash(&token), out.clone()),
         }),
         Err(JoinRefusal::NotFound) => {

@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use outbox::Outbox;
 use registry::{Handle, Registry};
-use session::{Command, JoinRefusal, ListenerId, Op, Ownership};
+use session::{Asks, Command, JoinRefusal, ListenerId, Op, Ownership};
 
 /// Commands waiting for one session actor at most; a connection sending
 /// more waits (backpressure on that connection only).
@@ -189,6 +189,7 @@ enum Ask {
     Join {
         user: User,
         since: Option<i64>,
+        watch: bool,
     },
     Snapshot {
         viewer: UserId,
@@ -211,9 +212,10 @@ impl Ask {
                 user: user.to_string(),
                 frame: text.clone(),
             },
-            Ask::Join { user, since } => Request::Join {
+            Ask::Join { user, since, watch } => Request::Join {
                 user: user.clone(),
                 since: *since,
+                watch: *watch,
             },
             Ask::Snapshot { viewer } => Request::Snapshot {
                 viewer: viewer.to_string(),
@@ -254,11 +256,12 @@ impl Ask {
                 h.tx.send(cmd).await.ok()?;
                 rx.await.ok().map(Got::Op)
             }
-            Ask::Join { user, since } => {
+            Ask::Join { user, since, watch } => {
                 let (reply, rx) = oneshot::channel();
                 let cmd = Command::RemoteJoin {
                     user: user.clone(),
                     since: *since,
+                    watch: *watch,
                     reply,
                 };
                 h.tx.send(cmd).await.ok()?;
@@ -465,19 +468,17 @@ impl Hub {
         session_id: &SessionId,
         user: User,
         since: Option<i64>,
-        suggestions: bool,
+        asks: Asks,
         outbox: Outbox,
     ) -> Result<(Link, ListenerId), JoinRefusal> {
         if self.inner.cluster.is_some() {
-            return self
-                .join_relay(session_id, user, since, suggestions, outbox)
-                .await;
+            return self.join_relay(session_id, user, since, asks, outbox).await;
         }
         let asked = self
             .ask(session_id, |reply| Command::Join {
                 user: user.clone(),
                 since,
-                suggestions,
+                asks,
                 outbox: outbox.clone(),
                 reply,
             })
@@ -496,12 +497,13 @@ impl Hub {
         session_id: &SessionId,
         user: User,
         since: Option<i64>,
-        suggestions: bool,
+        asks: Asks,
         outbox: Outbox,
     ) -> Result<(Link, ListenerId), JoinRefusal> {
         let user_id = UserId::from_stored(user.id.clone());
         let name = user.name.clone();
-        let ask = Ask::Join { user, since };
+        let watch = asks.watch;
+        let ask = Ask::Join { user, since, watch };
         for _ in 0..3 {
             let relay = self.relay(session_id);
             // Subscribed before the owner makes the opening: nothing
@@ -517,13 +519,7 @@ impl Hub {
                 _ => return Err(JoinRefusal::Unavailable),
             };
             let attached = relay
-                .attach(
-                    user_id.clone(),
-                    name.clone(),
-                    outbox.clone(),
-                    opening,
-                    suggestions,
-                )
+                .attach(user_id.clone(), name.clone(), outbox.clone(), opening, asks)
                 .await;
             if let Some(listener) = attached {
                 let link = Link::Relay {

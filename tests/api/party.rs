@@ -598,3 +598,62 @@ async fn a_hosts_moves_succeed_during_an_add_burst() {
     assert!(refused_moves.is_empty(), "moves refused: {refused_moves:?}");
     p.app.stop().await;
 }
+
+/// A big screen joins to watch: it sees what everyone sees, but it is not a
+/// member, not in presence, does not count in a skip vote's share of the
+/// room, and cannot change anything.
+#[tokio::test]
+async fn a_screen_that_watches_is_not_in_the_room() {
+    let p = party_with(unlimited).await;
+    let tv = p.app.register("TV").await;
+    let t0 = track_of(&p.app, &p.host, "tv0", 300_000).await;
+    let t1 = track_of(&p.app, &p.host, "tv1", 300_000).await;
+    let (mut host, _) = p.app.join(&p.host, &p.session).await;
+    let mut screen = p.app.connect().await;
+    screen.send(&msg::watch(&p.session, &tv.token)).await;
+    let snap = match screen.recv().await {
+        ServerMsg::Snapshot(s) => s,
+        other => panic!("expected a snapshot, got {other:?}"),
+    };
+    assert!(snap.members.iter().all(|m| m.user_id != tv.id));
+    while let Some(m) = host.try_recv().await {
+        if let ServerMsg::Presence { user_id, .. } = m {
+            assert_ne!(user_id, tv.id, "the screen appeared in presence");
+        }
+    }
+    added(&mut host, "h1", &t0).await;
+    added(&mut host, "h2", &t1).await;
+    // The screen follows the queue.
+    let (_, c) = screen.expect_update().await;
+    assert_eq!(c.op, OpKind::Add);
+    // Not a member: a REST read by the screen's account is refused.
+    let r = p.app.as_user(&tv).session(&p.session).await;
+    assert!(r.is_err(), "the screen's account became a member: {r:?}");
+    // Its ops are refused, and change nothing.
+    let before = c_version(&p.app, &p.session).await;
+    screen.send(&msg::add("tv1", &t0, None)).await;
+    match screen
+        .recv_until(|m| matches!(m, ServerMsg::Error { .. }))
+        .await
+    {
+        ServerMsg::Error { code, req, .. } => {
+            assert_eq!((code, req.as_deref()), (ErrorCode::Forbidden, Some("tv1")))
+        }
+        _ => unreachable!(),
+    }
+    assert_eq!(c_version(&p.app, &p.session).await, before);
+    // The host alone is the room: one skip vote is half of it.
+    apply(&mut host, &msg::play("h3", None)).await;
+    apply(&mut host, &msg::skip_vote("h4", true)).await;
+    let c = loop {
+        match host.recv().await {
+            ServerMsg::Update { change, .. } if change.op == OpKind::Next => break change,
+            ServerMsg::Presence { user_id, .. } => {
+                assert_ne!(user_id, tv.id, "the screen appeared in presence")
+            }
+            _ => continue,
+        }
+    };
+    assert_eq!(c.by, None);
+    p.app.stop().await;
+}

@@ -138,6 +138,8 @@ export class Connection {
       const join = { type: 'join', sessionId: this.o.sessionId, token: this.o.token() };
       // "Up next for this room" comes only to connections that ask for it.
       if (this.o.suggestions) join.suggestions = true;
+      // A screen (the TV view) watches: not a member, not in presence.
+      if (this.o.watch) join.watch = true;
       const since = this.o.since();
       if (since !== null) join.since = since;
       ws.send(JSON.stringify(join));

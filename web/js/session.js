@@ -33,6 +33,7 @@ export class Session {
    * @param {(what: string) => void} hooks.onChange `queue`, `people`, `conn` or `all`
    * @param {(r: {text: string, at: string, kind: string}) => void} hooks.onReaction
    * @param {boolean} [hooks.suggestions] ask for "Up next for this room" (default true)
+   * @param {boolean} [hooks.watch] join as a screen that watches (the TV view)
    * @param {object} [who] another account than the signed-in one (the TV
    *   view's): `token()` and `me`, and `onUnauthorized()` instead of signing out
    */
@@ -55,6 +56,7 @@ export class Session {
       onClosed: (why) => this.finalClose(why),
       onClock: (offset) => { this.clockOffset = offset; },
       suggestions: hooks.suggestions !== false,
+      watch: hooks.watch === true,
     });
   }
 

@@ -75,7 +75,7 @@ export async function showTv(code) {
   $('#tv-where').textContent = `${location.host}/j`;
   $('#tv-title').textContent = target.name;
   document.title = `${target.name} · Audotics TV`;
-  session = new Session(target.sessionId, { onChange: () => render(), onReaction: () => {}, suggestions: false }, who);
+  session = new Session(target.sessionId, { onChange: () => render(), onReaction: () => {}, suggestions: false, watch: true }, who);
   session.start();
   status('');
 }

@@ -8,7 +8,7 @@ use audotics_protocol::model::User;
 use audotics_protocol::{ServerMsg, UserId};
 use axum::extract::ws::Utf8Bytes;
 
-use super::listeners::{frame, ListenerId};
+use super::listeners::{frame, Asks, ListenerId};
 use super::{JoinRefusal, SessionActor};
 use crate::cluster::wire::{JoinReply, Opening};
 use crate::db::log;
@@ -52,18 +52,18 @@ impl SessionActor {
         &mut self,
         user: User,
         since: Option<i64>,
-        suggestions: bool,
+        asks: Asks,
         outbox: Outbox,
     ) -> Result<ListenerId, JoinRefusal> {
         let name = user.name.clone();
-        let user_id = self.admit(user).await?;
+        let user_id = self.admit(user, asks.watch).await?;
         let Some(listeners) = self.audience.local() else {
             return Err(JoinRefusal::Unavailable);
         };
-        let id = listeners.add(user_id.clone(), name, outbox.clone(), suggestions);
+        let id = listeners.add(user_id.clone(), name, outbox.clone(), asks);
         let mut frames = self.opening(&user_id, since).await;
         // Then what the room would like next, as the others last saw it.
-        if suggestions {
+        if asks.suggestions {
             frames.extend(self.upnext.frame());
         }
         let Some(listeners) = self.audience.local() else {
@@ -81,8 +81,13 @@ impl SessionActor {
 
     /// Cluster: a listener joins on some node. Its relay registers it
     /// with these first frames.
-    pub(super) async fn remote_join(&mut self, user: User, since: Option<i64>) -> JoinReply {
-        let user_id = match self.admit(user).await {
+    pub(super) async fn remote_join(
+        &mut self,
+        user: User,
+        since: Option<i64>,
+        watch: bool,
+    ) -> JoinReply {
+        let user_id = match self.admit(user, watch).await {
             Ok(id) => id,
             Err(JoinRefusal::NotFound) => return JoinReply::NotFound,
             Err(JoinRefusal::Ended) => return JoinReply::Ended,
@@ -102,8 +107,9 @@ impl SessionActor {
         })
     }
 
-    /// A joiner of an active session, made a member if it is not one.
-    async fn admit(&mut self, user: User) -> Result<UserId, JoinRefusal> {
+    /// A joiner of an active session, made a member if it is not one
+    /// (unless it only watches).
+    async fn admit(&mut self, user: User, watch: bool) -> Result<UserId, JoinRefusal> {
         if !self.state.session.active {
             return Err(JoinRefusal::Ended);
         }
@@ -111,7 +117,7 @@ impl SessionActor {
         if self.state.is_banned(&user_id) {
             return Err(JoinRefusal::Banned);
         }
-        if !self.state.is_member(&user_id) {
+        if !watch && !self.state.is_member(&user_id) {
             sessions::add_member(&self.shared.db, self.id.as_str(), user_id.as_str())
                 .await
                 .map_err(|_| JoinRefusal::Unavailable)?;

@@ -21,6 +21,17 @@ struct Listener {
     outbox: Outbox,
     /// It asked for `suggestions` frames at join.
     suggestions: bool,
+    /// A screen that watches: not in presence.
+    watch: bool,
+}
+
+/// What a joiner asked for besides the session's frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Asks {
+    /// `suggestions` frames.
+    pub suggestions: bool,
+    /// To watch (a screen), not to take part.
+    pub watch: bool,
 }
 
 /// Every listener of one session (on this node).
@@ -28,6 +39,8 @@ pub struct Listeners {
     map: HashMap<ListenerId, Listener>,
     /// Listeners per user (presence without a scan).
     counts: HashMap<UserId, usize>,
+    /// Listeners that watch (screens): in `map`, not in `counts`.
+    watchers: usize,
     next: ListenerId,
     /// Users whose presence changed this round → (name, their new listeners).
     dirty: HashMap<UserId, (String, Vec<ListenerId>)>,
@@ -44,6 +57,7 @@ impl Listeners {
         Listeners {
             map: HashMap::new(),
             counts: HashMap::new(),
+            watchers: 0,
             next: 1,
             dirty: HashMap::new(),
             metrics,
@@ -66,7 +80,7 @@ impl Listeners {
     /// Each user with listeners here: (name, how many).
     pub fn by_user(&self) -> HashMap<UserId, (String, usize)> {
         let mut users = HashMap::with_capacity(self.counts.len());
-        for l in self.map.values() {
+        for l in self.map.values().filter(|l| !l.watch) {
             users
                 .entry(l.user_id.clone())
                 .or_insert_with(|| (l.name.clone(), 0))
@@ -76,24 +90,23 @@ impl Listeners {
     }
 
     /// Register a listener; others hear of it at the next flush.
-    pub fn add(
-        &mut self,
-        user_id: UserId,
-        name: String,
-        outbox: Outbox,
-        suggestions: bool,
-    ) -> ListenerId {
+    pub fn add(&mut self, user_id: UserId, name: String, outbox: Outbox, asks: Asks) -> ListenerId {
         let id = self.next;
         self.next += 1;
         self.metrics.listeners.inc();
-        *self.counts.entry(user_id.clone()).or_default() += 1;
+        if asks.watch {
+            self.watchers += 1;
+        } else {
+            *self.counts.entry(user_id.clone()).or_default() += 1;
+        }
         self.map.insert(
             id,
             Listener {
                 user_id,
                 name,
                 outbox,
-                suggestions,
+                suggestions: asks.suggestions,
+                watch: asks.watch,
             },
         );
         id
@@ -102,7 +115,7 @@ impl Listeners {
     /// Announce `id`'s arrival to the others at the next flush (the joiner
     /// itself learned its state from its snapshot).
     pub fn announce(&mut self, id: ListenerId) {
-        if let Some(l) = self.map.get(&id) {
+        if let Some(l) = self.map.get(&id).filter(|l| !l.watch) {
             let (user, name) = (l.user_id.clone(), l.name.clone());
             self.mark(user, name, Some(id));
         }
@@ -112,6 +125,10 @@ impl Listeners {
     pub fn remove(&mut self, id: ListenerId) {
         if let Some(l) = self.map.remove(&id) {
             self.metrics.listeners.dec();
+            if l.watch {
+                self.watchers -= 1;
+                return;
+            }
             self.uncount(&l.user_id);
             self.mark(l.user_id, l.name, None);
         }
@@ -200,7 +217,7 @@ impl Listeners {
                     user_id: user_id.into_string(),
                     name,
                     online,
-                    listeners: self.map.len(),
+                    listeners: self.map.len() - self.watchers,
                 });
                 self.broadcast_except(msg, &joined);
             }
@@ -232,6 +249,7 @@ impl Listeners {
             l.outbox.close(code, reason);
         }
         self.counts.clear();
+        self.watchers = 0;
         self.dirty.clear();
     }
 
@@ -301,12 +319,12 @@ mod tests {
         let (a, mut ra) = outbox(16, 1 << 20);
         let (b1, mut rb1) = outbox(16, 1 << 20);
         let (b2, mut rb2) = outbox(16, 1 << 20);
-        let ann = ls.add(user("ann"), "Ann".into(), a, false);
+        let ann = ls.add(user("ann"), "Ann".into(), a, Asks::default());
         ls.announce(ann);
         ls.flush_presence();
-        let x = ls.add(user("ben"), "Ben".into(), b1, false);
+        let x = ls.add(user("ben"), "Ben".into(), b1, Asks::default());
         ls.announce(x);
-        let y = ls.add(user("ben"), "Ben".into(), b2, false);
+        let y = ls.add(user("ben"), "Ben".into(), b2, Asks::default());
         ls.announce(y);
         ls.flush_presence();
         let seen = drain(&mut ra);
@@ -325,11 +343,11 @@ mod tests {
     fn an_unsent_large_snapshot_does_not_count_against_the_outbox() {
         let mut ls = listeners();
         let (joiner, _rj) = outbox(16, 1024);
-        let id = ls.add(user("joy"), "Joy".into(), joiner.clone(), false);
+        let id = ls.add(user("joy"), "Joy".into(), joiner.clone(), Asks::default());
         joiner.push_opening("s".repeat(4096).into()).unwrap();
         ls.announce(id);
         let (other, _ro) = outbox(16, 1024);
-        let o = ls.add(user("ola"), "Ola".into(), other, false);
+        let o = ls.add(user("ola"), "Ola".into(), other, Asks::default());
         ls.announce(o);
         ls.flush_presence();
         ls.broadcast(frame(&ServerMsg::Resumed { version: 1 }));
@@ -341,8 +359,8 @@ mod tests {
         let mut ls = listeners();
         let (a, mut ra) = outbox(16, 1 << 20);
         let (slow, _rs) = outbox(1, 1 << 20);
-        ls.add(user("ann"), "Ann".into(), a, false);
-        ls.add(user("sam"), "Sam".into(), slow, false);
+        ls.add(user("ann"), "Ann".into(), a, Asks::default());
+        ls.add(user("sam"), "Sam".into(), slow, Asks::default());
         ls.broadcast(frame(&ServerMsg::Resumed { version: 1 }));
         ls.broadcast(frame(&ServerMsg::Resumed { version: 2 }));
         ls.flush_presence();
@@ -361,13 +379,63 @@ mod tests {
         let mut ls = listeners();
         let (a, mut ra) = outbox(16, 1 << 20);
         let (b, mut rb) = outbox(16, 1 << 20);
-        ls.add(user("ann"), "Ann".into(), a, true);
-        ls.add(user("ben"), "Ben".into(), b, false);
+        ls.add(
+            user("ann"),
+            "Ann".into(),
+            a,
+            Asks {
+                suggestions: true,
+                watch: false,
+            },
+        );
+        ls.add(user("ben"), "Ben".into(), b, Asks::default());
         ls.broadcast_suggestions(r#"{"type":"suggestions"}"#.into());
         ls.broadcast(frame(&ServerMsg::Resumed { version: 1 }));
         assert_eq!(drain(&mut ra).len(), 2);
         let seen = drain(&mut rb);
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert!(!seen[0].contains("suggestions"), "{seen:?}");
+    }
+
+    #[test]
+    fn a_screen_that_watches_gets_frames_but_is_not_in_presence() {
+        let mut ls = listeners();
+        let (a, mut ra) = outbox(16, 1 << 20);
+        let (tv, mut rtv) = outbox(16, 1 << 20);
+        let ann = ls.add(user("ann"), "Ann".into(), a, Asks::default());
+        ls.announce(ann);
+        ls.flush_presence();
+        drain(&mut ra);
+        let watch = Asks {
+            suggestions: false,
+            watch: true,
+        };
+        let t = ls.add(user("tv"), "TV".into(), tv, watch);
+        ls.announce(t);
+        ls.flush_presence();
+        assert!(drain(&mut ra).is_empty(), "no presence for a screen");
+        assert_eq!(ls.online(), HashSet::from([user("ann")]));
+        assert!(!ls.by_user().contains_key(&user("tv")));
+        ls.broadcast(frame(&ServerMsg::Resumed { version: 1 }));
+        assert_eq!(drain(&mut rtv).len(), 1, "the screen gets updates");
+        // Ann's next presence counts her listener, not the screen.
+        assert_eq!(drain(&mut ra).len(), 1);
+        ls.remove(t);
+        ls.flush_presence();
+        assert!(drain(&mut ra).is_empty(), "a screen leaving is not news");
+        ls.remove(ann);
+        ls.flush_presence();
+        assert_eq!(ls.len(), 0);
+        let (b, _rb) = outbox(16, 1 << 20);
+        let ben = ls.add(user("ben"), "Ben".into(), b, Asks::default());
+        let (c, mut rc) = outbox(16, 1 << 20);
+        ls.add(user("tv"), "TV".into(), c, watch);
+        ls.announce(ben);
+        ls.flush_presence();
+        let seen = drain(&mut rc);
+        assert!(
+            seen[0].contains(r#""online":true,"listeners":1"#),
+            "{seen:?}"
+        );
     }
 }

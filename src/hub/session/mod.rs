@@ -40,7 +40,7 @@ use crate::metrics::Metrics;
 use audience::{Audience, Owned};
 use commit::Origin;
 use listeners::Listeners;
-pub use listeners::{frame, ListenerId};
+pub use listeners::{frame, Asks, ListenerId};
 use state::{Item, SessionState};
 pub use state::{Op, TrackRef};
 
@@ -62,8 +62,8 @@ pub enum Command {
     Join {
         user: User,
         since: Option<i64>,
-        /// Whether it gets `suggestions` frames.
-        suggestions: bool,
+        /// `suggestions` frames, or only to watch.
+        asks: Asks,
         outbox: Outbox,
         reply: oneshot::Sender<Result<ListenerId, JoinRefusal>>,
     },
@@ -100,6 +100,8 @@ pub enum Command {
     RemoteJoin {
         user: User,
         since: Option<i64>,
+        /// A screen that watches: not made a member.
+        watch: bool,
         reply: oneshot::Sender<JoinReply>,
     },
     /// Cluster: a node's listeners changed.
@@ -716,16 +718,21 @@ impl SessionActor {
             Command::Join {
                 user,
                 since,
-                suggestions,
+                asks,
                 outbox,
                 reply,
             } => {
-                let r = self.join(user, since, suggestions, outbox).await;
+                let r = self.join(user, since, asks, outbox).await;
                 let _ = reply.send(r);
                 false
             }
-            Command::RemoteJoin { user, since, reply } => {
-                let r = self.remote_join(user, since).await;
+            Command::RemoteJoin {
+                user,
+                since,
+                watch,
+                reply,
+            } => {
+                let r = self.remote_join(user, since, watch).await;
                 let _ = reply.send(r);
                 false
             }
