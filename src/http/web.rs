@@ -126,7 +126,7 @@ async fn serve(st: &AppState, path: &str, headers: &HeaderMap) -> Response {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; \
+                "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: https:; \
                  style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; \
                  frame-ancestors 'none'",
             ),

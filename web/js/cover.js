@@ -1,7 +1,8 @@
-// Album covers. The catalog rarely has an image (and the page's CSP allows
-// only its own), so a cover is drawn from the album's name: two hues and a
-// direction from a hash of the name, with its initials on top. The same
-// album always gets the same cover, on every screen.
+// Album covers. The catalog rarely has an image, so a cover is drawn from
+// the album's name: two hues and a direction from a hash of the name, with
+// its initials on top — the same album gets the same cover on every
+// screen. A track's `coverUrl` (this hub's, or https: the page's CSP allows
+// those, without a referrer) is laid over it, and dropped if it fails.
 
 import { el, hueOf, initials } from './dom.js';
 
@@ -26,7 +27,7 @@ export function coverArt(track, size = 'lg') {
   box.style.setProperty('--hue2', String(hue2));
   box.style.setProperty('--angle', `${angle}deg`);
   const url = track && track.coverUrl;
-  if (url && (url.startsWith('/') || url.startsWith(location.origin))) {
+  if (url && (url.startsWith('/') || url.startsWith(location.origin) || url.startsWith('https://'))) {
     const img = el('img', { src: url, alt: '', loading: 'lazy' });
     img.addEventListener('error', () => img.remove());
     box.append(img);
