@@ -15,7 +15,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1047,37 +1046,7 @@ pub async fn parent(
     };
     let setup_path: PathBuf = std::env::temp_dir().join(format!("audotics-load-{nonce}.json"));
     std::fs::write(&setup_path, serde_json::to_vec(&setup)?)?;
-    let exe = std::env::current_exe()?;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut children = Vec::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String)>();
-    for i in 0..procs {
-        let mut child = tokio::process::Command::new(&exe)
-            .args(&args)
-            .arg("--worker-index")
-            .arg(i.to_string())
-            .arg("--worker-of")
-            .arg(procs.to_string())
-            .arg("--setup")
-            .arg(&setup_path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .context("spawning a worker")?;
-        let out = child.stdout.take().expect("piped");
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(out).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                let _ = tx.send((i, l));
-            }
-            let _ = tx.send((i, "EOF".into()));
-        });
-        children.push(child);
-    }
-    drop(tx);
+    let (mut children, mut rx) = crate::spawn_workers(&setup_path, procs)?;
     let result = async {
         let mut ready = 0;
         while ready < procs {

@@ -675,30 +675,20 @@ struct NodeSample {
     cpu_s: Option<f64>,
 }
 
-async fn run_workers(
-    common: &Common,
+/// What the workers print: (worker index, line).
+type WorkerLines = tokio::sync::mpsc::UnboundedReceiver<(usize, String)>;
+
+/// Start `procs` copies of this generator as workers (the same arguments,
+/// plus their index and the setup file), each line they print forwarded as
+/// (worker, line), and `EOF` when a worker's output ends.
+fn spawn_workers(
     setup_path: &std::path::Path,
     procs: usize,
-    hard: Instant,
-) -> anyhow::Result<(Vec<WorkerResult>, HubSample)> {
+) -> anyhow::Result<(Vec<tokio::process::Child>, WorkerLines)> {
     let exe = std::env::current_exe()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let pid = common.hub_pid.map(|p| p.to_string());
-    let mut hub = HubSample {
-        rss_before_kib: pid.as_deref().and_then(rss_kib),
-        nodes: common
-            .node_pid
-            .iter()
-            .map(|&p| NodeSample {
-                pid: p,
-                rss_before_kib: rss_kib(&p.to_string()),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
     let mut children = Vec::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String)>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String)>();
     for i in 0..procs {
         let mut child = tokio::process::Command::new(&exe)
             .args(&args)
@@ -725,7 +715,30 @@ async fn run_workers(
         });
         children.push(child);
     }
-    drop(tx);
+    Ok((children, rx))
+}
+
+async fn run_workers(
+    common: &Common,
+    setup_path: &std::path::Path,
+    procs: usize,
+    hard: Instant,
+) -> anyhow::Result<(Vec<WorkerResult>, HubSample)> {
+    let pid = common.hub_pid.map(|p| p.to_string());
+    let mut hub = HubSample {
+        rss_before_kib: pid.as_deref().and_then(rss_kib),
+        nodes: common
+            .node_pid
+            .iter()
+            .map(|&p| NodeSample {
+                pid: p,
+                rss_before_kib: rss_kib(&p.to_string()),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let (mut children, mut rx) = spawn_workers(setup_path, procs)?;
     let deadline = tokio::time::Instant::from_std(hard);
     let t_connect = Instant::now();
     let mut ready = 0;
