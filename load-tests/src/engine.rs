@@ -450,15 +450,6 @@ pub async fn run_worker(setup: Setup, index: usize, of: usize) -> anyhow::Result
     Ok(())
 }
 
-fn join_frame(sh: &Shared, j: usize, token: &str, since: Option<i64>) -> String {
-    let s = &sh.setup.sessions[j];
-    match since {
-        Some(v) => serde_json::json!({"type":"join","sessionId":s.id,"token":token,"since":v}),
-        None => serde_json::json!({"type":"join","sessionId":s.id,"token":token}),
-    }
-    .to_string()
-}
-
 /// Connect to the slot's server and join; returns the socket and the first
 /// answer's text.
 async fn connect_join(
@@ -468,10 +459,32 @@ async fn connect_join(
     since: Option<i64>,
 ) -> Result<(Ws, String), String> {
     let src = source_ip(slot.g, sh.setup.plan.source_ips);
-    let mut ws = ws_connect(sh.setup.dsts[slot.server], &sh.setup.ws_path, src)
+    let dst = sh.setup.dsts[slot.server];
+    let session = &sh.setup.sessions[slot.j].id;
+    join_at(dst, &sh.setup.ws_path, session, token, since, src).await
+}
+
+/// Connect to `dst` at `path` (from `src`) and join `session_id`; the
+/// socket and the first answer (`snapshot`, `resumed`, or the floor's
+/// `joined`).
+pub async fn join_at(
+    dst: SocketAddr,
+    path: &str,
+    session_id: &str,
+    token: &str,
+    since: Option<i64>,
+    src: Option<std::net::Ipv4Addr>,
+) -> Result<(Ws, String), String> {
+    let mut ws = ws_connect(dst, path, src)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    ws.send(Message::text(join_frame(sh, slot.j, token, since)))
+    let join = match since {
+        Some(v) => {
+            serde_json::json!({"type":"join","sessionId":session_id,"token":token,"since":v})
+        }
+        None => serde_json::json!({"type":"join","sessionId":session_id,"token":token}),
+    };
+    ws.send(Message::text(join.to_string()))
         .await
         .map_err(|e| format!("send join: {e}"))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -480,20 +493,17 @@ async fn connect_join(
             .await
             .map_err(|_| "join: no answer in 30 s".to_owned())?;
         match m {
-            Some(Ok(Message::Text(t))) => {
-                let ty = frame_type(t.as_str());
-                match ty {
-                    "snapshot" | "resumed" | "joined" => return Ok((ws, t.as_str().to_owned())),
-                    "error" => {
-                        let code = serde_json::from_str::<serde_json::Value>(t.as_str())
-                            .ok()
-                            .and_then(|v| v["code"].as_str().map(str::to_owned))
-                            .unwrap_or_default();
-                        return Err(format!("join error {code}"));
-                    }
-                    _ => continue,
+            Some(Ok(Message::Text(t))) => match frame_type(t.as_str()) {
+                "snapshot" | "resumed" | "joined" => return Ok((ws, t.as_str().to_owned())),
+                "error" => {
+                    let code = serde_json::from_str::<serde_json::Value>(t.as_str())
+                        .ok()
+                        .and_then(|v| v["code"].as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    return Err(format!("join error {code}"));
                 }
-            }
+                _ => continue,
+            },
             Some(Ok(Message::Close(f))) => {
                 return Err(format!(
                     "join: closed {}",

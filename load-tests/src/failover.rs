@@ -32,7 +32,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::*;
-use crate::engine::{hub_op, share, FrameLite, LocalQueue, Plan, SessionSetup, Spread};
+use crate::engine::{hub_op, join_at, share, FrameLite, LocalQueue, Plan, SessionSetup, Spread};
 
 /// What the parent prepared and every worker reads.
 #[derive(Clone, Serialize, Deserialize)]
@@ -162,44 +162,7 @@ pub async fn join_on(
     since: Option<i64>,
     src: Option<Ipv4Addr>,
 ) -> Result<(Ws, String), String> {
-    let mut ws = ws_connect(dst, "/v1/ws", src)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let join = match since {
-        Some(v) => json!({"type":"join","sessionId":session_id,"token":token,"since":v}),
-        None => json!({"type":"join","sessionId":session_id,"token":token}),
-    };
-    ws.send(Message::text(join.to_string()))
-        .await
-        .map_err(|e| format!("send join: {e}"))?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let m = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .map_err(|_| "join: no answer in 30 s".to_owned())?;
-        match m {
-            Some(Ok(Message::Text(t))) => match frame_type(t.as_str()) {
-                "snapshot" | "resumed" => return Ok((ws, t.as_str().to_owned())),
-                "error" => {
-                    let code = serde_json::from_str::<Value>(t.as_str())
-                        .ok()
-                        .and_then(|v| v["code"].as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    return Err(format!("join error {code}"));
-                }
-                _ => continue,
-            },
-            Some(Ok(Message::Close(f))) => {
-                return Err(format!(
-                    "join: closed {}",
-                    f.map(|f| u16::from(f.code)).unwrap_or(1005)
-                ))
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(format!("join: {e}")),
-            None => return Err("join: connection ended".into()),
-        }
-    }
+    join_at(dst, "/v1/ws", session_id, token, since, src).await
 }
 
 /// Join every session once through `owner` and leave again, so that in a
