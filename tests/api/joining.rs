@@ -277,48 +277,30 @@ async fn a_session_the_old_app_made_gets_its_code_on_first_request() {
     app.stop().await;
 }
 
+/// `/j/CODE` (a join link) and `/tv/CODE` (the big screen) are the
+/// client's page, which reads the code from its path.
 #[tokio::test]
-async fn j_code_serves_the_web_client() {
+async fn j_code_and_tv_code_serve_the_web_client() {
     let app = spawn_app().await;
     let index = app.rest.raw(Method::GET, "/", None, &[]).await.unwrap();
     assert_eq!(index.status, 200);
-    for path in ["/j/CDFGHJ", "/j/cdf-ghj", "/j/ANYTHING"] {
-        let r = app.rest.raw(Method::GET, path, None, &[]).await.unwrap();
-        assert_eq!(r.status, 200, "{path}");
-        assert!(
-            r.content_type.starts_with("text/html"),
-            "{path}: {}",
-            r.content_type
-        );
-        assert_eq!(r.text, index.text, "{path} is the client's page");
-        assert_eq!(
-            r.headers.get("referrer-policy").unwrap(),
-            "no-referrer",
-            "the code in the path is not leaked to other sites"
-        );
-    }
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn tv_code_serves_the_web_client() {
-    let app = spawn_app().await;
-    let index = app.rest.raw(Method::GET, "/", None, &[]).await.unwrap();
-    assert_eq!(index.status, 200);
-    for path in ["/tv/CDFGHJ", "/tv/cdf-ghj", "/tv/ANYTHING"] {
-        let r = app.rest.raw(Method::GET, path, None, &[]).await.unwrap();
-        assert_eq!(r.status, 200, "{path}");
-        assert!(
-            r.content_type.starts_with("text/html"),
-            "{path}: {}",
-            r.content_type
-        );
-        assert_eq!(r.text, index.text, "{path} is the client's page");
-        assert_eq!(
-            r.headers.get("referrer-policy").unwrap(),
-            "no-referrer",
-            "the code in the path is not leaked to other sites"
-        );
+    for prefix in ["/j", "/tv"] {
+        for code in ["CDFGHJ", "cdf-ghj", "ANYTHING"] {
+            let path = format!("{prefix}/{code}");
+            let r = app.rest.raw(Method::GET, &path, None, &[]).await.unwrap();
+            assert_eq!(r.status, 200, "{path}");
+            assert!(
+                r.content_type.starts_with("text/html"),
+                "{path}: {}",
+                r.content_type
+            );
+            assert_eq!(r.text, index.text, "{path} is the client's page");
+            assert_eq!(
+                r.headers.get("referrer-policy").unwrap(),
+                "no-referrer",
+                "the code in the path is not leaked to other sites"
+            );
+        }
     }
     // Only one segment: deeper paths are not the client's page.
     let deeper = app
