@@ -20,6 +20,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import {
+  UI_TIMEOUT, escapeRe, expectText, freePort, openTab, rawOps, sleep, smallTargets, titles,
+} from './helpers.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -28,7 +31,6 @@ const WEB_DIR = process.env.WEB_DIR || path.join(ROOT, 'web');
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ARTIFACTS = path.join(HERE, 'artifacts');
 const STEP = { timeout: 90_000 };
-const UI_TIMEOUT = 15_000;
 /** The late friend's name for the machine: not a loopback name, so its invite link is one a phone could open. */
 const FRIEND_HOST = 'party.test';
 
@@ -37,19 +39,7 @@ const DESKTOP = { width: 1280, height: 800 };
 
 // ------------------------------------------------------------------ the hub
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 class Hub {
   constructor(dataDir, port) {
@@ -167,9 +157,6 @@ class StallingProxy {
 
 // ------------------------------------------------------------------ page helpers
 
-async function titles(page) {
-  return page.locator('#queue li.entry .title').allTextContents();
-}
 
 /** Wait until the page's queue titles equal `expected` (or the timeout). */
 async function expectQueue(page, expected, what, timeout = UI_TIMEOUT) {
@@ -183,18 +170,6 @@ async function expectQueue(page, expected, what, timeout = UI_TIMEOUT) {
   assert.deepEqual(seen, expected, `${what}: queue differs`);
 }
 
-async function expectText(locator, re, what, timeout = UI_TIMEOUT) {
-  await locator.first().waitFor({ state: 'attached', timeout }).catch(() => {});
-  const deadline = Date.now() + timeout;
-  let text = '';
-  while (Date.now() < deadline) {
-    text = (await locator.allTextContents()).join(' | ');
-    if (re.test(text)) return text;
-    await sleep(100);
-  }
-  assert.match(text, re, what);
-  return text;
-}
 
 async function signUp(page, name, email) {
   await page.getByRole('tab', { name: 'Create account' }).click();
@@ -208,11 +183,6 @@ async function waitLive(page, timeout = UI_TIMEOUT) {
   await expectText(page.locator('#conn-badge'), /^Live$/, 'connection badge shows Live', timeout);
 }
 
-/** On a phone the session's parts are tabs; on a wide screen they are all shown. */
-async function openTab(page, name) {
-  const tab = page.locator(`#tab-${name}`);
-  if (await tab.isVisible()) await tab.click();
-}
 
 async function search(page, query) {
   await openTab(page, 'add');
@@ -247,31 +217,6 @@ async function menuItems(page, trackName) {
   return items;
 }
 
-/** Ops on a raw WebSocket of the page's user: [{type: 'add', trackId}, …]; resolves when all are acked. */
-async function rawOps(page, sessionId, ops) {
-  return page.evaluate(async ({ sessionId, ops }) => {
-    const token = localStorage.getItem('audotics.token');
-    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`);
-    const answers = [];
-    return await new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`raw ops timed out: ${JSON.stringify(answers)}`)), 10000);
-      ws.onopen = () => ws.send(JSON.stringify({ type: 'join', sessionId, token }));
-      ws.onmessage = (ev) => {
-        const m = JSON.parse(ev.data);
-        if (m.type === 'snapshot') {
-          ops.forEach((op, i) => ws.send(JSON.stringify({ ...op, req: `raw-${Date.now()}-${i}` })));
-        } else if (m.type === 'ack' || m.type === 'error') {
-          answers.push(m);
-          if (answers.length === ops.length) {
-            clearTimeout(t);
-            ws.send(JSON.stringify({ type: 'leave' }));
-            resolve(answers);
-          }
-        }
-      };
-    });
-  }, { sessionId, ops });
-}
 
 /** A finger on a touch screen: press at `from`, slide to `to`, lift (CDP touch events). */
 async function touchDrag(page, from, to) {
@@ -291,23 +236,6 @@ async function touchDrag(page, from, to) {
 
 const center = (b) => ({ x: b.x + b.width / 2, y: b.y + b.height / 2 });
 
-/** Every control on the page smaller than 44×44 CSS px, as "tag#id label w×h". */
-async function smallTargets(page) {
-  return page.evaluate(() => {
-    const sel = 'a[href], button, input, select, textarea, summary, [role=tab], [role=menuitem], [tabindex]:not([tabindex="-1"])';
-    const small = [];
-    for (const e of document.querySelectorAll(sel)) {
-      const r = e.getBoundingClientRect();
-      if (r.width === 0 || r.height === 0 || getComputedStyle(e).visibility === 'hidden') continue;
-      if (r.right <= 0 || r.left >= window.innerWidth) continue; // parked off screen (the skip link)
-      if (r.width < 43.5 || r.height < 43.5) {
-        const label = e.getAttribute('aria-label') || e.textContent.trim().slice(0, 30);
-        small.push(`${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''} “${label}” ${Math.round(r.width)}×${Math.round(r.height)}`);
-      }
-    }
-    return small;
-  });
-}
 
 async function shoot(page, name, viewport) {
   await page.setViewportSize(viewport);
@@ -950,6 +878,3 @@ describe('web client in a real browser', { timeout: 900_000 }, () => {
   });
 });
 
-function escapeRe(s) {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}

@@ -12,11 +12,13 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import {
+  UI_TIMEOUT, escapeRe, expectText, freePort, openTab, rawOps, sleep, smallTargets, titles, waitFor,
+} from './helpers.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -25,7 +27,6 @@ const WEB_DIR = process.env.WEB_DIR || path.join(ROOT, 'web');
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ARTIFACTS = path.join(HERE, 'artifacts');
 const STEP = { timeout: 90_000 };
-const UI_TIMEOUT = 15_000;
 
 const PHONE = { width: 390, height: 844 };
 const LAPTOP = { width: 1280, height: 800 };
@@ -33,19 +34,7 @@ const TV = { width: 1920, height: 1080 };
 /** The browsers reach the hub by a name that is not loopback, as phones on a network would (no warning on the invite). */
 const PARTY_HOST = 'party.test';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function startHub(dataDir, port) {
   const log = fs.openSync(path.join(ARTIFACTS, 'party-hub.log'), 'w');
@@ -67,55 +56,8 @@ async function startHub(dataDir, port) {
   throw new Error('hub did not become ready within 120 s');
 }
 
-async function expectText(locator, re, what, timeout = UI_TIMEOUT) {
-  await locator.first().waitFor({ state: 'attached', timeout }).catch(() => {});
-  const deadline = Date.now() + timeout;
-  let text = '';
-  while (Date.now() < deadline) {
-    text = (await locator.allTextContents()).join(' | ');
-    if (re.test(text)) return text;
-    await sleep(100);
-  }
-  assert.match(text, re, what);
-  return text;
-}
 
-async function waitFor(fn, what, timeout = UI_TIMEOUT) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await sleep(100);
-  }
-  assert.fail(`${what} (last: ${JSON.stringify(last)})`);
-}
 
-/** Ops on a raw WebSocket of the page's user; resolves with their answers. */
-async function rawOps(page, sessionId, ops) {
-  return page.evaluate(async ({ sessionId, ops }) => {
-    const token = localStorage.getItem('audotics.token');
-    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`);
-    const answers = [];
-    return await new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`raw ops timed out: ${JSON.stringify(answers)}`)), 10000);
-      ws.onopen = () => ws.send(JSON.stringify({ type: 'join', sessionId, token }));
-      ws.onmessage = (ev) => {
-        const m = JSON.parse(ev.data);
-        if (m.type === 'snapshot') {
-          ops.forEach((op, i) => ws.send(JSON.stringify({ ...op, req: `raw-${Date.now()}-${i}` })));
-        } else if (m.type === 'ack' || m.type === 'error') {
-          answers.push(m);
-          if (answers.length === ops.length) {
-            clearTimeout(t);
-            ws.send(JSON.stringify({ type: 'leave' }));
-            resolve(answers);
-          }
-        }
-      };
-    });
-  }, { sessionId, ops });
-}
 
 /** A person's ⋯ menu in the member list, then one of its items. */
 async function personAction(page, name, item) {
@@ -125,30 +67,8 @@ async function personAction(page, name, item) {
   await page.getByRole('menuitem', { name: item }).click();
 }
 
-const titles = (page) => page.locator('#queue li.entry .title').allTextContents();
 
-async function openTab(page, name) {
-  const tab = page.locator(`#tab-${name}`);
-  if (await tab.isVisible()) await tab.click();
-}
 
-/** Every control smaller than 44×44 CSS px (as hub.test.js checks). */
-async function smallTargets(page) {
-  return page.evaluate(() => {
-    const sel = 'a[href], button, input, select, textarea, summary, [role=tab], [role=menuitem], [tabindex]:not([tabindex="-1"])';
-    const small = [];
-    for (const e of document.querySelectorAll(sel)) {
-      const r = e.getBoundingClientRect();
-      if (r.width === 0 || r.height === 0 || getComputedStyle(e).visibility === 'hidden') continue;
-      if (r.right <= 0 || r.left >= window.innerWidth) continue;
-      if (r.width < 43.5 || r.height < 43.5) {
-        const label = e.getAttribute('aria-label') || e.textContent.trim().slice(0, 30);
-        small.push(`${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''} “${label}” ${Math.round(r.width)}×${Math.round(r.height)}`);
-      }
-    }
-    return small;
-  });
-}
 
 async function shoot(page, name, viewport, { full = false } = {}) {
   await page.setViewportSize(viewport);
@@ -503,6 +423,3 @@ describe('the party in the web client', { timeout: 900_000 }, () => {
   });
 });
 
-function escapeRe(s) {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
