@@ -14,14 +14,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use audotics_client::{msg, Ws};
-use audotics_protocol::model::TrackBody;
 use audotics_protocol::{ErrorCode, ServerMsg};
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{fresh_database, unique_email, PASSWORD};
+use crate::helpers::{fresh_database, track_meta, unique_email, PASSWORD};
 use crate::nats::NatsServer;
 use crate::process::HubProcess;
 
@@ -74,15 +73,7 @@ async fn setup(hub: &HubProcess, users: usize) -> (String, String, Vec<String>, 
         .id;
     let mut tracks = Vec::new();
     for i in 0..4 {
-        let t = TrackBody {
-            spotify_id: format!("cl{i}"),
-            name: format!("T{i}"),
-            artists: vec!["A".into()],
-            album: "B".into(),
-            popularity: None,
-            duration_ms: None,
-            cover_url: None,
-        };
+        let t = track_meta(&format!("cl{i}"), &format!("T{i}"));
         tracks.push(rest.upsert_track(&t, None).await.unwrap().track.id);
     }
     let mut tokens = Vec::new();

@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use audotics_client::{msg, Ws};
-use audotics_protocol::model::TrackBody;
 use audotics_protocol::{ClientMsg, OpKind, ServerMsg};
 
-use crate::helpers::{fresh_database, unique_email, PASSWORD};
+use crate::helpers::{fresh_database, track_meta, unique_email, PASSWORD};
 use crate::process::HubProcess;
 
 /// (user id, token) of a new account.
@@ -53,15 +52,7 @@ async fn sigkill_mid_stream_loses_nothing_acked() {
         .id;
     let mut tracks = Vec::new();
     for i in 0..4 {
-        let t = TrackBody {
-            spotify_id: format!("kill{i}"),
-            name: format!("T{i}"),
-            artists: vec!["A".into()],
-            album: "B".into(),
-            popularity: None,
-            duration_ms: None,
-            cover_url: None,
-        };
+        let t = track_meta(&format!("kill{i}"), &format!("T{i}"));
         tracks.push(host.upsert_track(&t, None).await.unwrap().track.id);
     }
     let mut users = vec![(host_id, host_token.clone())];

@@ -372,25 +372,9 @@ impl SessionState {
                 Some(n) if n.state == PlayState::Playing => {
                     Err(Refusal::Conflict("already playing"))
                 }
-                Some(_) => {
-                    let undo = self.begin();
-                    let at = self.next_at(ctx.at);
-                    let now = self.party.now.as_mut().expect("checked");
+                Some(_) => Ok(self.change_playing(who, ctx, OpKind::Play, |now, _| {
                     now.state = PlayState::Playing;
-                    now.at = at;
-                    let (id, track) = (now.entry, now.item.track.clone());
-                    let detail = self.playback(None, "op");
-                    Ok(self.party_change(
-                        undo,
-                        who,
-                        ctx,
-                        OpKind::Play,
-                        Some(id),
-                        Some(&track),
-                        (None, None),
-                        detail,
-                    ))
-                }
+                })),
                 None => {
                     let Some(head) = self.queue().entries().first().map(|e| e.id) else {
                         return Err(Refusal::Conflict("the queue is empty"));
@@ -407,29 +391,13 @@ impl SessionState {
         match &self.party.now {
             None => Err(Refusal::Conflict("nothing is playing")),
             Some(n) if n.state == PlayState::Paused => Err(Refusal::Conflict("already paused")),
-            Some(_) => {
-                let undo = self.begin();
-                let at = self.next_at(ctx.at);
-                let now = self.party.now.as_mut().expect("checked");
+            Some(_) => Ok(self.change_playing(who, ctx, OpKind::Pause, |now, at| {
                 now.position_ms = now.position_at(at);
                 if let Some(d) = now.item.track.duration_ms {
                     now.position_ms = now.position_ms.min(d);
                 }
                 now.state = PlayState::Paused;
-                now.at = at;
-                let (id, track) = (now.entry, now.item.track.clone());
-                let detail = self.playback(None, "op");
-                Ok(self.party_change(
-                    undo,
-                    who,
-                    ctx,
-                    OpKind::Pause,
-                    Some(id),
-                    Some(&track),
-                    (None, None),
-                    detail,
-                ))
-            }
+            })),
         }
     }
 
@@ -450,23 +418,38 @@ impl SessionState {
                 });
             }
         }
+        Ok(self.change_playing(who, ctx, OpKind::Seek, |now, _| {
+            now.position_ms = position_ms;
+        }))
+    }
+
+    /// Change what plays in place (resume, pause, seek) as of the op's
+    /// time: one change naming its entry and track, with the playback after
+    /// it. The caller checked that something plays.
+    fn change_playing(
+        &mut self,
+        who: &Actor,
+        ctx: &mut Ctx<'_>,
+        kind: OpKind,
+        change: impl FnOnce(&mut Playing, DateTime<Utc>),
+    ) -> Effect {
         let undo = self.begin();
         let at = self.next_at(ctx.at);
-        let now = self.party.now.as_mut().expect("checked");
-        now.position_ms = position_ms;
+        let now = self.party.now.as_mut().expect("checked by the caller");
+        change(now, at);
         now.at = at;
         let (id, track) = (now.entry, now.item.track.clone());
         let detail = self.playback(None, "op");
-        Ok(self.party_change(
+        self.party_change(
             undo,
             who,
             ctx,
-            OpKind::Seek,
+            kind,
             Some(id),
             Some(&track),
             (None, None),
             detail,
-        ))
+        )
     }
 
     /// The hub advances: the track ended, or the room voted it off.
