@@ -464,7 +464,26 @@ async fn a_deposed_owner_cannot_commit_and_its_clients_carry_on() {
     let mut r = run(&urls, &session, &tokens, &tracks, &[0, 1], &[0, 1]);
     acks(&mut r.count, 40, Duration::from_secs(30)).await;
     // Postgres drops a's lease connection, and with it every lease it held.
+    // (A lease connection a gave up under load, say a ping over 2 s, leaves
+    // for a moment after a's new one is open: wait until a has one.)
     let pool = PgPool::connect(&db_url).await.unwrap();
+    let waited = Instant::now();
+    loop {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'audotics-hub-lease a'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if n == 1 {
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "a holds {n} lease connections"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'audotics-hub-lease a'",
     )
