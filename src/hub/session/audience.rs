@@ -7,11 +7,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use audotics_protocol::{CloseCode, ServerMsg, SessionId, UserId};
+use audotics_protocol::{CloseCode, SessionId, UserId};
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::oneshot;
 
-use super::listeners::{frame, ListenerId, Listeners};
+use super::listeners::{
+    presence_frames, Change, Dirty, ListenerId, Listeners, CROWD, CROWD_WINDOW,
+};
 use crate::cluster::wire::{Event, Mark, OpReply, Report, Stamped};
 use crate::cluster::Cluster;
 
@@ -37,9 +39,9 @@ pub struct Owned {
     responders: HashMap<ListenerId, oneshot::Sender<OpReply>>,
     next: ListenerId,
     presence: Presence,
-    /// Users whose presence changed since the last flush → (name, joiners
+    /// Users whose presence changed since the last flush (their joiners
     /// not to tell: node, listener).
-    pub(super) dirty: HashMap<UserId, (String, Vec<(String, ListenerId)>)>,
+    pub(super) dirty: HashMap<UserId, Dirty<(String, ListenerId)>>,
     last_event: Instant,
     ticked: u64,
 }
@@ -48,6 +50,8 @@ pub struct Owned {
 #[derive(Default)]
 struct Presence {
     nodes: HashMap<String, HashMap<UserId, (String, usize)>>,
+    /// The sum of every count (kept, not summed: asked every round).
+    total: usize,
 }
 
 impl Presence {
@@ -59,10 +63,63 @@ impl Presence {
     }
 
     fn total(&self) -> usize {
-        self.nodes
-            .values()
-            .flat_map(|users| users.values().map(|(_, n)| *n))
-            .sum()
+        self.total
+    }
+
+    /// Apply one node's report.
+    fn apply(&mut self, report: &Report) {
+        if report.full {
+            self.forget(&report.node);
+        }
+        let node = self.nodes.entry(report.node.clone()).or_default();
+        for (user, name, n) in &report.users {
+            let user = UserId::from_stored(user.clone());
+            let old = if *n == 0 {
+                node.remove(&user)
+            } else {
+                node.insert(user, (name.clone(), *n))
+            };
+            self.total = self.total + n - old.map_or(0, |(_, m)| m);
+        }
+        if node.is_empty() {
+            self.nodes.remove(&report.node);
+        }
+    }
+
+    /// Drop a node's listeners: the users it had.
+    fn forget(&mut self, node: &str) -> HashMap<UserId, (String, usize)> {
+        let users = self.nodes.remove(node).unwrap_or_default();
+        self.total -= users.values().map(|(_, n)| n).sum::<usize>();
+        users
+    }
+
+    /// The users whose count `report` changes on its node.
+    fn changed_by(&self, report: &Report) -> Vec<(UserId, String)> {
+        let empty = HashMap::new();
+        let node = self.nodes.get(&report.node).unwrap_or(&empty);
+        if !report.full {
+            return report
+                .users
+                .iter()
+                .map(|(u, name, _)| (UserId::from_stored(u.clone()), name.clone()))
+                .collect();
+        }
+        let mut changed = Vec::new();
+        for (user, (name, n)) in node {
+            let now = report.users.iter().find(|(u, _, _)| u == user.as_str());
+            if now.is_none_or(|(_, _, m)| m != n) {
+                changed.push((user.clone(), name.clone()));
+            }
+        }
+        for (user, name, n) in &report.users {
+            let user = UserId::from_stored(user.clone());
+            if node.get(&user).is_none_or(|(_, m)| m != n)
+                && !changed.iter().any(|(u, _)| *u == user)
+            {
+                changed.push((user, name.clone()));
+            }
+        }
+        changed
     }
 
     fn name(&self, user: &UserId) -> Option<String> {
@@ -123,50 +180,39 @@ impl Owned {
 
     /// A node's report: presence frames for the users whose count changed.
     pub fn report(&mut self, report: Report) {
-        let node = self.presence.nodes.entry(report.node.clone()).or_default();
-        let mut changed: Vec<(UserId, String)> = Vec::new();
-        if report.full {
-            let old = std::mem::take(node);
-            for (user, (name, n)) in &old {
-                let now = report.users.iter().find(|(u, _, _)| u == user.as_str());
-                if now.is_none_or(|(_, _, m)| m != n) {
-                    changed.push((user.clone(), name.clone()));
-                }
-            }
-            for (user, name, n) in &report.users {
-                let user = UserId::from_stored(user.clone());
-                if old.get(&user).is_none_or(|(_, m)| m != n) {
-                    changed.push((user.clone(), name.clone()));
-                }
-            }
-        } else {
-            for (user, name, _) in &report.users {
-                changed.push((UserId::from_stored(user.clone()), name.clone()));
-            }
-        }
-        for (user, name, n) in report.users {
-            let user = UserId::from_stored(user);
-            if n == 0 {
-                node.remove(&user);
-            } else {
-                node.insert(user, (name, n));
-            }
-        }
-        if node.is_empty() {
-            self.presence.nodes.remove(&report.node);
-        }
+        let changed = self.presence.changed_by(&report);
+        let was: Vec<bool> = changed
+            .iter()
+            .map(|(user, _)| self.presence.count(user) > 0)
+            .collect();
+        self.presence.apply(&report);
         let joined: Vec<(String, ListenerId)> = report
             .joined
             .iter()
             .map(|id| (report.node.clone(), *id))
             .collect();
-        for (user, name) in changed {
-            self.dirty
-                .entry(user)
-                .or_insert_with(|| (name, Vec::new()))
-                .1
+        for ((user, name), was_online) in changed.into_iter().zip(was) {
+            self.mark_dirty(user, name, was_online)
                 .extend(joined.iter().cloned());
         }
+    }
+
+    /// Note a user's change; the joiners not to tell go into the result.
+    fn mark_dirty(
+        &mut self,
+        user: UserId,
+        name: String,
+        was_online: bool,
+    ) -> &mut Vec<(String, ListenerId)> {
+        &mut self
+            .dirty
+            .entry(user)
+            .or_insert_with(|| Dirty {
+                name,
+                joined: Vec::new(),
+                was_online,
+            })
+            .joined
     }
 
     /// Forget the listeners of nodes no longer heard from.
@@ -180,10 +226,8 @@ impl Owned {
             .collect();
         for node in gone {
             tracing::info!(%node, "a node went silent: its listeners leave presence");
-            if let Some(users) = self.presence.nodes.remove(&node) {
-                for (user, (name, _)) in users {
-                    self.dirty.entry(user).or_insert_with(|| (name, Vec::new()));
-                }
+            for (user, (name, _)) in self.presence.forget(&node) {
+                self.mark_dirty(user, name, true);
             }
         }
     }
@@ -194,15 +238,20 @@ impl Owned {
             return;
         }
         let total = self.presence.total();
-        for (user, (name, except)) in dirty {
-            let name = self.presence.name(&user).unwrap_or(name);
-            let online = self.presence.count(&user) > 0;
-            let frame = frame(&ServerMsg::Presence {
-                user_id: user.into_string(),
-                name,
-                online,
-                listeners: total,
-            });
+        let changes: Vec<Change<(String, ListenerId)>> = dirty
+            .into_iter()
+            .map(|(user, mut dirty)| {
+                if let Some(name) = self.presence.name(&user) {
+                    dirty.name = name;
+                }
+                Change {
+                    online: self.presence.count(&user) > 0,
+                    user,
+                    dirty,
+                }
+            })
+            .collect();
+        for (frame, except) in presence_frames(changes, total, total > CROWD) {
             self.publish(Event::Presence { frame, except });
         }
     }
@@ -225,6 +274,29 @@ impl Owned {
     pub fn announce(&mut self) {
         let node = self.cluster.node().to_owned();
         self.publish(Event::Owner(node));
+    }
+}
+
+/// When presence may go out next: at once, except in a crowd, which hears
+/// it at most once per [`CROWD_WINDOW`].
+#[derive(Default)]
+pub struct PresenceWindow {
+    told: Option<Instant>,
+    /// A flush held back until then.
+    pub due: Option<Instant>,
+}
+
+impl PresenceWindow {
+    /// Whether presence may go out now; if not, `due` says when.
+    pub fn open(&mut self, crowd: bool, now: Instant) -> bool {
+        let next = self.told.map(|t| t + CROWD_WINDOW);
+        if let Some(next) = next.filter(|next| crowd && now < *next) {
+            self.due = Some(next);
+            return false;
+        }
+        self.told = Some(now);
+        self.due = None;
+        true
     }
 }
 
@@ -283,6 +355,15 @@ impl Audience {
         match self {
             Audience::Local(l) => l.flush_presence(),
             Audience::Cluster(o) => o.flush_presence(),
+        }
+    }
+
+    /// Whether the session is a crowd ([`CROWD`]): presence at most once
+    /// per [`PresenceWindow`].
+    pub fn crowd(&self) -> bool {
+        match self {
+            Audience::Local(l) => l.crowd(),
+            Audience::Cluster(o) => o.presence.total() > CROWD,
         }
     }
 
@@ -362,5 +443,24 @@ pub fn kick_reason(code: CloseCode) -> &'static str {
         CloseCode::Banned => "banned from the session",
         CloseCode::Removed => "removed from the session",
         _ => "no longer a member",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crowd_hears_presence_at_most_once_per_window() {
+        let mut w = PresenceWindow::default();
+        let t0 = Instant::now();
+        assert!(w.open(true, t0), "the first change goes out at once");
+        let soon = t0 + CROWD_WINDOW / 4;
+        assert!(!w.open(true, soon));
+        assert_eq!(w.due, Some(t0 + CROWD_WINDOW), "held to the window's end");
+        assert!(w.open(true, t0 + CROWD_WINDOW));
+        assert_eq!(w.due, None);
+        // Outside a crowd, nothing is held.
+        assert!(w.open(false, t0 + CROWD_WINDOW + CROWD_WINDOW / 4));
     }
 }

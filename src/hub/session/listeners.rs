@@ -2,7 +2,10 @@
 //! broadcast. Pushing into an outbox never waits; a listener too far behind
 //! is cut off (4008) and leaves presence, so no listener can slow the
 //! session. Presence changes are coalesced per round of commands: a burst of
-//! joins costs one frame per user, not one per pair of listeners.
+//! joins costs one frame per user, not one per pair of listeners. In a crowd
+//! (more than [`CROWD`] listeners) a change that only moved the count gets no
+//! frame of its own: one frame tells every listener the new total, so a
+//! session of n filling up costs about n frames a second, not n per join.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,6 +17,63 @@ use crate::hub::outbox::Outbox;
 use crate::metrics::Metrics;
 
 pub type ListenerId = u64;
+
+/// More listeners than this make a session a crowd: presence goes out at
+/// most once a second ([`CROWD_WINDOW`]), and count-only changes share one
+/// frame. Below it, every round tells each user's change at once.
+pub const CROWD: usize = 1000;
+
+/// How often a crowd hears presence.
+pub const CROWD_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A user whose presence changed since the last flush.
+#[derive(Debug)]
+pub struct Dirty<J> {
+    pub name: String,
+    /// The user's listeners that joined since (not told of their own join).
+    pub joined: Vec<J>,
+    /// Whether the user was online when last told.
+    pub was_online: bool,
+}
+
+/// One user's change, for [`presence_frames`].
+pub struct Change<J> {
+    pub user: UserId,
+    pub dirty: Dirty<J>,
+    pub online: bool,
+}
+
+/// The presence frames of one flush, each with the listeners not to send it
+/// to. Outside a crowd, one frame per changed user (not to that user's
+/// joiners). In a crowd, only users whose `online` flipped get their own
+/// frame; the rest share one frame, to everyone, carrying the new total.
+pub fn presence_frames<J>(
+    changes: Vec<Change<J>>,
+    listeners: usize,
+    crowd: bool,
+) -> Vec<(Utf8Bytes, Vec<J>)> {
+    let msg = |user: UserId, name: String, online: bool| {
+        frame(&ServerMsg::Presence {
+            user_id: user.into_string(),
+            name,
+            online,
+            listeners,
+        })
+    };
+    let mut frames = Vec::new();
+    let mut count_only = None;
+    for c in changes {
+        if crowd && c.online == c.dirty.was_online {
+            count_only = Some((c.user, c.dirty.name, c.online));
+            continue;
+        }
+        frames.push((msg(c.user, c.dirty.name, c.online), c.dirty.joined));
+    }
+    if let Some((user, name, online)) = count_only {
+        frames.push((msg(user, name, online), Vec::new()));
+    }
+    frames
+}
 
 struct Listener {
     user_id: UserId,
@@ -42,8 +102,8 @@ pub struct Listeners {
     /// Listeners that watch (screens): in `map`, not in `counts`.
     watchers: usize,
     next: ListenerId,
-    /// Users whose presence changed this round → (name, their new listeners).
-    dirty: HashMap<UserId, (String, Vec<ListenerId>)>,
+    /// Users whose presence changed since the last flush.
+    dirty: HashMap<UserId, Dirty<ListenerId>>,
     metrics: Arc<Metrics>,
 }
 
@@ -70,6 +130,16 @@ impl Listeners {
 
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Listener connections in presence (screens are not).
+    fn in_presence(&self) -> usize {
+        self.map.len() - self.watchers
+    }
+
+    /// Whether the session is a crowd here ([`CROWD`]).
+    pub fn crowd(&self) -> bool {
+        self.in_presence() > CROWD
     }
 
     /// Users with at least one listener.
@@ -117,7 +187,9 @@ impl Listeners {
     pub fn announce(&mut self, id: ListenerId) {
         if let Some(l) = self.map.get(&id).filter(|l| !l.watch) {
             let (user, name) = (l.user_id.clone(), l.name.clone());
-            self.mark(user, name, Some(id));
+            // Counted already: online before if others of the user were.
+            let was_online = self.counts.get(&user).copied().unwrap_or(0) > 1;
+            self.mark(user, name, Some(id), was_online);
         }
     }
 
@@ -130,7 +202,7 @@ impl Listeners {
                 return;
             }
             self.uncount(&l.user_id);
-            self.mark(l.user_id, l.name, None);
+            self.mark(l.user_id, l.name, None, true);
         }
     }
 
@@ -143,11 +215,15 @@ impl Listeners {
         }
     }
 
-    fn mark(&mut self, user: UserId, name: String, joined: Option<ListenerId>) {
+    fn mark(&mut self, user: UserId, name: String, joined: Option<ListenerId>, was_online: bool) {
         self.dirty
             .entry(user)
-            .or_insert_with(|| (name, Vec::new()))
-            .1
+            .or_insert_with(|| Dirty {
+                name,
+                joined: Vec::new(),
+                was_online,
+            })
+            .joined
             .extend(joined);
     }
 
@@ -210,16 +286,16 @@ impl Listeners {
     /// removes listeners, so this ends).
     pub fn flush_presence(&mut self) {
         while !self.dirty.is_empty() {
-            let dirty = std::mem::take(&mut self.dirty);
-            for (user_id, (name, joined)) in dirty {
-                let online = self.counts.contains_key(&user_id);
-                let msg = frame(&ServerMsg::Presence {
-                    user_id: user_id.into_string(),
-                    name,
-                    online,
-                    listeners: self.map.len() - self.watchers,
-                });
-                self.broadcast_except(msg, &joined);
+            let changes: Vec<Change<ListenerId>> = std::mem::take(&mut self.dirty)
+                .into_iter()
+                .map(|(user, dirty)| Change {
+                    online: self.counts.contains_key(&user),
+                    user,
+                    dirty,
+                })
+                .collect();
+            for (msg, except) in presence_frames(changes, self.in_presence(), self.crowd()) {
+                self.broadcast_except(msg, &except);
             }
         }
     }
@@ -231,9 +307,9 @@ impl Listeners {
         let dirty = std::mem::take(&mut self.dirty);
         dirty
             .into_iter()
-            .map(|(user, (name, joined))| {
+            .map(|(user, d)| {
                 let n = self.counts.get(&user).copied().unwrap_or(0);
-                (user, name, n, joined)
+                (user, d.name, n, d.joined)
             })
             .collect()
     }
@@ -335,6 +411,84 @@ mod tests {
         );
         assert!(drain(&mut rb1).is_empty());
         assert!(drain(&mut rb2).is_empty());
+    }
+
+    /// In a crowd, joins that only move the count share one frame, to
+    /// everyone; a user coming online still gets its own.
+    #[test]
+    fn a_crowd_hears_count_only_changes_in_one_frame() {
+        let mut ls = listeners();
+        let mut rxs = Vec::new();
+        for i in 0..=CROWD {
+            let (o, r) = outbox(64, 1 << 20);
+            ls.add(
+                user(&format!("u{}", i % 10)),
+                format!("U{}", i % 10),
+                o,
+                Asks::default(),
+            );
+            rxs.push(r);
+        }
+        ls.flush_presence();
+        assert!(ls.crowd());
+        for r in &mut rxs {
+            drain(r);
+        }
+        // Nine more listeners of users already online, and one newcomer.
+        for i in 0..9 {
+            let (o, r) = outbox(64, 1 << 20);
+            let id = ls.add(user(&format!("u{i}")), format!("U{i}"), o, Asks::default());
+            ls.announce(id);
+            rxs.push(r);
+        }
+        let (o, r) = outbox(64, 1 << 20);
+        let new = ls.add(user("new"), "New".into(), o, Asks::default());
+        ls.announce(new);
+        rxs.push(r);
+        ls.flush_presence();
+        let total = format!(r#""listeners":{}"#, CROWD + 11);
+        let first = drain(&mut rxs[0]);
+        assert_eq!(
+            first.len(),
+            2,
+            "one for the newcomer, one for the count: {first:?}"
+        );
+        assert!(
+            first.iter().any(|f| f.contains(r#""userId":"new""#)),
+            "{first:?}"
+        );
+        assert!(first.iter().all(|f| f.contains(&total)), "{first:?}");
+        // The newcomer is not told of its own join, only the count.
+        let own = drain(rxs.last_mut().unwrap());
+        assert_eq!(own.len(), 1, "{own:?}");
+        assert!(!own[0].contains(r#""userId":"new""#), "{own:?}");
+    }
+
+    /// Below the crowd size, each user's change is its own frame.
+    #[test]
+    fn outside_a_crowd_every_changed_user_is_told() {
+        let mut ls = listeners();
+        let (a, mut ra) = outbox(64, 1 << 20);
+        ls.add(user("ann"), "Ann".into(), a, Asks::default());
+        let mut keep = Vec::new();
+        for name in ["ben", "cat", "dan"] {
+            for _ in 0..2 {
+                let (o, r) = outbox(64, 1 << 20);
+                ls.add(user(name), name.into(), o, Asks::default());
+                keep.push(r);
+            }
+        }
+        ls.flush_presence();
+        drain(&mut ra);
+        for name in ["ben", "cat", "dan"] {
+            let (o, r) = outbox(64, 1 << 20);
+            let id = ls.add(user(name), name.into(), o, Asks::default());
+            ls.announce(id);
+            keep.push(r);
+        }
+        ls.flush_presence();
+        assert!(!ls.crowd());
+        assert_eq!(drain(&mut ra).len(), 3);
     }
 
     /// A joiner's snapshot larger than its outbox's byte limit, still

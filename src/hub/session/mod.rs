@@ -37,7 +37,7 @@ use crate::config::HubConfig;
 use crate::db::{log, sessions};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use audience::{Audience, Owned};
+use audience::{Audience, Owned, PresenceWindow};
 use commit::Origin;
 use listeners::Listeners;
 pub use listeners::{frame, Asks, ListenerId};
@@ -153,6 +153,8 @@ struct SessionActor {
     touched: Option<Instant>,
     /// "Up next for this room".
     upnext: upnext::UpNext,
+    /// When presence may go out next (a crowd hears it once a second).
+    window: PresenceWindow,
     /// This actor's own inbox, for its background work to report back.
     me: mpsc::WeakSender<Command>,
     /// Suggestion requests waiting for the computation in flight.
@@ -234,6 +236,7 @@ pub async fn run(
         audience,
         epoch,
         deposed: false,
+        window: PresenceWindow::default(),
         commits,
         recent: join::Recent::default(),
         touched: None,
@@ -417,6 +420,11 @@ impl SessionActor {
                     }
                     continue;
                 }
+                _ = sleep_until(self.window.due) => {
+                    self.window.due = None;
+                    self.flush_presence();
+                    continue;
+                }
                 _ = sleep_until(self.upnext.due), if self.upnext.ready() => {
                     self.suggest();
                     continue;
@@ -569,7 +577,7 @@ impl SessionActor {
         if self.audience.presence_pending() {
             self.upnext.touch();
         }
-        self.audience.flush_presence();
+        self.flush_presence();
         if !ended
             && !self.state.party.skip_votes.is_empty()
             && self.state.skip_due(&self.audience.online())
@@ -635,7 +643,17 @@ impl SessionActor {
             op,
         };
         self.commit(vec![pending]).await;
-        self.audience.flush_presence();
+        self.flush_presence();
+    }
+
+    /// Send presence changes, unless a crowd heard some less than
+    /// [`CROWD_WINDOW`] ago (then the window's end sends them).
+    fn flush_presence(&mut self) {
+        if self.audience.presence_pending()
+            && self.window.open(self.audience.crowd(), Instant::now())
+        {
+            self.audience.flush_presence();
+        }
     }
 
     /// Make the session agree with what the database says outside the hub
