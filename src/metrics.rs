@@ -69,6 +69,7 @@ pub struct Metrics {
     pub takeovers: Counter,
     pub deposed: Counter,
     pub forwarded_out: Counter,
+    pub forward_requests: Counter,
     pub forwarded_in: Counter,
     pub forward_latency: Histogram,
     pub events_published: Counter,
@@ -109,6 +110,7 @@ impl Default for Metrics {
             takeovers: Counter::default(),
             deposed: Counter::default(),
             forwarded_out: Counter::default(),
+            forward_requests: Counter::default(),
             forwarded_in: Counter::default(),
             forward_latency: latency_histogram(),
             events_published: Counter::default(),
@@ -251,13 +253,18 @@ impl Default for Metrics {
             m.forwarded_out.clone(),
         );
         r.register(
+            "cluster_op_requests",
+            "Requests that carried forwarded ops to an owner (each one connection's ops queued meanwhile, in order)",
+            m.forward_requests.clone(),
+        );
+        r.register(
             "cluster_ops_received",
             "Ops other nodes forwarded to this node as owner",
             m.forwarded_in.clone(),
         );
         r.register(
             "cluster_op_duration_seconds",
-            "From a connection handing over an op to its answer reaching the relay (cluster mode)",
+            "From a request of forwarded ops leaving to its answers reaching the relay (cluster mode)",
             m.forward_latency.clone(),
         );
         r.register(

@@ -42,23 +42,36 @@ pub async fn forward(mut sub: Subscriber, actor: mpsc::WeakSender<Command>, clus
         let reply_to = m.reply;
         let sent = match request {
             Request::Presence(report) => tx.send(Command::Presence(report)).await.is_ok(),
-            Request::Op { user, frame: text } => {
+            Request::Ops { user, frames } => {
                 let Some(to) = reply_to else { continue };
-                cluster.metrics().forwarded_in.inc();
-                match op_command(&user, &text) {
-                    Ok((cmd, rx)) => {
-                        let answered = answer(cluster.clone(), to, async move {
-                            rx.await.ok().map(|r: OpReply| r.encode())
-                        });
-                        let sent = tx.send(cmd).await.is_ok();
-                        tokio::spawn(answered);
-                        sent
-                    }
-                    Err(reply) => {
-                        cluster.publish(to, reply.encode());
-                        true
+                cluster.metrics().forwarded_in.inc_by(frames.len() as u64);
+                // Handed to the actor one after the other, before the next
+                // request is read: the connection's order is kept.
+                let mut answers = Vec::with_capacity(frames.len());
+                let mut sent = true;
+                for text in &frames {
+                    match op_command(&user, text) {
+                        Ok((cmd, rx)) => {
+                            sent = tx.send(cmd).await.is_ok();
+                            if !sent {
+                                break;
+                            }
+                            answers.push(Err(rx));
+                        }
+                        Err(reply) => answers.push(Ok(reply)),
                     }
                 }
+                tokio::spawn(answer(cluster.clone(), to, async move {
+                    let mut replies = Vec::with_capacity(answers.len());
+                    for a in answers {
+                        replies.push(match a {
+                            Ok(refused) => refused,
+                            Err(rx) => rx.await.ok()?,
+                        });
+                    }
+                    (replies.len() == frames.len()).then(|| OpReply::encode_many(&replies))
+                }));
+                sent
             }
             Request::Join { user, since, watch } => {
                 let Some(to) = reply_to else { continue };

@@ -61,6 +61,8 @@ pub enum RelayCmd {
     },
     Leave {
         listener: ListenerId,
+        /// Told once the listener is gone (after its held answers).
+        done: oneshot::Sender<()>,
     },
     /// An op's answer for `listener`, in order after its earlier ones.
     Answer {
@@ -118,8 +120,18 @@ impl RelayHandle {
         rx.await.ok().flatten()
     }
 
+    /// Remove a listener, once the answers held for it are out; returns
+    /// when it is gone (or the relay is).
     pub async fn leave(&self, listener: ListenerId) {
-        let _ = self.tx.send(RelayCmd::Leave { listener }).await;
+        let (done, gone) = oneshot::channel();
+        if self
+            .tx
+            .send(RelayCmd::Leave { listener, done })
+            .await
+            .is_ok()
+        {
+            let _ = gone.await;
+        }
     }
 
     /// Hand over an op's answer; false if the relay is gone.
@@ -177,6 +189,7 @@ pub fn new(
         seen: 0,
         starts: HashMap::new(),
         held: HashMap::new(),
+        leaving: HashMap::new(),
         early: BTreeMap::new(),
         recent: Recent::default(),
         full_report: false,
@@ -216,6 +229,9 @@ struct Relay {
     /// to it.
     starts: HashMap<ListenerId, i64>,
     held: HashMap<ListenerId, VecDeque<Held>>,
+    /// Listeners that left with answers still held: they go once those
+    /// are out (a `leave` right after ops still gets their acks).
+    leaving: HashMap<ListenerId, oneshot::Sender<()>>,
     /// Updates that arrived ahead of `delivered` (or before the first
     /// joiner), by version.
     early: BTreeMap<i64, Utf8Bytes>,
@@ -311,10 +327,13 @@ impl Relay {
                 let id = self.attach(user, name, outbox, opening, asks).await;
                 let _ = reply.send(id);
             }
-            RelayCmd::Leave { listener } => {
-                self.listeners.remove(listener);
-                self.starts.remove(&listener);
-                self.held.remove(&listener);
+            RelayCmd::Leave { listener, done } => {
+                if self.held.contains_key(&listener) {
+                    self.leaving.insert(listener, done);
+                } else {
+                    self.remove(listener);
+                    let _ = done.send(());
+                }
             }
             RelayCmd::Answer { listener, reply } => {
                 self.held.entry(listener).or_default().push_back(Held {
@@ -545,7 +564,7 @@ impl Relay {
 
     /// Hand out every held answer whose events are delivered.
     fn release_held(&mut self) {
-        if self.held.is_empty() {
+        if self.held.is_empty() && self.leaving.is_empty() {
             return;
         }
         let mut ready: Vec<(ListenerId, Utf8Bytes)> = Vec::new();
@@ -568,6 +587,25 @@ impl Relay {
         for (id, f) in ready {
             self.listeners.send_to(id, f);
         }
+        let gone: Vec<ListenerId> = self
+            .leaving
+            .keys()
+            .filter(|id| !self.held.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.remove(id);
+            if let Some(done) = self.leaving.remove(&id) {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Forget a listener that left.
+    fn remove(&mut self, listener: ListenerId) {
+        self.listeners.remove(listener);
+        self.starts.remove(&listener);
+        self.held.remove(&listener);
     }
 
     /// Answers waiting on a version not yet here for [`GAP_WAIT`]: read it.

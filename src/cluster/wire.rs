@@ -7,7 +7,7 @@
 
 use audotics_protocol::model::{Snapshot, User};
 use axum::extract::ws::Utf8Bytes;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::hub::session::ListenerId;
@@ -200,15 +200,47 @@ impl OpReply {
         let (mark, frame) = split_frame(payload)?;
         Ok(OpReply { mark, frame })
     }
+
+    /// The answers to a [`Request::Ops`], in its order: each one's length
+    /// (4 bytes, big-endian), then the answer.
+    pub fn encode_many(replies: &[OpReply]) -> Bytes {
+        let mut out = BytesMut::new();
+        for r in replies {
+            let one = r.encode();
+            out.put_u32(one.len() as u32);
+            out.put_slice(&one);
+        }
+        out.freeze()
+    }
+
+    /// The `expected` answers in `payload` (any other count is an error).
+    pub fn decode_many(mut payload: Bytes, expected: usize) -> Result<Vec<OpReply>, WireError> {
+        let mut replies = Vec::with_capacity(expected);
+        while !payload.is_empty() {
+            if payload.len() < 4 {
+                return Err(bad("a truncated answer length"));
+            }
+            let len = payload.get_u32() as usize;
+            if payload.len() < len {
+                return Err(bad("a truncated answer"));
+            }
+            replies.push(OpReply::decode(payload.split_to(len))?);
+        }
+        if replies.len() != expected {
+            return Err(bad(format!("{} answers for {expected} ops", replies.len())));
+        }
+        Ok(replies)
+    }
 }
 
 /// What a node asks of a session's owner.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "k", rename_all = "snake_case")]
 pub enum Request {
-    /// A member's op: the client's frame as it came (the owner parses it
-    /// with the same rules).
-    Op { user: String, frame: String },
+    /// One connection's ops, in the order it sent them: the client's
+    /// frames as they came (the owner parses them with the same rules);
+    /// answered by [`OpReply::encode_many`] in the same order.
+    Ops { user: String, frames: Vec<String> },
     /// A listener joins: membership, and its first frames.
     Join {
         user: User,
@@ -341,6 +373,24 @@ mod tests {
             };
             assert_eq!(Stamped::decode(s.encode()).unwrap(), s);
         }
+    }
+
+    #[test]
+    fn a_connections_answers_keep_their_order_on_the_wire() {
+        let replies: Vec<OpReply> = (0..3)
+            .map(|i| OpReply {
+                mark: Mark {
+                    version: i,
+                    ..mark()
+                },
+                frame: format!("{{\"type\":\"ack\",\"req\":\"r{i}\"}}\n").into(),
+            })
+            .collect();
+        let bytes = OpReply::encode_many(&replies);
+        assert_eq!(OpReply::decode_many(bytes.clone(), 3).unwrap(), replies);
+        assert!(OpReply::decode_many(bytes.clone(), 2).is_err());
+        assert!(OpReply::decode_many(bytes.slice(..bytes.len() - 1), 3).is_err());
+        assert!(OpReply::decode_many(Bytes::new(), 0).unwrap().is_empty());
     }
 
     #[test]

@@ -250,8 +250,8 @@ async fn connection(
     };
     let mut strikes = 0u32;
     // The op being handed over: the next frame is read once it is, so a
-    // connection's ops keep their order (in a cluster this waits for the
-    // owner's answer).
+    // connection's ops keep their order (in a cluster, once it is queued in
+    // the connection's pipe to the owner).
     let mut sending: Option<Sending> = None;
     let mut last_seen = Instant::now();
     let mut next_ping = Instant::now() + ping_interval;

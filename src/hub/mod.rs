@@ -4,10 +4,12 @@
 //! - [`queue`]: the pure queue model the rules apply;
 //! - [`committer`]: group commit across sessions;
 //! - [`outbox`]: a listener's bounded outbound queue;
+//! - [`pipe`]: a connection's ops on their way to an owner on another node;
 //! - [`registry`], [`snapshot`], [`tracks`] (the track cache).
 
 pub mod committer;
 pub mod outbox;
+pub mod pipe;
 pub mod queue;
 pub mod registry;
 pub mod session;
@@ -16,7 +18,7 @@ pub mod tracks;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use audotics_protocol::model::{Snapshot, User};
@@ -35,6 +37,7 @@ use crate::config::HubConfig;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use outbox::Outbox;
+use pipe::{Forward, Pipe};
 use registry::{Handle, Registry};
 use session::{Asks, Command, JoinRefusal, ListenerId, Op, Ownership};
 
@@ -113,14 +116,17 @@ pub enum Link {
         hub: Hub,
         session: SessionId,
         relay: RelayHandle,
+        /// The connection's ops to the owner, started at its first op.
+        pipe: Arc<OnceLock<Pipe>>,
     },
 }
 
 impl Link {
     /// Hand an op to the session; its answer arrives on the listener's
     /// outbox. `text` is the client's frame (forwarded as is to an owner on
-    /// another node). A connection sends its next op once this resolves, so
-    /// its ops keep their order.
+    /// another node). A connection sends its next op once this resolves,
+    /// and either way its ops keep their order: the actor's inbox, or the
+    /// connection's [`Pipe`] to the owner, take them in turn.
     pub fn op(&self, listener: ListenerId, user: &UserId, req: Req, op: Op, text: &str) -> Sending {
         match self {
             Link::Actor(h) => {
@@ -138,53 +144,51 @@ impl Link {
                 hub,
                 session,
                 relay,
+                pipe,
             } => {
-                let (hub, session, relay) = (hub.clone(), session.clone(), relay.clone());
-                let ask = Ask::Op {
-                    user: user.clone(),
+                let pipe = pipe.clone();
+                pipe.get_or_init(|| {
+                    Pipe::start(pipe::Sender {
+                        hub: hub.clone(),
+                        session: session.clone(),
+                        relay: relay.clone(),
+                        listener,
+                        user: user.clone(),
+                    })
+                });
+                let forward = Forward {
                     req,
                     op,
                     text: text.to_owned(),
                 };
-                Box::pin(async move {
-                    let started = Instant::now();
-                    let reply = match hub.to_owner(&session, &ask).await {
-                        Ok(Got::Op(r)) => r,
-                        _ => {
-                            let Ask::Op { req, .. } = &ask else {
-                                unreachable!()
-                            };
-                            owner::unavailable(req.as_str())
-                        }
-                    };
-                    hub.inner
-                        .metrics
-                        .forward_latency
-                        .observe(started.elapsed().as_secs_f64());
-                    relay.answer(listener, reply).await
-                })
+                Box::pin(async move { pipe.get().expect("started").send(forward).await })
             }
         }
     }
 
-    /// Stop listening (the user stays a member).
+    /// Stop listening (the user stays a member), once the ops it sent
+    /// before are answered.
     pub async fn leave(&self, listener: ListenerId) {
         match self {
             Link::Actor(h) => {
                 let _ = h.tx.send(Command::Leave { listener }).await;
             }
-            Link::Relay { relay, .. } => relay.leave(listener).await,
+            Link::Relay { relay, pipe, .. } => {
+                if let Some(pipe) = pipe.get() {
+                    pipe.drained().await;
+                }
+                relay.leave(listener).await
+            }
         }
     }
 }
 
 /// What a node asks a session's owner.
 enum Ask {
-    Op {
+    /// One connection's ops, in order.
+    Ops {
         user: UserId,
-        req: Req,
-        op: Op,
-        text: String,
+        ops: Vec<Forward>,
     },
     Join {
         user: User,
@@ -200,7 +204,7 @@ enum Ask {
 
 /// The owner's answer.
 enum Got {
-    Op(OpReply),
+    Ops(Vec<OpReply>),
     Join(JoinReply),
     Answer(Answer),
 }
@@ -208,9 +212,9 @@ enum Got {
 impl Ask {
     fn request(&self) -> Request {
         match self {
-            Ask::Op { user, text, .. } => Request::Op {
+            Ask::Ops { user, ops } => Request::Ops {
                 user: user.to_string(),
-                frame: text.clone(),
+                frames: ops.iter().map(|f| f.text.clone()).collect(),
             },
             Ask::Join { user, since, watch } => Request::Join {
                 user: user.clone(),
@@ -231,7 +235,7 @@ impl Ask {
             return None;
         }
         let got = match self {
-            Ask::Op { .. } => OpReply::decode(payload).map(Got::Op),
+            Ask::Ops { ops, .. } => OpReply::decode_many(payload, ops.len()).map(Got::Ops),
             Ask::Join { .. } => decode_json(&payload).map(Got::Join),
             Ask::Snapshot { .. } | Ask::Suggestions | Ask::End => {
                 decode_json(&payload).map(Got::Answer)
@@ -244,17 +248,25 @@ impl Ask {
     /// Ask this node's own actor; `None` if it stopped unanswered.
     async fn local(&self, h: &SessionHandle) -> Option<Got> {
         match self {
-            Ask::Op { user, req, op, .. } => {
-                let (reply, rx) = oneshot::channel();
-                let cmd = Command::Forwarded {
-                    user: user.clone(),
-                    req: req.clone(),
-                    op: op.clone(),
-                    reply,
-                    sent: Instant::now(),
-                };
-                h.tx.send(cmd).await.ok()?;
-                rx.await.ok().map(Got::Op)
+            Ask::Ops { user, ops } => {
+                let mut answers = Vec::with_capacity(ops.len());
+                for f in ops {
+                    let (reply, rx) = oneshot::channel();
+                    let cmd = Command::Forwarded {
+                        user: user.clone(),
+                        req: f.req.clone(),
+                        op: f.op.clone(),
+                        reply,
+                        sent: Instant::now(),
+                    };
+                    h.tx.send(cmd).await.ok()?;
+                    answers.push(rx);
+                }
+                let mut replies = Vec::with_capacity(answers.len());
+                for rx in answers {
+                    replies.push(rx.await.ok()?);
+                }
+                Some(Got::Ops(replies))
             }
             Ask::Join { user, since, watch } => {
                 let (reply, rx) = oneshot::channel();
@@ -526,6 +538,7 @@ impl Hub {
                     hub: self.clone(),
                     session: session_id.clone(),
                     relay,
+                    pipe: Arc::default(),
                 };
                 return Ok((link, listener));
             }
@@ -582,6 +595,31 @@ impl Hub {
     /// its lease; while another node is taking it over, or an attempt went
     /// unanswered (its owner may have died holding it), the ask is retried
     /// (for at most [`crate::cluster::REQUEST_WAIT`]).
+    /// One connection's ops, asked of the session's owner in one request:
+    /// their answers in order (`unavailable` for each if none came).
+    async fn forward_ops(
+        &self,
+        session_id: &SessionId,
+        user: &UserId,
+        ops: Vec<Forward>,
+    ) -> Vec<OpReply> {
+        let ask = Ask::Ops {
+            user: user.clone(),
+            ops,
+        };
+        match self.to_owner(session_id, &ask).await {
+            Ok(Got::Ops(replies)) => replies,
+            _ => {
+                let Ask::Ops { ops, .. } = &ask else {
+                    unreachable!()
+                };
+                ops.iter()
+                    .map(|f| owner::unavailable(f.req.as_str()))
+                    .collect()
+            }
+        }
+    }
+
     async fn to_owner(&self, session_id: &SessionId, ask: &Ask) -> Result<Got, Unanswered> {
         let cluster = self.inner.cluster.as_ref().expect("cluster mode");
         let deadline = Instant::now() + crate::cluster::REQUEST_WAIT;
@@ -598,8 +636,9 @@ impl Hub {
                 // Stopping (idle, ended, or deposed): the next owner answers.
                 self.inner.registry.remove(session_id, &h);
             } else {
-                if matches!(ask, Ask::Op { .. }) {
-                    self.inner.metrics.forwarded_out.inc();
+                if let Ask::Ops { ops, .. } = ask {
+                    self.inner.metrics.forwarded_out.inc_by(ops.len() as u64);
+                    self.inner.metrics.forward_requests.inc();
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
                 let wait = left.min(crate::cluster::ATTEMPT_WAIT);

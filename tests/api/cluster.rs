@@ -644,6 +644,64 @@ async fn a_restarted_node_serves_its_listeners_again_from_where_they_were() {
     drop((owner, a, b2));
 }
 
+/// `name`'s value in the `/metrics` of the node at `ws`.
+async fn metric(ws: &str, name: &str) -> f64 {
+    let base = ws.replace("ws://", "http://").replace("/v1/ws", "");
+    let m = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    m.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// A writer on a node that does not own the session sends ops back to
+/// back: they commit in the order sent, each is acked before the `leave`
+/// that follows them closes the connection, and they reach the owner
+/// several to a request (the connection does not wait for each answer).
+#[tokio::test]
+async fn a_writer_on_another_node_pipelines_its_ops_in_order() {
+    let db_url = fresh_database().await;
+    let nats = NatsServer::start();
+    let name = cluster_name();
+    let a = node(&db_url, &nats.url(), &name, "a");
+    let b = node(&db_url, &nats.url(), &name, "b");
+    let (session, host, tracks, tokens) = setup(&a, 1).await;
+    let _owner = own_on(&a.ws, &session, &tokens[0]).await;
+    let mut w = Ws::connect(&b.ws).await;
+    let first = w.join_snapshot(&session, &host).await.version;
+    const N: usize = 24;
+    for i in 0..N {
+        w.add(&format!("p{i}"), &tracks[i % tracks.len()], None)
+            .await;
+    }
+    w.leave().await;
+    let mut acked = Vec::new();
+    while let Some(m) = w.recv_opt().await {
+        match m {
+            ServerMsg::Ack { req, version } => acked.push((req, version)),
+            ServerMsg::Error { code, message, .. } => panic!("{code:?}: {message}"),
+            _ => {}
+        }
+    }
+    let expected: Vec<(String, i64)> = (0..N)
+        .map(|i| (format!("p{i}"), first + 1 + i as i64))
+        .collect();
+    assert_eq!(acked, expected, "every op acked, in the order sent");
+    let forwarded = metric(&b.ws, "audotics_cluster_ops_forwarded_total").await;
+    let requests = metric(&b.ws, "audotics_cluster_op_requests_total").await;
+    assert_eq!(forwarded, N as f64);
+    assert!(
+        requests < (N / 2) as f64,
+        "{N} ops went to the owner in {requests} requests"
+    );
+    drop((a, b));
+}
+
 #[tokio::test]
 async fn presence_spans_nodes_and_a_dead_nodes_listeners_leave_it() {
     let db_url = fresh_database().await;
