@@ -171,7 +171,10 @@ impl Link {
     pub async fn leave(&self, listener: ListenerId) {
         match self {
             Link::Actor(h) => {
-                let _ = h.tx.send(Command::Leave { listener }).await;
+                let (done, gone) = oneshot::channel();
+                if h.tx.send(Command::Leave { listener, done }).await.is_ok() {
+                    let _ = gone.await;
+                }
             }
             Link::Relay { relay, pipe, .. } => {
                 if let Some(pipe) = pipe.get() {

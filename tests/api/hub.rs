@@ -113,6 +113,34 @@ async fn join_add_update_then_ack_and_rows_written() {
     p.app.stop().await;
 }
 
+/// Ops sent back to back with a `leave` right behind them: each is acked,
+/// in the order sent, before the connection closes (on a cluster, the
+/// writer's node is not the owner: its ops are pipelined to it).
+#[tokio::test]
+async fn a_leave_right_behind_ops_still_gets_their_acks() {
+    let p = party_with(unlimited).await;
+    let (_owner, _) = p.app.join(&p.guest, &p.session).await;
+    let (mut w, snap) = p.app.join(&p.host, &p.session).await;
+    const N: usize = 20;
+    for i in 0..N {
+        w.add(&format!("q{i}"), &p.tracks[i % p.tracks.len()], None)
+            .await;
+    }
+    w.leave().await;
+    let mut acked = Vec::new();
+    while let Some(m) = w.recv_opt().await {
+        match m {
+            ServerMsg::Ack { req, version } => acked.push((req, version)),
+            ServerMsg::Error { code, message, .. } => panic!("{code:?}: {message}"),
+            _ => {}
+        }
+    }
+    let expected: Vec<(String, i64)> = (0..N)
+        .map(|i| (format!("q{i}"), snap.version + 1 + i as i64))
+        .collect();
+    assert_eq!(acked, expected, "every op acked, in the order sent");
+}
+
 #[tokio::test]
 async fn total_order_and_convergence_under_concurrent_writers() {
     let p = party_with(unlimited).await;

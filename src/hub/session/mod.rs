@@ -75,8 +75,11 @@ pub enum Command {
         /// When the connection handed it over (for the wait metric).
         sent: Instant,
     },
+    /// Stop listening; `done` is told once the listener is gone, after
+    /// the answers to the ops it sent before.
     Leave {
         listener: ListenerId,
+        done: oneshot::Sender<()>,
     },
     Snapshot {
         viewer: UserId,
@@ -469,16 +472,19 @@ impl SessionActor {
         let mut batch = Vec::new();
         let mut ended = false;
         let mut reconcile = false;
+        // After the round's commit: a leave right behind its ops gets their
+        // acks first.
+        let mut leaves = Vec::new();
         for cmd in cmds {
             match cmd {
                 Command::Op { .. } | Command::Forwarded { .. } => {
                     batch.extend(self.pending(cmd));
                 }
                 Command::Reconcile => reconcile = true,
-                Command::Presence(_)
-                | Command::Suggested(_)
-                | Command::Suggestions { .. }
-                | Command::Leave { .. } => self.aside(cmd),
+                Command::Leave { .. } => leaves.push(cmd),
+                Command::Presence(_) | Command::Suggested(_) | Command::Suggestions { .. } => {
+                    self.aside(cmd)
+                }
                 other => {
                     // Joins, snapshots and ending see the committed state.
                     self.commit(std::mem::take(&mut batch)).await;
@@ -487,6 +493,9 @@ impl SessionActor {
             }
         }
         self.commit(batch).await;
+        for leave in leaves {
+            self.aside(leave);
+        }
         if reconcile && !ended && !self.deposed {
             ended = self.reconcile().await;
         }
@@ -536,10 +545,11 @@ impl SessionActor {
                     owned.report(report);
                 }
             }
-            Command::Leave { listener } => {
+            Command::Leave { listener, done } => {
                 if let Some(l) = self.audience.local() {
                     l.remove(listener);
                 }
+                let _ = done.send(());
             }
             Command::Suggested(done) => {
                 if let Some(f) = self.upnext.done(*done) {
