@@ -5,13 +5,22 @@
 //! another node may take the sessions over. The lock only elects; the epoch
 //! bumped at each load (see `db::sessions::counters`) fences a deposed
 //! owner's commits.
+//!
+//! Takes are batched: while one query is out on the connection, the takes
+//! asked meanwhile wait and then go together in the next one. A node
+//! taking over the sessions of a dead one (hundreds at once) would
+//! otherwise wait one round trip per session, one after the other. A batch
+//! runs on a task of its own, so an asker that gives up (its client went
+//! away) cancels no query answering others; a lease taken for an asker
+//! that is gone is given back at once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
-use tokio::sync::Mutex;
+use tokio::sync::{oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
 
 /// How often the lease connection is checked.
@@ -28,9 +37,19 @@ pub fn lock_key(session_id: &str) -> i64 {
 
 /// This node's leases, over one dedicated connection.
 pub struct Leases {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     options: PgConnectOptions,
     state: Mutex<State>,
+    /// Takes asked and not yet sent: (lock key, where its outcome goes).
+    asked: std::sync::Mutex<Vec<(i64, oneshot::Sender<Taken>)>>,
 }
+
+/// A take's outcome: taken or not, or the connection failed (the error's
+/// text: one error answers every take of the batch).
+type Taken = Result<Option<CancellationToken>, String>;
 
 struct State {
     conn: Option<PgConnection>,
@@ -51,11 +70,14 @@ impl Leases {
             .application_name(&format!("audotics-hub-lease {node}"))
             .disable_statement_logging();
         Ok(Leases {
-            options,
-            state: Mutex::new(State {
-                conn: None,
-                held: HashMap::new(),
-                lost: CancellationToken::new(),
+            shared: Arc::new(Shared {
+                options,
+                state: Mutex::new(State {
+                    conn: None,
+                    held: HashMap::new(),
+                    lost: CancellationToken::new(),
+                }),
+                asked: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -67,68 +89,48 @@ impl Leases {
         &self,
         session_id: &str,
     ) -> Result<Option<CancellationToken>, sqlx::Error> {
-        let key = lock_key(session_id);
-        let mut st = self.state.lock().await;
-        if st.conn.is_none() {
-            st.conn = Some(self.options.connect().await?);
-        }
-        let conn = st.conn.as_mut().expect("connected above");
-        let taken = sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
-            .bind(key)
-            .fetch_one(&mut *conn);
-        match tokio::time::timeout(QUERY_WAIT, taken).await {
-            Ok(Ok(true)) => {
-                *st.held.entry(key).or_default() += 1;
-                Ok(Some(st.lost.clone()))
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .asked
+            .lock()
+            .expect("not poisoned")
+            .push((lock_key(session_id), tx));
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            // Whoever holds the connection next sends every take asked so
+            // far, this one included (unless an earlier holder did).
+            let mut st = shared.state.lock().await;
+            let batch = std::mem::take(&mut *shared.asked.lock().expect("not poisoned"));
+            if !batch.is_empty() {
+                take_all(&shared.options, &mut st, batch).await;
             }
-            Ok(Ok(false)) => Ok(None),
-            Ok(Err(e)) => {
-                lose(&mut st);
-                Err(e)
-            }
-            Err(_) => {
-                lose(&mut st);
-                Err(sqlx::Error::PoolTimedOut)
-            }
+        });
+        match rx.await {
+            Ok(Ok(taken)) => Ok(taken),
+            Ok(Err(e)) => Err(sqlx::Error::Protocol(e)),
+            Err(_) => Err(sqlx::Error::PoolClosed),
         }
     }
 
     /// Give the lease back, if `token` is still the one it was taken under
     /// (a lease lost with its connection is gone already).
     pub async fn release(&self, session_id: &str, token: &CancellationToken) {
-        let key = lock_key(session_id);
-        let mut st = self.state.lock().await;
+        let mut st = self.shared.state.lock().await;
         if token.is_cancelled() {
             return;
         }
-        match st.held.get_mut(&key) {
-            None => return,
-            Some(1) => {
-                st.held.remove(&key);
-            }
-            Some(n) => *n -= 1,
-        }
-        let Some(conn) = st.conn.as_mut() else {
-            return;
-        };
-        let unlock = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
-            .bind(key)
-            .fetch_one(&mut *conn);
-        match tokio::time::timeout(QUERY_WAIT, unlock).await {
-            Ok(Ok(_)) => {}
-            _ => lose(&mut st),
-        }
+        give_back(&mut st, lock_key(session_id)).await;
     }
 
     /// Sessions whose lease this node holds.
     pub async fn held(&self) -> usize {
-        self.state.lock().await.held.len()
+        self.shared.state.lock().await.held.len()
     }
 
     /// Check the connection; a lost one cancels every lease taken on it.
     /// True when the connection is fine (or holds nothing).
     pub async fn check(&self) -> bool {
-        let mut st = self.state.lock().await;
+        let mut st = self.shared.state.lock().await;
         let Some(conn) = st.conn.as_mut() else {
             return true;
         };
@@ -143,12 +145,94 @@ impl Leases {
 
     /// Close the connection (the server drops the locks).
     pub async fn close(&self) {
-        let mut st = self.state.lock().await;
+        let mut st = self.shared.state.lock().await;
         if let Some(conn) = st.conn.take() {
             let _ = tokio::time::timeout(QUERY_WAIT, conn.close()).await;
         }
         st.held.clear();
         st.lost.cancel();
+    }
+}
+
+/// One query for a batch of takes; each outcome to its asker.
+async fn take_all(
+    options: &PgConnectOptions,
+    st: &mut State,
+    batch: Vec<(i64, oneshot::Sender<Taken>)>,
+) {
+    let keys: Vec<i64> = batch.iter().map(|(k, _)| *k).collect();
+    let result = match taken(options, st, &keys).await {
+        Ok(taken) if taken.len() == keys.len() => Ok(taken),
+        Ok(_) => Err("lease batch answered the wrong number of rows".to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(taken) => {
+            let mut orphans = Vec::new();
+            for ((key, tx), ok) in batch.into_iter().zip(taken) {
+                if !ok {
+                    let _ = tx.send(Ok(None));
+                    continue;
+                }
+                *st.held.entry(key).or_default() += 1;
+                if tx.send(Ok(Some(st.lost.clone()))).is_err() {
+                    orphans.push(key);
+                }
+            }
+            // Their askers are gone: nobody would run those sessions.
+            for key in orphans {
+                give_back(st, key).await;
+            }
+        }
+        Err(e) => {
+            lose(st);
+            for (_, tx) in batch {
+                let _ = tx.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// `pg_try_advisory_lock` for each key, in order, in one query.
+async fn taken(
+    options: &PgConnectOptions,
+    st: &mut State,
+    keys: &[i64],
+) -> Result<Vec<bool>, sqlx::Error> {
+    if st.conn.is_none() {
+        st.conn = Some(options.connect().await?);
+    }
+    let conn = st.conn.as_mut().expect("connected above");
+    let query = sqlx::query_scalar::<_, bool>(
+        "SELECT pg_try_advisory_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i) ORDER BY i",
+    )
+    .bind(keys)
+    .fetch_all(&mut *conn);
+    match tokio::time::timeout(QUERY_WAIT, query).await {
+        Ok(r) => r,
+        Err(_) => Err(sqlx::Error::PoolTimedOut),
+    }
+}
+
+/// Give one take of `key` back (the lock stays while other takes of it
+/// are held).
+async fn give_back(st: &mut State, key: i64) {
+    match st.held.get_mut(&key) {
+        None => return,
+        Some(1) => {
+            st.held.remove(&key);
+        }
+        Some(n) => *n -= 1,
+    }
+    let Some(conn) = st.conn.as_mut() else {
+        return;
+    };
+    let unlock = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+        .bind(key)
+        .fetch_one(&mut *conn);
+    match tokio::time::timeout(QUERY_WAIT, unlock).await {
+        Ok(Ok(_)) => {}
+        _ => lose(st),
     }
 }
 

@@ -644,6 +644,74 @@ async fn a_restarted_node_serves_its_listeners_again_from_where_they_were() {
     drop((owner, a, b2));
 }
 
+/// Takes asked at once go to Postgres together, and each still gets its own
+/// outcome: what another node holds is refused, the rest taken, a key
+/// asked twice taken twice (and given back once per take).
+#[tokio::test]
+async fn leases_taken_at_once_each_get_their_own_outcome() {
+    use audotics_hub::cluster::lease::Leases;
+    let db_url = fresh_database().await;
+    let a = Leases::new(&db_url, "a").unwrap();
+    let b = Leases::new(&db_url, "b").unwrap();
+    let ids: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
+    let held_by_b = &ids[..10];
+    let taken = futures::future::join_all(held_by_b.iter().map(|id| b.acquire(id))).await;
+    assert!(taken.iter().all(|t| matches!(t, Ok(Some(_)))));
+    let mut asked: Vec<&String> = ids.iter().collect();
+    asked.push(&ids[20]);
+    let outcomes = futures::future::join_all(asked.iter().map(|id| a.acquire(id))).await;
+    for (id, got) in asked.iter().zip(&outcomes) {
+        let got = got.as_ref().expect("no error");
+        assert_eq!(
+            got.is_some(),
+            !held_by_b.contains(id),
+            "{id}: refused exactly when b holds it"
+        );
+    }
+    assert_eq!(a.held().await, 30);
+    let token = outcomes[20].as_ref().unwrap().clone().unwrap();
+    a.release(&ids[20], &token).await;
+    assert!(
+        b.acquire(&ids[20]).await.unwrap().is_none(),
+        "still held once"
+    );
+    a.release(&ids[20], &token).await;
+    assert!(b.acquire(&ids[20]).await.unwrap().is_some(), "given back");
+    a.close().await;
+    b.close().await;
+}
+
+/// A take whose asker gave up before the answer came (its client went
+/// away) is given back: otherwise the session would stay locked by a node
+/// that runs no actor for it, and no node could ever own it again.
+#[tokio::test]
+async fn a_lease_taken_for_an_asker_that_gave_up_is_given_back() {
+    use audotics_hub::cluster::lease::Leases;
+    let db_url = fresh_database().await;
+    let a = Leases::new(&db_url, "a").unwrap();
+    let b = Leases::new(&db_url, "b").unwrap();
+    // Polled once (the take is asked), then dropped.
+    let gave_up = tokio::time::timeout(Duration::ZERO, a.acquire("s1")).await;
+    assert!(gave_up.is_err(), "the take had no answer yet");
+    // Takes are answered in order: once this one is, s1's was taken.
+    let s2 = a.acquire("s2").await.unwrap().expect("nobody holds s2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if b.acquire("s1").await.unwrap().is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node a still holds s1 for nobody"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.held().await, 1, "s2 only");
+    a.release("s2", &s2).await;
+    a.close().await;
+    b.close().await;
+}
+
 /// `name`'s value in the `/metrics` of the node at `ws`.
 async fn metric(ws: &str, name: &str) -> f64 {
     let base = ws.replace("ws://", "http://").replace("/v1/ws", "");
