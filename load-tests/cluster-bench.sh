@@ -16,6 +16,7 @@
 #                                     # --natural-owners, of those its connections reached first)
 #   load-tests/cluster-bench.sh memory    [--out DIR] [--pairs N]  # idle listener on a non-owner
 #
+# KEEP_LOGS=DIR keeps the processes' logs there.
 # Binaries: $HUB_BIN and $LOAD_BIN, by default
 # ${CARGO_TARGET_DIR:-target}/release/{audotics-hub,audotics-load}; build
 # them first with `cargo build --release -p audotics-hub -p audotics-load`.
@@ -34,7 +35,7 @@ NATS_PORT=$((BASE_PORT + 99))
 NATS_MON=$((BASE_PORT + 98))
 
 SCENARIO=${1:-}
-[ -n "$SCENARIO" ] || { sed -n '2,21p' "$0"; exit 2; }
+[ -n "$SCENARIO" ] || { sed -n '2,22p' "$0"; exit 2; }
 shift
 OUT=$ROOT/docs/benchmarks/cluster
 PAIRS=4
@@ -101,6 +102,9 @@ cleanup() {
         stop_pid "${e#* }" 60
     done
     STARTED=()
+    if [ -n "${KEEP_LOGS:-}" ]; then
+        mkdir -p "$KEEP_LOGS" && cp -r "$LOGS"/. "$KEEP_LOGS"/
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT

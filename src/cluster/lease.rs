@@ -3,7 +3,7 @@
 //! lease connection, not on a pool connection: when the node dies or loses
 //! Postgres, the server drops every lock the connection held at once, and
 //! another node may take the sessions over. The lock only elects; the epoch
-//! bumped at each load (see `db::sessions::counters`) fences a deposed
+//! bumped at each load (see `db::sessions::counters_of`) fences a deposed
 //! owner's commits.
 //!
 //! Takes are batched: while one query is out on the connection, the takes

@@ -356,62 +356,77 @@ pub async fn after(
     Ok(rows.into_iter().filter_map(decode).collect())
 }
 
-/// The time of the session's latest logged change (each new change is
-/// stamped after it).
-pub async fn last_at(
+/// When each of many sessions last changed (its newest log record), by
+/// session (those with any); `sessions` pairs each session with its
+/// playlist.
+pub async fn last_at_of(
     db: impl PgExecutor<'_>,
-    session_id: &str,
-    playlist_id: &str,
-) -> Result<Option<DateTime<Utc>>> {
-    let at: Option<NaiveDateTime> = sqlx::query_scalar(
-        r#"SELECT max(at) FROM (
-               SELECT max("timestamp") AS at FROM "PlaylistUpdate" WHERE "playlistId" = $2
+    sessions: &[(String, String)],
+) -> Result<HashMap<String, DateTime<Utc>>> {
+    let (ids, playlists): (Vec<&str>, Vec<&str>) = sessions
+        .iter()
+        .map(|(s, p)| (s.as_str(), p.as_str()))
+        .unzip();
+    let rows: Vec<(String, Option<NaiveDateTime>)> = sqlx::query_as(
+        r#"SELECT s.sid, (SELECT max(at) FROM (
+               SELECT max("timestamp") AS at FROM "PlaylistUpdate" WHERE "playlistId" = s.pid
                UNION ALL
-               SELECT max(at) FROM hub_event WHERE session_id = $1) l"#,
+               SELECT max(at) FROM hub_event WHERE session_id = s.sid) l)
+           FROM unnest($1::text[], $2::text[]) AS s(sid, pid)"#,
     )
-    .bind(session_id)
-    .bind(playlist_id)
-    .fetch_one(db)
-    .await?;
-    Ok(at.map(utc))
-}
-
-/// Every request id already applied in this session, with the version its
-/// `ack` carried: the exactly-once memory, rebuilt after a restart.
-pub async fn answered_reqs(
-    db: impl PgExecutor<'_>,
-    session_id: &str,
-    playlist_id: &str,
-) -> Result<HashMap<(UserId, Req), i64>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        user_id: String,
-        req: String,
-        version: i64,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
-        r#"SELECT "userId" AS user_id, "hubReq" AS req, "hubVersion" AS version FROM "PlaylistUpdate"
-             WHERE "playlistId" = $1 AND "hubReq" IS NOT NULL
-           UNION ALL
-           SELECT "userId", "hubReq", COALESCE("hubVersion", 0) FROM "TrackInteraction"
-             WHERE "hubSessionId" = $2 AND "hubReq" IS NOT NULL
-           UNION ALL
-           SELECT user_id, req, version FROM hub_event
-             WHERE session_id = $2 AND req IS NOT NULL AND user_id IS NOT NULL"#,
-    )
-    .bind(playlist_id)
-    .bind(session_id)
+    .bind(&ids)
+    .bind(&playlists)
     .fetch_all(db)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| {
-            (
-                (UserId::from_stored(r.user_id), Req::from_stored(r.req)),
-                r.version,
-            )
-        })
+        .filter_map(|(id, at)| Some((id, utc(at?))))
         .collect())
+}
+
+/// Every request id already applied in each of many sessions, with the
+/// version its `ack` carried: the exactly-once memory, rebuilt after a
+/// restart. By session (those with any); `sessions` pairs each session
+/// with its playlist.
+pub async fn answered_reqs_of(
+    db: impl PgExecutor<'_>,
+    sessions: &[(String, String)],
+) -> Result<HashMap<String, HashMap<(UserId, Req), i64>>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        session_id: String,
+        user_id: String,
+        req: String,
+        version: i64,
+    }
+    let (ids, playlists): (Vec<&str>, Vec<&str>) = sessions
+        .iter()
+        .map(|(s, p)| (s.as_str(), p.as_str()))
+        .unzip();
+    let rows: Vec<Row> = sqlx::query_as(
+        r#"SELECT s.sid AS session_id, a.user_id, a.req, a.version
+           FROM unnest($1::text[], $2::text[]) AS s(sid, pid) CROSS JOIN LATERAL (
+               SELECT "userId" AS user_id, "hubReq" AS req, "hubVersion" AS version
+                 FROM "PlaylistUpdate" WHERE "playlistId" = s.pid AND "hubReq" IS NOT NULL
+               UNION ALL
+               SELECT "userId", "hubReq", COALESCE("hubVersion", 0) FROM "TrackInteraction"
+                 WHERE "hubSessionId" = s.sid AND "hubReq" IS NOT NULL
+               UNION ALL
+               SELECT user_id, req, version FROM hub_event
+                 WHERE session_id = s.sid AND req IS NOT NULL AND user_id IS NOT NULL) a"#,
+    )
+    .bind(&ids)
+    .bind(&playlists)
+    .fetch_all(db)
+    .await?;
+    let mut of: HashMap<String, HashMap<(UserId, Req), i64>> = HashMap::new();
+    for r in rows {
+        of.entry(r.session_id).or_default().insert(
+            (UserId::from_stored(r.user_id), Req::from_stored(r.req)),
+            r.version,
+        );
+    }
+    Ok(of)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! co-hosts, bans, what plays, skip votes) and `hub_played` (what was
 //! played). The session actor owns it; this only reads and shapes it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use audotics_protocol::model::Track;
 use audotics_protocol::party::{PartySettings, PlayState};
@@ -53,24 +53,30 @@ pub struct PlayedRow {
     pub skipped: bool,
 }
 
-/// The session's stored party, if it ever had one.
-pub async fn load(db: impl PgExecutor<'_>, session_id: &str) -> Result<Option<StoredParty>> {
-    let json: Option<Option<sqlx::types::Json<StoredParty>>> =
-        sqlx::query_scalar("SELECT party FROM hub_session WHERE session_id = $1")
-            .bind(session_id)
-            .fetch_optional(db)
-            .await?;
-    Ok(json.flatten().map(|j| j.0))
+/// The stored party state of many sessions, by session (those with one).
+pub async fn load_of(
+    db: impl PgExecutor<'_>,
+    ids: &[String],
+) -> Result<HashMap<String, StoredParty>> {
+    let rows: Vec<(String, sqlx::types::Json<StoredParty>)> = sqlx::query_as(
+        "SELECT session_id, party FROM hub_session WHERE session_id = ANY($1) AND party IS NOT NULL",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(id, j)| (id, j.0)).collect())
 }
 
-/// The last `limit` played entries, oldest first (whose track still exists).
-pub async fn history(
+/// The last `limit` played entries of each of many sessions (whose track
+/// still exists), oldest first, by session (those with any).
+pub async fn history_of(
     db: impl PgExecutor<'_>,
-    session_id: &str,
+    ids: &[String],
     limit: i64,
-) -> Result<Vec<PlayedRow>> {
+) -> Result<HashMap<String, Vec<PlayedRow>>> {
     #[derive(sqlx::FromRow)]
     struct Row {
+        session_id: String,
         entry_id: String,
         added_by: Option<String>,
         added_at: NaiveDateTime,
@@ -81,20 +87,20 @@ pub async fn history(
         track: TrackRow,
     }
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        r#"SELECT * FROM (
+        r#"SELECT s.sid AS session_id, h.* FROM unnest($1::text[]) AS s(sid) CROSS JOIN LATERAL (
                SELECT p.version, p.entry_id, p.added_by, p.added_at, p.started_at, p.ended_at,
                       p.skipped, {TRACK_COLUMNS}
                FROM hub_played p JOIN {TRACK_FROM} ON "Track"."id" = p.track_id
-               WHERE p.session_id = $1 ORDER BY p.version DESC LIMIT $2
-           ) h ORDER BY h.version"#
+               WHERE p.session_id = s.sid ORDER BY p.version DESC LIMIT $2
+           ) h ORDER BY s.sid, h.version"#
     ))
-    .bind(session_id)
+    .bind(ids)
     .bind(limit)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| PlayedRow {
+    let mut of: HashMap<String, Vec<PlayedRow>> = HashMap::new();
+    for r in rows {
+        of.entry(r.session_id).or_default().push(PlayedRow {
             entry_id: r.entry_id,
             track: r.track.into(),
             added_by: r.added_by,
@@ -102,39 +108,63 @@ pub async fn history(
             started_at: utc(r.started_at),
             ended_at: utc(r.ended_at),
             skipped: r.skipped,
-        })
-        .collect())
+        });
+    }
+    Ok(of)
 }
 
-/// Every track the session played.
-pub async fn played_tracks(db: impl PgExecutor<'_>, session_id: &str) -> Result<HashSet<String>> {
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT track_id FROM hub_played WHERE session_id = $1")
-            .bind(session_id)
-            .fetch_all(db)
-            .await?;
-    Ok(ids.into_iter().collect())
+/// Every track each of many sessions played, by session (those with any).
+pub async fn played_tracks_of(
+    db: impl PgExecutor<'_>,
+    ids: &[String],
+) -> Result<HashMap<String, HashSet<String>>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT session_id, track_id FROM hub_played WHERE session_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    let mut of: HashMap<String, HashSet<String>> = HashMap::new();
+    for (id, track) in rows {
+        of.entry(id).or_default().insert(track);
+    }
+    Ok(of)
 }
+
+/// A stored reaction: (user, track, kind, when).
+pub type StoredReaction = (String, String, String, DateTime<Utc>);
 
 /// The session's last `limit` reactions (TrackInteraction rows it stored),
-/// oldest first: (user, track, kind, when).
+/// oldest first.
 pub async fn reactions(
     db: impl PgExecutor<'_>,
     session_id: &str,
     limit: i64,
-) -> Result<Vec<(String, String, String, DateTime<Utc>)>> {
-    let rows: Vec<(String, String, String, NaiveDateTime)> = sqlx::query_as(
-        r#"SELECT * FROM (
+) -> Result<Vec<StoredReaction>> {
+    let mut of = reactions_of(db, &[session_id.to_owned()], limit).await?;
+    Ok(of.remove(session_id).unwrap_or_default())
+}
+
+/// [`reactions`] of many sessions in one query, by session (those with any).
+pub async fn reactions_of(
+    db: impl PgExecutor<'_>,
+    ids: &[String],
+    limit: i64,
+) -> Result<HashMap<String, Vec<StoredReaction>>> {
+    let rows: Vec<(String, String, String, String, NaiveDateTime)> = sqlx::query_as(
+        r#"SELECT s.sid, r."userId", r."trackId", r."type", r."timestamp"
+           FROM unnest($1::text[]) AS s(sid) CROSS JOIN LATERAL (
                SELECT "userId", "trackId", "type", "timestamp" FROM "TrackInteraction"
-               WHERE "hubSessionId" = $1 ORDER BY "timestamp" DESC LIMIT $2
-           ) r ORDER BY "timestamp""#,
+               WHERE "hubSessionId" = s.sid ORDER BY "timestamp" DESC LIMIT $2
+           ) r ORDER BY s.sid, r."timestamp""#,
     )
-    .bind(session_id)
+    .bind(ids)
     .bind(limit)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(u, t, k, at)| (u, t, k, utc(at)))
-        .collect())
+    let mut of: HashMap<String, Vec<StoredReaction>> = HashMap::new();
+    for (id, u, t, k, at) in rows {
+        of.entry(id).or_default().push((u, t, k, utc(at)));
+    }
+    Ok(of)
 }

@@ -2,6 +2,8 @@
 //! (`"_GroupSessionToUser"`), and the hub's per-session state: the version
 //! (`hub_session`) and the ordered queue (`hub_queue_entry`).
 
+use std::collections::HashMap;
+
 use chrono::NaiveDateTime;
 use sqlx::{PgExecutor, PgPool};
 
@@ -168,7 +170,27 @@ pub async fn refs(db: impl PgExecutor<'_>, id: &str) -> Result<Option<(SessionRe
     let Some((session, Some(playlist))) = get(db, id).await? else {
         return Ok(None);
     };
-    Ok(Some((
+    Ok(Some(refs_from(session, playlist)))
+}
+
+/// [`refs`] of many sessions in one query: those found, by id.
+pub async fn refs_of(
+    db: impl PgExecutor<'_>,
+    ids: &[String],
+) -> Result<HashMap<String, (SessionRef, PlaylistRef)>> {
+    let rows: Vec<SessionRow> =
+        sqlx::query_as(&format!(r#"{SESSION_SELECT} WHERE s."id" = ANY($1)"#))
+            .bind(ids)
+            .fetch_all(db)
+            .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((r.s_id.clone(), refs_from(r.session(), r.playlist()?))))
+        .collect())
+}
+
+fn refs_from(session: Session, playlist: Playlist) -> (SessionRef, PlaylistRef) {
+    (
         SessionRef {
             id: session.id,
             name: session.name,
@@ -181,7 +203,7 @@ pub async fn refs(db: impl PgExecutor<'_>, id: &str) -> Result<Option<(SessionRe
             description: playlist.description,
             spotify_id: playlist.spotify_id,
         },
-    )))
+    )
 }
 
 /// Mark the session ended. Returns false when it does not exist.
@@ -218,27 +240,38 @@ pub struct MemberRow {
 
 /// The members, by name then id.
 pub async fn members(db: impl PgExecutor<'_>, session_id: &str) -> Result<Vec<MemberRow>> {
+    let mut of = members_of(db, &[session_id.to_owned()]).await?;
+    Ok(of.remove(session_id).unwrap_or_default())
+}
+
+/// [`members`] of many sessions in one query, by session (those with any).
+pub async fn members_of(
+    db: impl PgExecutor<'_>,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<MemberRow>>> {
     #[derive(sqlx::FromRow)]
     struct Row {
+        session_id: String,
         id: String,
         name: String,
         avatar: Option<String>,
     }
     let rows: Vec<Row> = sqlx::query_as(
-        r#"SELECT u."id", u."name", u."avatar" FROM "_GroupSessionToUser" m
-           JOIN "User" u ON u."id" = m."B" WHERE m."A" = $1 ORDER BY u."name", u."id""#,
+        r#"SELECT m."A" AS session_id, u."id", u."name", u."avatar" FROM "_GroupSessionToUser" m
+           JOIN "User" u ON u."id" = m."B" WHERE m."A" = ANY($1) ORDER BY m."A", u."name", u."id""#,
     )
-    .bind(session_id)
+    .bind(ids)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| MemberRow {
+    let mut of: HashMap<String, Vec<MemberRow>> = HashMap::new();
+    for r in rows {
+        of.entry(r.session_id).or_default().push(MemberRow {
             user_id: UserId::from_stored(r.id),
             name: r.name,
             avatar: r.avatar,
-        })
-        .collect())
+        });
+    }
+    Ok(of)
 }
 
 /// A stored queue entry with its track, in no particular order.
@@ -256,9 +289,15 @@ pub struct StoredEntry {
     pub track: Track,
 }
 
-pub async fn queue(db: impl PgExecutor<'_>, session_id: &str) -> Result<Vec<StoredEntry>> {
+/// The stored queues of many sessions in one query, by session (those with
+/// any entries), each in position order.
+pub async fn queues_of(
+    db: impl PgExecutor<'_>,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<StoredEntry>>> {
     #[derive(sqlx::FromRow)]
     struct Row {
+        session_id: String,
         entry_id: String,
         position: String,
         added_by: String,
@@ -270,17 +309,17 @@ pub async fn queue(db: impl PgExecutor<'_>, session_id: &str) -> Result<Vec<Stor
         track: TrackRow,
     }
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        r#"SELECT q.entry_id, q.position, q.added_by, q.added_at, q.votes, q.round, q.pinned_at,
-                  {TRACK_COLUMNS}
+        r#"SELECT q.session_id, q.entry_id, q.position, q.added_by, q.added_at, q.votes, q.round,
+                  q.pinned_at, {TRACK_COLUMNS}
            FROM hub_queue_entry q JOIN {TRACK_FROM} ON "Track"."id" = q.track_id
-           WHERE q.session_id = $1 ORDER BY q.position"#
+           WHERE q.session_id = ANY($1) ORDER BY q.session_id, q.position"#
     ))
-    .bind(session_id)
+    .bind(ids)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| StoredEntry {
+    let mut of: HashMap<String, Vec<StoredEntry>> = HashMap::new();
+    for r in rows {
+        of.entry(r.session_id).or_default().push(StoredEntry {
             entry_id: r.entry_id,
             position: r.position,
             added_by: UserId::from_stored(r.added_by),
@@ -289,48 +328,48 @@ pub async fn queue(db: impl PgExecutor<'_>, session_id: &str) -> Result<Vec<Stor
             round: r.round,
             pinned_at: r.pinned_at.map(utc),
             track: r.track.into(),
-        })
-        .collect())
-}
-
-/// The session's version and commit counter, creating the row for sessions
-/// made elsewhere (the old app).
-pub async fn counters(db: impl PgExecutor<'_>, session_id: &str) -> Result<(i64, i64)> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        version: i64,
-        commits: i64,
+        });
     }
-    let r: Row = sqlx::query_as(
-        r#"INSERT INTO hub_session (session_id, version) VALUES ($1, 0)
-           ON CONFLICT (session_id) DO UPDATE SET version = hub_session.version
-           RETURNING version, commits"#,
-    )
-    .bind(session_id)
-    .fetch_one(db)
-    .await?;
-    Ok((r.version, r.commits))
+    Ok(of)
 }
 
 /// Counters of a session an actor is about to serve: its version, commit
 /// counter and a new ownership epoch (bumped here, so that every commit made
 /// under an earlier one, by a deposed owner, changes nothing).
 pub async fn take_over(db: impl PgExecutor<'_>, session_id: &str) -> Result<(i64, i64, i64)> {
+    let mut of = counters_of(db, &[session_id.to_owned()], true).await?;
+    Ok(of.remove(session_id).expect("a row per session asked"))
+}
+
+/// The version, commit counter and ownership epoch of many sessions (ids
+/// distinct), in one statement; `take_over` bumps each epoch (see
+/// [`take_over`]). Creates the rows of sessions made elsewhere (the old app).
+pub async fn counters_of(
+    db: impl PgExecutor<'_>,
+    ids: &[String],
+    take_over: bool,
+) -> Result<HashMap<String, (i64, i64, i64)>> {
     #[derive(sqlx::FromRow)]
     struct Row {
+        session_id: String,
         version: i64,
         commits: i64,
         epoch: i64,
     }
-    let r: Row = sqlx::query_as(
-        r#"INSERT INTO hub_session (session_id, version, epoch) VALUES ($1, 0, 1)
-           ON CONFLICT (session_id) DO UPDATE SET epoch = hub_session.epoch + 1
-           RETURNING version, commits, epoch"#,
+    let rows: Vec<Row> = sqlx::query_as(
+        r#"INSERT INTO hub_session (session_id, version, epoch)
+           SELECT id, 0, $2::bigint FROM unnest($1::text[]) AS t(id)
+           ON CONFLICT (session_id) DO UPDATE SET epoch = hub_session.epoch + $2::bigint
+           RETURNING session_id, version, commits, epoch"#,
     )
-    .bind(session_id)
-    .fetch_one(db)
+    .bind(ids)
+    .bind(i64::from(take_over))
+    .fetch_all(db)
     .await?;
-    Ok((r.version, r.commits, r.epoch))
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.session_id, (r.version, r.commits, r.epoch)))
+        .collect())
 }
 
 /// The session's stored version (0 before its first change).

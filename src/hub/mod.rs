@@ -66,6 +66,8 @@ struct HubInner {
     cluster: Option<Cluster>,
     /// The catalog suggestions score.
     catalogs: Arc<session::upnext::Catalogs>,
+    /// Loads sessions for their actors, many at once.
+    loader: Arc<session::load::Loader>,
     connections: Arc<Semaphore>,
     shutdown: CancellationToken,
     /// Session actors.
@@ -329,6 +331,7 @@ impl Hub {
             inner: Arc::new(HubInner {
                 committer: committer::Committer::start(db.clone(), metrics.clone(), COMMIT_WORKERS),
                 tracks: Arc::default(),
+                loader: session::load::Loader::new(db.clone(), config.queue_cap),
                 db,
                 metrics,
                 config,
@@ -440,6 +443,7 @@ impl Hub {
                 config: self.inner.config.clone(),
                 shutdown: self.inner.shutdown.clone(),
                 catalogs: self.inner.catalogs.clone(),
+                loader: self.inner.loader.clone(),
             };
             let hub = self.clone();
             let (id, mine) = (session_id.clone(), handle.clone());

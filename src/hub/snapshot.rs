@@ -14,7 +14,7 @@ use crate::error::Result;
 /// The session as `viewer` sees it from Postgres (no live actor: nobody is
 /// online).
 pub async fn load(db: &PgPool, session_id: &str, viewer: &UserId) -> Result<Snapshot> {
-    let (state, _, _) = super::session::load_state(db, session_id, usize::MAX, false).await?;
+    let (state, _, _) = super::session::load::load_state(db, session_id, usize::MAX, false).await?;
     Ok(assemble(&state, &HashSet::new(), viewer))
 }
 

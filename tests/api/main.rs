@@ -7,6 +7,7 @@ mod helpers;
 mod hub;
 mod hub_limits;
 mod joining;
+mod loading;
 mod migrations;
 mod nats;
 mod outside;

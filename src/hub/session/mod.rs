@@ -9,6 +9,7 @@ pub mod audience;
 mod commit;
 pub(crate) mod join;
 pub mod listeners;
+pub mod load;
 pub mod parse;
 pub mod party;
 mod rows;
@@ -20,28 +21,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audotics_protocol::model::{Snapshot, User};
-use audotics_protocol::{CloseCode, EntryId, Req, ServerMsg, SessionId, UserId};
+use audotics_protocol::{CloseCode, Req, ServerMsg, SessionId, UserId};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::committer::Committer;
 use super::outbox::Outbox;
-use super::queue::{Entry, Position, Queue};
 use super::snapshot;
 use super::tracks::TrackCache;
 use crate::clock::now_ms;
 use crate::cluster::wire::{JoinReply, OpReply, Report};
 use crate::cluster::Cluster;
 use crate::config::HubConfig;
-use crate::db::{log, sessions};
+use crate::db::sessions;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use audience::{Audience, Owned, PresenceWindow};
 use commit::Origin;
 use listeners::Listeners;
 pub use listeners::{frame, Asks, ListenerId};
-use state::{Item, SessionState};
+use state::SessionState;
 pub use state::{Op, TrackRef};
 
 /// Ops taken into one group commit at most.
@@ -134,6 +134,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// The catalog suggestions score.
     pub catalogs: Arc<upnext::Catalogs>,
+    /// Loads sessions for their actors, many at once.
+    pub loader: Arc<load::Loader>,
 }
 
 struct SessionActor {
@@ -201,7 +203,13 @@ pub async fn run(
         }
     }
     let _forwarding = forwarding.drop_guard();
-    let (state, commits, epoch) = match load(&shared, &id).await {
+    let loading = std::time::Instant::now();
+    let load::Loaded {
+        state,
+        commits,
+        epoch,
+        reactions,
+    } = match shared.loader.load(id.as_str()).await {
         Ok(loaded) => loaded,
         Err(e) => {
             let refusal = match e {
@@ -230,7 +238,12 @@ pub async fn run(
         }
     };
     let mut upnext = upnext::UpNext::default();
-    upnext.remember(upnext::stored_reactions(&shared.db, id.as_str()).await);
+    upnext.remember(upnext::stored_reactions(reactions));
+    tracing::debug!(
+        session_id = %id,
+        ms = loading.elapsed().as_millis() as u64,
+        "session loaded"
+    );
     let actor = SessionActor {
         id: id.clone(),
         shared,
@@ -251,78 +264,6 @@ pub async fn run(
     if let Some(o) = &ownership {
         o.cluster.leases().release(id.as_str(), &o.lost).await;
     }
-}
-
-async fn load(shared: &Shared, id: &SessionId) -> Result<(SessionState, i64, i64)> {
-    load_state(&shared.db, id.as_str(), shared.config.queue_cap, true).await
-}
-
-/// Load session `id`'s whole state; with `take_over`, as the actor that
-/// will serve it (bumping its epoch, see `sessions::take_over`). Also its
-/// commit counter and epoch.
-pub(crate) async fn load_state(
-    db: &PgPool,
-    id: &str,
-    queue_cap: usize,
-    take_over: bool,
-) -> Result<(SessionState, i64, i64)> {
-    let (mut session, playlist) = sessions::refs(db, id)
-        .await?
-        .ok_or(Error::NotFound("session"))?;
-    // From here on, a hub that served the session before cannot commit.
-    let (version, commits, epoch) = if take_over {
-        sessions::take_over(db, id).await?
-    } else {
-        let (v, c) = sessions::counters(db, id).await?;
-        (v, c, 0)
-    };
-    let stored = sessions::queue(db, id).await?;
-    let mut entries = Vec::with_capacity(stored.len());
-    for e in stored {
-        let bad = |what: String| Error::Internal(anyhow::anyhow!("stored queue entry: {what}"));
-        let entry = EntryId::parse(&e.entry_id).map_err(|x| bad(x.to_string()))?;
-        let position = Position::parse(&e.position).map_err(|x| bad(x.to_string()))?;
-        entries.push(Entry {
-            id: entry.uuid(),
-            position,
-            item: Item {
-                track: Arc::new(e.track),
-                added_by: e.added_by,
-                added_at: e.added_at,
-                votes: e.votes,
-                round: e.round,
-                pinned_at: e.pinned_at,
-            },
-        });
-    }
-    // A queue stored under a larger cap still loads; it just takes no adds.
-    let cap = queue_cap.max(entries.len()).max(1);
-    let queue = Queue::from_entries(entries, cap)
-        .map_err(|e| Error::Internal(anyhow::anyhow!("stored queue: {e}")))?;
-    let members = sessions::members(db, id).await?;
-    let answered = log::answered_reqs(db, id, &playlist.id).await?;
-    let last_at = log::last_at(db, id, &playlist.id)
-        .await?
-        .unwrap_or_else(now_ms);
-    let stored_party = crate::db::party::load(db, id).await?.unwrap_or_default();
-    if let Some(host) = &stored_party.host {
-        session.host_id = host.clone();
-    }
-    let history = crate::db::party::history(db, id, party::HISTORY as i64).await?;
-    let now_track = match &stored_party.now {
-        Some(n) => crate::db::tracks::by_ids(db, std::slice::from_ref(&n.track_id))
-            .await?
-            .into_iter()
-            .next(),
-        None => None,
-    };
-    let played = crate::db::party::played_tracks(db, id).await?;
-    let party = party::Party::from_stored(stored_party, now_track, history);
-    let state = SessionState::new(
-        session, playlist, version, queue, members, answered, last_at,
-    )
-    .with_party(party, played);
-    Ok((state, commits, epoch))
 }
 
 /// Answer whatever is still queued once no actor will serve it. `None`

@@ -18,7 +18,8 @@ use sqlx::PgPool;
 
 use super::listeners::frame;
 use crate::clock::now_ms;
-use crate::db::{party, tracks, users};
+use crate::db::party::StoredReaction;
+use crate::db::{tracks, users};
 use crate::hub::tracks::TrackCache;
 use crate::suggest::{self, MemberTaste, Reaction, ReactionKind, SharedCatalog};
 
@@ -30,7 +31,7 @@ const DEBOUNCE: Duration = Duration::from_millis(400);
 /// preferences may have changed).
 const TASTE_TTL: Duration = Duration::from_secs(30);
 /// Reactions the actor remembers.
-const REACTIONS: usize = 500;
+pub(crate) const REACTIONS: usize = 500;
 
 /// A computation looks whether the catalog changed at most this often.
 const CATALOG_CHECK_MS: i64 = 2_000;
@@ -309,11 +310,9 @@ pub async fn compute(
     }
 }
 
-/// The session's stored reactions, oldest first (the last [`REACTIONS`]).
-pub async fn stored_reactions(db: &PgPool, session_id: &str) -> Vec<Reaction> {
-    party::reactions(db, session_id, REACTIONS as i64)
-        .await
-        .unwrap_or_default()
+/// The session's stored reactions (oldest first) as "up next" reads them.
+pub fn stored_reactions(stored: Vec<StoredReaction>) -> Vec<Reaction> {
+    stored
         .into_iter()
         .filter_map(|(user, track, kind, at)| {
             Some(Reaction {
