@@ -299,7 +299,10 @@ async fn connection(
                     st.metrics.outbox_wait.observe(w.as_secs_f64());
                 }
                 let stop = Some(cancelled.as_mut());
-                match write_queued(&mut socket, &mut rx, first, silence, stop)
+                // Boxed, like the ping below: inline, the write's state (688
+                // bytes) sat in every idle connection's task for its whole
+                // life; boxed, it costs one allocation per burst written.
+                match Box::pin(write_queued(&mut socket, &mut rx, first, silence, stop))
                     .await
                     .end()
                 {
@@ -321,8 +324,9 @@ async fn connection(
                     // Like every write, the ping races the kill: a peer that
                     // stopped reading must not hold this task on a full socket.
                     let ping = socket.send(Message::Ping(Default::default()));
+                    let ping = Box::pin(tokio::time::timeout(silence, ping));
                     let sent = tokio::select! {
-                        r = tokio::time::timeout(silence, ping) => match r {
+                        r = ping => match r {
                             Ok(r) => r.is_ok(),
                             Err(_) => break End::Cut(CloseCode::TooSlow),
                         },
@@ -366,27 +370,37 @@ async fn connection(
             Message::Close(_) => break End::PeerClosed,
         };
         let parsed = protocol::parse_client(text.as_str());
+        // Boxed: a `ClientMsg` is 208 bytes, and one held across the join's
+        // await made every connection's task that much larger for life.
         let msg = match parsed {
-            Ok(m) => m,
+            Ok(m) => Box::new(m),
             Err((req, e)) => {
                 push(&out, &Error::from(e).to_frame(req));
                 continue;
             }
         };
-        match (msg, &joined) {
+        match (&*msg, &joined) {
             (ClientMsg::Ping(protocol::Ping { id }), _) => {
-                push(&out, &ServerMsg::Pong { id, at: now_ms() });
+                push(
+                    &out,
+                    &ServerMsg::Pong {
+                        id: *id,
+                        at: now_ms(),
+                    },
+                );
             }
-            (ClientMsg::Join(asked), None) => match Box::pin(join(&st, &out, asked)).await {
-                JoinStep::Joined(j) => {
-                    if let Some(t) = &ticket {
-                        t.0.prove();
+            (ClientMsg::Join(asked), None) => {
+                match Box::pin(join(&st, &out, asked.clone())).await {
+                    JoinStep::Joined(j) => {
+                        if let Some(t) = &ticket {
+                            t.0.prove();
+                        }
+                        joined = Some(j);
                     }
-                    joined = Some(j);
+                    JoinStep::Stay => {}
+                    JoinStep::Close => break End::Flush,
                 }
-                JoinStep::Stay => {}
-                JoinStep::Close => break End::Flush,
-            },
+            }
             (ClientMsg::Join(_), Some(_)) => {
                 push(
                     &out,
@@ -394,7 +408,7 @@ async fn connection(
                 );
             }
             (msg, None) => {
-                let req = protocol::msg_req(&msg).map(str::to_owned);
+                let req = protocol::msg_req(msg).map(str::to_owned);
                 push(&out, &Error::invalid("type", "join first").to_frame(req));
             }
             (ClientMsg::Leave(_), Some(j)) => {
@@ -404,12 +418,12 @@ async fn connection(
                 break End::Flush;
             }
             (msg, Some(j)) if j.watch => {
-                let req = protocol::msg_req(&msg).map(str::to_owned);
+                let req = protocol::msg_req(msg).map(str::to_owned);
                 let e = Error::Forbidden("a screen that watches sends no changes".into());
                 push(&out, &e.to_frame(req));
             }
-            (msg, Some(j)) => {
-                let req = protocol::msg_req(&msg).unwrap_or_default().to_owned();
+            (m, Some(j)) => {
+                let req = protocol::msg_req(m).unwrap_or_default().to_owned();
                 if !bucket.take() || !st.limits.op(j.user.as_str()) {
                     strikes += 1;
                     st.metrics
@@ -426,7 +440,7 @@ async fn connection(
                     continue;
                 }
                 strikes = 0;
-                match to_op(msg) {
+                match to_op(*msg) {
                     Ok((req, op)) => {
                         sending = Some(j.handle.op(j.listener, &j.user, req, op, text.as_str()));
                     }
