@@ -419,14 +419,10 @@ pub async fn answered_reqs_of(
     .bind(&playlists)
     .fetch_all(db)
     .await?;
-    let mut of: HashMap<String, HashMap<(UserId, Req), i64>> = HashMap::new();
-    for r in rows {
-        of.entry(r.session_id).or_default().insert(
-            (UserId::from_stored(r.user_id), Req::from_stored(r.req)),
-            r.version,
-        );
-    }
-    Ok(of)
+    Ok(super::by_session(rows.into_iter().map(|r| {
+        let answered = (UserId::from_stored(r.user_id), Req::from_stored(r.req));
+        (r.session_id, (answered, r.version))
+    })))
 }
 
 #[cfg(test)]

@@ -63,6 +63,19 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error, name: &str) -> bool {
         if db.code().as_deref() == Some("23505") && db.constraint() == Some(name))
 }
 
+/// Rows of many sessions, keyed by session id, gathered per session in
+/// the order they came (what the batched loads of `hub::session::load`
+/// read: one query for many sessions).
+pub(crate) fn by_session<T, C: Default + Extend<T>>(
+    rows: impl IntoIterator<Item = (String, T)>,
+) -> std::collections::HashMap<String, C> {
+    let mut of: std::collections::HashMap<String, C> = std::collections::HashMap::new();
+    for (session, row) in rows {
+        of.entry(session).or_default().extend(std::iter::once(row));
+    }
+    of
+}
+
 /// A new row id: a time-ordered UUID (v7), so the TEXT primary keys of the
 /// tables the hub appends to (`PlaylistUpdate`, `TrackInteraction`, queue
 /// entries) grow at the index's right edge instead of touching a random leaf

@@ -98,9 +98,8 @@ pub async fn history_of(
     .bind(limit)
     .fetch_all(db)
     .await?;
-    let mut of: HashMap<String, Vec<PlayedRow>> = HashMap::new();
-    for r in rows {
-        of.entry(r.session_id).or_default().push(PlayedRow {
+    Ok(super::by_session(rows.into_iter().map(|r| {
+        let played = PlayedRow {
             entry_id: r.entry_id,
             track: r.track.into(),
             added_by: r.added_by,
@@ -108,9 +107,9 @@ pub async fn history_of(
             started_at: utc(r.started_at),
             ended_at: utc(r.ended_at),
             skipped: r.skipped,
-        });
-    }
-    Ok(of)
+        };
+        (r.session_id, played)
+    })))
 }
 
 /// Every track each of many sessions played, by session (those with any).
@@ -124,11 +123,7 @@ pub async fn played_tracks_of(
     .bind(ids)
     .fetch_all(db)
     .await?;
-    let mut of: HashMap<String, HashSet<String>> = HashMap::new();
-    for (id, track) in rows {
-        of.entry(id).or_default().insert(track);
-    }
-    Ok(of)
+    Ok(super::by_session(rows))
 }
 
 /// A stored reaction: (user, track, kind, when).
@@ -162,9 +157,8 @@ pub async fn reactions_of(
     .bind(limit)
     .fetch_all(db)
     .await?;
-    let mut of: HashMap<String, Vec<StoredReaction>> = HashMap::new();
-    for (id, u, t, k, at) in rows {
-        of.entry(id).or_default().push((u, t, k, utc(at)));
-    }
-    Ok(of)
+    Ok(super::by_session(
+        rows.into_iter()
+            .map(|(id, u, t, k, at)| (id, (u, t, k, utc(at)))),
+    ))
 }

@@ -263,15 +263,14 @@ pub async fn members_of(
     .bind(ids)
     .fetch_all(db)
     .await?;
-    let mut of: HashMap<String, Vec<MemberRow>> = HashMap::new();
-    for r in rows {
-        of.entry(r.session_id).or_default().push(MemberRow {
+    Ok(super::by_session(rows.into_iter().map(|r| {
+        let member = MemberRow {
             user_id: UserId::from_stored(r.id),
             name: r.name,
             avatar: r.avatar,
-        });
-    }
-    Ok(of)
+        };
+        (r.session_id, member)
+    })))
 }
 
 /// A stored queue entry with its track, in no particular order.
@@ -317,9 +316,8 @@ pub async fn queues_of(
     .bind(ids)
     .fetch_all(db)
     .await?;
-    let mut of: HashMap<String, Vec<StoredEntry>> = HashMap::new();
-    for r in rows {
-        of.entry(r.session_id).or_default().push(StoredEntry {
+    Ok(super::by_session(rows.into_iter().map(|r| {
+        let entry = StoredEntry {
             entry_id: r.entry_id,
             position: r.position,
             added_by: UserId::from_stored(r.added_by),
@@ -328,9 +326,9 @@ pub async fn queues_of(
             round: r.round,
             pinned_at: r.pinned_at.map(utc),
             track: r.track.into(),
-        });
-    }
-    Ok(of)
+        };
+        (r.session_id, entry)
+    })))
 }
 
 /// Counters of a session an actor is about to serve: its version, commit
