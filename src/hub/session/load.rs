@@ -31,7 +31,8 @@ pub struct Loaded {
     pub commits: i64,
     /// The ownership epoch it was loaded under.
     pub epoch: i64,
-    /// Its last stored reactions, oldest first (for "up next").
+    /// Its last stored reactions, oldest first (for "up next"; loaded for
+    /// an actor only, see [`load_state`]'s `take_over`).
     pub reactions: Vec<StoredReaction>,
 }
 
@@ -165,8 +166,12 @@ async fn load_many(
     let mut parties = crate::db::party::load_of(db, &found).await?;
     let mut history = crate::db::party::history_of(db, &found, party::HISTORY as i64).await?;
     let mut played = crate::db::party::played_tracks_of(db, &found).await?;
-    let mut reactions =
-        crate::db::party::reactions_of(db, &found, upnext::REACTIONS as i64).await?;
+    // Only an actor suggests "up next"; a snapshot read needs no reactions.
+    let mut reactions = if take_over {
+        crate::db::party::reactions_of(db, &found, upnext::REACTIONS as i64).await?
+    } else {
+        HashMap::new()
+    };
     let now_ids: Vec<String> = parties
         .values()
         .filter_map(|p| p.now.as_ref().map(|n| n.track_id.clone()))
