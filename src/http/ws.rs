@@ -3,6 +3,7 @@
 //! session actor queued in the listener's bounded outbox. Only the outbox
 //! connects the connection to the actor, so a slow socket never blocks it.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -27,6 +28,7 @@ use super::server::ConnTicket;
 use super::sockets::Registration;
 use super::AppState;
 use crate::clock::now_ms;
+use crate::config::HubConfig;
 use crate::error::Error;
 use crate::hub::outbox::{outbox, Outbound, Outbox, OutboxReceiver};
 use crate::hub::session::listeners::Asks;
@@ -64,19 +66,6 @@ pub async fn upgrade(State(st): State<AppState>, mut req: Request) -> Response {
     };
     let ticket = req.extensions_mut().remove::<ConnTicket>();
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let max = st.hub.config().max_message_bytes;
-    // A small read buffer: tungstenite's default (128 KiB) is sized for big
-    // messages; client frames are ops of 100–300 bytes, and memory per idle
-    // listener is what lets one hub hold tens of thousands (256 B: one or
-    // two reads per frame). Our own frames never pass through tungstenite's
-    // write buffer (see `frames::FrameWriter`), which kept the capacity of the
-    // largest frame a listener was ever sent (a long queue's snapshot) for
-    // the life of the connection; it holds control frames only.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(256)
-        .write_buffer_size(0)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max));
     // Debug level: a span per connection costs memory every idle listener
     // would hold; `RUST_LOG=audotics_hub=debug` turns them on.
     let span = tracing::debug_span!(
@@ -85,23 +74,7 @@ pub async fn upgrade(State(st): State<AppState>, mut req: Request) -> Response {
         user_id = tracing::field::Empty
     );
     let hub = st.hub.clone();
-    let task = async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let socket = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
-                // Boxed: an async fn keeps its by-value arguments and the
-                // locals they move into side by side, so the socket argument
-                // cost every connection future twice its size.
-                connection(Box::new(socket), st, permit, ticket).await;
-            }
-            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
-        }
-    };
+    let task = connection(on_upgrade, st, permit, ticket);
     hub.spawn_connection(task.instrument(span));
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -161,19 +134,17 @@ fn connection_limit_response() -> Response {
         .into_response()
 }
 
-/// Token bucket for ops per connection.
+/// Token bucket for ops per connection (its rate and burst are the hub's).
 struct Bucket {
     tokens: f64,
-    rate: f64,
-    burst: f64,
     last: Instant,
 }
 
 impl Bucket {
-    fn take(&mut self) -> bool {
+    fn take(&mut self, cfg: &HubConfig) -> bool {
         let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        let refill = now.duration_since(self.last).as_secs_f64() * cfg.ops_per_sec;
+        self.tokens = (self.tokens + refill).min(cfg.ops_burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -221,110 +192,220 @@ enum End {
 /// One task per connection: it reads and parses the client's frames,
 /// authenticates the `join`, enforces the rate limit, hands ops to the
 /// session actor, and writes what the actor queued in the outbox. A task and
-/// its future are most of what an idle listener costs, so there is one.
-async fn connection(
-    mut socket: Box<Socket>,
+/// its future are most of what an idle listener costs, so there is one, and
+/// it is written to stay small: not an `async fn`, whose body moves each
+/// argument into a local and so holds it twice, but a block that uses what
+/// it captured in place; and every byte held across an await is one each
+/// idle listener keeps.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn holds its arguments twice"
+)]
+fn connection(
+    on_upgrade: OnUpgrade,
     st: AppState,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
     ticket: Option<ConnTicket>,
-) {
-    // Only what the loop needs: every byte held across an await is memory
-    // each idle listener keeps.
-    let cfg = st.hub.config();
-    let (ping_interval, rate_strikes) = (cfg.ping_interval, cfg.rate_strikes);
-    st.metrics.connections.inc();
-    let (out, mut rx) = outbox(cfg.outbound_frames, cfg.outbound_bytes);
-    // Until it joins, the gate may close this connection to make room.
-    if let Some(t) = &ticket {
-        t.0.upgraded(out.clone());
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade failed"),
+        };
+        let cfg = st.hub.config();
+        // A small read buffer: tungstenite's default (128 KiB) is sized for
+        // big messages; client frames are ops of 100–300 bytes (256 B: one
+        // or two reads per frame). Our own frames never pass through
+        // tungstenite's write buffer (see `frames::FrameWriter`), which kept
+        // the capacity of the largest frame a listener was ever sent (a long
+        // queue's snapshot) for the life of the connection; it holds control
+        // frames only.
+        let max = cfg.max_message_bytes;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(256)
+            .write_buffer_size(0)
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max));
+        // Boxed: the socket's state sits apart from the task, which every
+        // suspended state of the loop below would otherwise carry.
+        let mut socket = Box::new(
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await,
+        );
+        serve(&mut socket, &st, ticket.as_ref()).await;
+        drop(permit);
     }
-    let shutdown = st.hub.shutdown_token();
-    let join_deadline = Instant::now() + cfg.join_timeout;
-    let silence = ping_interval + ping_interval / 2;
-    let mut joined: Option<Joined> = None;
-    let mut bucket = Bucket {
-        tokens: cfg.ops_burst,
-        rate: cfg.ops_per_sec,
-        burst: cfg.ops_burst,
-        last: Instant::now(),
-    };
-    let mut strikes = 0u32;
-    // The op being handed over: the next frame is read once it is, so a
-    // connection's ops keep their order (in a cluster, once it is queued in
-    // the connection's pipe to the owner).
-    let mut sending: Option<Sending> = None;
-    let mut last_seen = Instant::now();
-    let mut next_ping = Instant::now() + ping_interval;
-    let (mut ping_window, mut pings) = (Instant::now(), 0u32);
+}
 
-    // One timer, re-armed only when its deadline moves: a listener woken for
-    // every update must not register a new timer each time.
-    let timer = tokio::time::sleep_until(join_deadline.min(next_ping).into());
-    tokio::pin!(timer);
-    // Made once too: every connection waits on the same token, and a fresh
-    // `cancelled()` per wake-up registers (and removes) a waiter under that
-    // token's one lock.
-    let cancelled = shutdown.cancelled();
-    tokio::pin!(cancelled);
-    let end = loop {
-        let deadline = match joined {
-            None => join_deadline,
-            Some(_) => last_seen + silence,
-        };
-        let wake_at = tokio::time::Instant::from_std(deadline.min(next_ping));
-        if timer.deadline() != wake_at {
-            timer.as_mut().reset(wake_at);
+/// What a connection keeps between wake-ups besides its socket, outbox
+/// and timers. Each idle listener holds all of it for life.
+struct Conn<'a> {
+    st: &'a AppState,
+    out: Outbox,
+    joined: Option<Joined>,
+    bucket: Bucket,
+    /// Ops refused in a row.
+    strikes: u32,
+    /// Pings the client sent since `ping_window` began.
+    pings: u32,
+    ping_window: Instant,
+}
+
+/// What the loop does next, decided without awaiting: a value that is
+/// alive across an await makes the task larger, so frames are read and
+/// answered synchronously, and only what needs an await comes back here.
+enum Step {
+    /// Carry on.
+    Read,
+    /// Write this and whatever else is queued.
+    Write(Outbound),
+    /// Time to ping the client.
+    Ping,
+    Join(Box<protocol::Join>),
+    Leave,
+    /// An op is being handed to the session.
+    Send(Sending),
+    End(End),
+}
+
+/// How long a socket may go without a frame from the peer, or without
+/// accepting our bytes, before it is cut.
+fn silence(cfg: &HubConfig) -> Duration {
+    cfg.ping_interval + cfg.ping_interval / 2
+}
+
+/// The connection's loop, from the upgraded socket to its close. Like
+/// [`connection`], a block rather than an `async fn`, so its arguments are
+/// held once.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn holds its arguments twice"
+)]
+fn serve<'a>(
+    socket: &'a mut Socket,
+    st: &'a AppState,
+    ticket: Option<&'a ConnTicket>,
+) -> impl Future<Output = ()> + Send + 'a {
+    async move {
+        let cfg = st.hub.config();
+        st.metrics.connections.inc();
+        let (out, mut rx) = outbox(cfg.outbound_frames, cfg.outbound_bytes);
+        // Until it joins, the gate may close this connection to make room.
+        if let Some(t) = ticket {
+            t.0.upgraded(out.clone());
         }
-        let event = tokio::select! {
-            biased;
-            _ = &mut cancelled => Event::Shutdown,
-            item = rx.next() => Event::Out(item),
-            sent = async { sending.as_mut().expect("guarded").await }, if sending.is_some() => {
-                sending = None;
-                Event::Sent(sent)
-            }
-            m = socket.next(), if sending.is_none() => Event::Peer(m),
-            _ = &mut timer => Event::Timer,
+        let now = Instant::now();
+        let mut conn = Conn {
+            st,
+            out,
+            joined: None,
+            bucket: Bucket {
+                tokens: cfg.ops_burst,
+                last: now,
+            },
+            strikes: 0,
+            pings: 0,
+            ping_window: now,
         };
-        let msg = match event {
-            Event::Shutdown => {
-                out.close(CloseCode::GoingAway, "hub shutting down");
-                break End::Flush;
+        // The op being handed over: the next frame is read once it is, so a
+        // connection's ops keep their order (in a cluster, once it is queued in
+        // the connection's pipe to the owner).
+        let mut sending: Option<Sending> = None;
+        // Until the join, when the join must have come; then, when the peer
+        // will have been silent too long (moved on by every frame it sends).
+        let mut expires = now + cfg.join_timeout;
+        let mut next_ping = now + cfg.ping_interval;
+
+        // One timer, re-armed only when its deadline moves: a listener woken for
+        // every update must not register a new timer each time.
+        let timer = tokio::time::sleep_until(expires.min(next_ping).into());
+        tokio::pin!(timer);
+        // Made once too: every connection waits on the same token, and a fresh
+        // `cancelled()` per wake-up registers (and removes) a waiter under that
+        // token's one lock.
+        let shutdown = st.hub.shutdown_token();
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let end = loop {
+            let wake_at = tokio::time::Instant::from_std(expires.min(next_ping));
+            if timer.deadline() != wake_at {
+                timer.as_mut().reset(wake_at);
             }
-            Event::Out(Err(code)) => break End::Cut(code),
-            // The connection holds a sender itself, so the outbox never runs dry.
-            Event::Out(Ok(None)) => break End::Flush,
-            Event::Out(Ok(Some(first))) => {
-                if let Some(w) = rx.waited() {
-                    st.metrics.outbox_wait.observe(w.as_secs_f64());
-                }
-                let stop = Some(cancelled.as_mut());
-                // Boxed, like the ping below: inline, the write's state (688
-                // bytes) sat in every idle connection's task for its whole
-                // life; boxed, it costs one allocation per burst written.
-                match Box::pin(write_queued(&mut socket, &mut rx, first, silence, stop))
-                    .await
-                    .end()
-                {
-                    None => continue,
-                    Some(end) => break end,
-                }
-            }
-            Event::Timer => {
-                let now = Instant::now();
-                if now >= deadline {
-                    if joined.is_none() {
-                        out.close(CloseCode::JoinTimeout, "join timeout");
-                        break End::Flush;
+            let step = {
+                let event = tokio::select! {
+                    biased;
+                    _ = &mut cancelled => Event::Shutdown,
+                    item = rx.next() => Event::Out(item),
+                    sent = async { sending.as_mut().expect("guarded").await }, if sending.is_some() => {
+                        sending = None;
+                        Event::Sent(sent)
                     }
-                    break End::Cut(CloseCode::GoingAway);
+                    m = socket.next(), if sending.is_none() => Event::Peer(m),
+                    _ = &mut timer => Event::Timer,
+                };
+                match event {
+                    Event::Shutdown => {
+                        conn.out.close(CloseCode::GoingAway, "hub shutting down");
+                        Step::End(End::Flush)
+                    }
+                    Event::Out(Err(code)) => Step::End(End::Cut(code)),
+                    // The connection holds a sender itself, so the outbox never runs dry.
+                    Event::Out(Ok(None)) => Step::End(End::Flush),
+                    Event::Out(Ok(Some(first))) => {
+                        if let Some(w) = rx.waited() {
+                            st.metrics.outbox_wait.observe(w.as_secs_f64());
+                        }
+                        Step::Write(first)
+                    }
+                    Event::Timer => {
+                        let now = Instant::now();
+                        if now >= expires {
+                            if conn.joined.is_none() {
+                                conn.out.close(CloseCode::JoinTimeout, "join timeout");
+                                Step::End(End::Flush)
+                            } else {
+                                Step::End(End::Cut(CloseCode::GoingAway))
+                            }
+                        } else if now >= next_ping {
+                            next_ping = now + cfg.ping_interval;
+                            Step::Ping
+                        } else {
+                            Step::Read
+                        }
+                    }
+                    Event::Sent(true) => Step::Read,
+                    Event::Sent(false) => {
+                        // The actor stopped (ended or shutting down).
+                        conn.out.close(CloseCode::GoingAway, "session closed");
+                        Step::End(End::Flush)
+                    }
+                    Event::Peer(None) => Step::End(End::Gone),
+                    Event::Peer(Some(Err(e))) => Step::End(End::Cut(close_code_for(&e))),
+                    Event::Peer(Some(Ok(m))) => {
+                        if conn.joined.is_some() {
+                            expires = Instant::now() + silence(cfg);
+                        }
+                        conn.on_frame(m)
+                    }
                 }
-                if now >= next_ping {
-                    next_ping = now + ping_interval;
+            };
+            match step {
+                Step::Read => {}
+                Step::Write(first) => {
+                    let stop = Some(cancelled.as_mut());
+                    // Boxed, like every await below: inline, the write's state
+                    // (688 bytes) sat in every idle connection's task for its
+                    // whole life; boxed, it costs one allocation per burst.
+                    let write = write_queued(socket, &mut rx, first, silence(cfg), stop);
+                    if let Some(end) = Box::pin(write).await.end() {
+                        break end;
+                    }
+                }
+                Step::Ping => {
                     // Like every write, the ping races the kill: a peer that
                     // stopped reading must not hold this task on a full socket.
                     let ping = socket.send(Message::Ping(Default::default()));
-                    let ping = Box::pin(tokio::time::timeout(silence, ping));
+                    let ping = Box::pin(tokio::time::timeout(silence(cfg), ping));
                     let sent = tokio::select! {
                         r = ping => match r {
                             Ok(r) => r.is_ok(),
@@ -336,127 +417,133 @@ async fn connection(
                         break End::Gone;
                     }
                 }
-                continue;
-            }
-            Event::Sent(true) => continue,
-            Event::Sent(false) => {
-                // The actor stopped (ended or shutting down).
-                out.close(CloseCode::GoingAway, "session closed");
-                break End::Flush;
-            }
-            Event::Peer(None) => break End::Gone,
-            Event::Peer(Some(Err(e))) => break End::Cut(close_code_for(&e)),
-            Event::Peer(Some(Ok(m))) => m,
-        };
-        last_seen = Instant::now();
-        let text = match msg {
-            Message::Text(t) => t,
-            Message::Binary(_) => {
-                out.close(CloseCode::Unsupported, "binary frames are not supported");
-                break End::Flush;
-            }
-            Message::Ping(_) => {
-                if ping_window.elapsed() > Duration::from_secs(1) {
-                    (ping_window, pings) = (Instant::now(), 0);
-                }
-                pings += 1;
-                if pings > MAX_PINGS_PER_SEC {
-                    out.close(CloseCode::RateLimited, "ping flood");
-                    break End::Flush;
-                }
-                continue;
-            }
-            Message::Pong(_) | Message::Frame(_) => continue,
-            Message::Close(_) => break End::PeerClosed,
-        };
-        let parsed = protocol::parse_client(text.as_str());
-        // Boxed: a `ClientMsg` is 208 bytes, and one held across the join's
-        // await made every connection's task that much larger for life.
-        let msg = match parsed {
-            Ok(m) => Box::new(m),
-            Err((req, e)) => {
-                push(&out, &Error::from(e).to_frame(req));
-                continue;
-            }
-        };
-        match (&*msg, &joined) {
-            (ClientMsg::Ping(protocol::Ping { id }), _) => {
-                push(
-                    &out,
-                    &ServerMsg::Pong {
-                        id: *id,
-                        at: now_ms(),
-                    },
-                );
-            }
-            (ClientMsg::Join(asked), None) => {
-                match Box::pin(join(&st, &out, asked.clone())).await {
+                Step::Join(asked) => match Box::pin(join(st, &conn.out, *asked)).await {
                     JoinStep::Joined(j) => {
-                        if let Some(t) = &ticket {
+                        if let Some(t) = ticket {
                             t.0.prove();
                         }
-                        joined = Some(j);
+                        conn.joined = Some(j);
+                        expires = Instant::now() + silence(cfg);
                     }
                     JoinStep::Stay => {}
                     JoinStep::Close => break End::Flush,
+                },
+                Step::Leave => {
+                    conn.leave().await;
+                    conn.out.close(CloseCode::Normal, "left");
+                    break End::Flush;
                 }
+                Step::Send(s) => sending = Some(s),
+                Step::End(end) => break end,
             }
+        };
+
+        conn.leave().await;
+        drop(conn);
+        let finish = finish(socket, &mut rx, end, silence(cfg));
+        let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE * 2, finish)).await;
+        st.metrics.connections.dec();
+    }
+}
+
+impl Conn<'_> {
+    /// Leave the session, if joined.
+    async fn leave(&mut self) {
+        if let Some(j) = &self.joined {
+            Box::pin(j.handle.leave(j.listener)).await;
+        }
+        self.joined = None;
+    }
+
+    /// A frame from the client: answered here when no await is needed.
+    fn on_frame(&mut self, msg: Message) -> Step {
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                self.out
+                    .close(CloseCode::Unsupported, "binary frames are not supported");
+                return Step::End(End::Flush);
+            }
+            Message::Ping(_) => {
+                if self.ping_window.elapsed() > Duration::from_secs(1) {
+                    (self.ping_window, self.pings) = (Instant::now(), 0);
+                }
+                self.pings += 1;
+                if self.pings > MAX_PINGS_PER_SEC {
+                    self.out.close(CloseCode::RateLimited, "ping flood");
+                    return Step::End(End::Flush);
+                }
+                return Step::Read;
+            }
+            Message::Pong(_) | Message::Frame(_) => return Step::Read,
+            Message::Close(_) => return Step::End(End::PeerClosed),
+        };
+        let msg = match protocol::parse_client(text.as_str()) {
+            Ok(m) => m,
+            Err((req, e)) => {
+                push(&self.out, &Error::from(e).to_frame(req));
+                return Step::Read;
+            }
+        };
+        match (msg, &self.joined) {
+            (ClientMsg::Ping(protocol::Ping { id }), _) => {
+                let pong = ServerMsg::Pong { id, at: now_ms() };
+                push(&self.out, &pong);
+                Step::Read
+            }
+            (ClientMsg::Join(asked), None) => Step::Join(Box::new(asked)),
             (ClientMsg::Join(_), Some(_)) => {
-                push(
-                    &out,
-                    &Error::invalid("type", "already joined").to_frame(None),
-                );
+                let e = Error::invalid("type", "already joined");
+                push(&self.out, &e.to_frame(None));
+                Step::Read
             }
             (msg, None) => {
-                let req = protocol::msg_req(msg).map(str::to_owned);
-                push(&out, &Error::invalid("type", "join first").to_frame(req));
+                let req = protocol::msg_req(&msg).map(str::to_owned);
+                push(
+                    &self.out,
+                    &Error::invalid("type", "join first").to_frame(req),
+                );
+                Step::Read
             }
-            (ClientMsg::Leave(_), Some(j)) => {
-                Box::pin(j.handle.leave(j.listener)).await;
-                joined = None;
-                out.close(CloseCode::Normal, "left");
-                break End::Flush;
-            }
+            (ClientMsg::Leave(_), Some(_)) => Step::Leave,
             (msg, Some(j)) if j.watch => {
-                let req = protocol::msg_req(msg).map(str::to_owned);
+                let req = protocol::msg_req(&msg).map(str::to_owned);
                 let e = Error::Forbidden("a screen that watches sends no changes".into());
-                push(&out, &e.to_frame(req));
+                push(&self.out, &e.to_frame(req));
+                Step::Read
             }
-            (m, Some(j)) => {
-                let req = protocol::msg_req(m).unwrap_or_default().to_owned();
-                if !bucket.take() || !st.limits.op(j.user.as_str()) {
-                    strikes += 1;
-                    st.metrics
+            (msg, Some(j)) => {
+                let req = protocol::msg_req(&msg).unwrap_or_default().to_owned();
+                if !self.bucket.take(self.st.hub.config()) || !self.st.limits.op(j.user.as_str()) {
+                    self.strikes += 1;
+                    self.st
+                        .metrics
                         .ops_refused
                         .get_or_create(&crate::metrics::CodeLabels {
                             code: "rate_limited",
                         })
                         .inc();
-                    push(&out, &Error::RateLimited.to_frame(Some(req)));
-                    if strikes >= rate_strikes {
-                        out.close(CloseCode::RateLimited, "rate limited repeatedly");
-                        break End::Flush;
+                    push(&self.out, &Error::RateLimited.to_frame(Some(req)));
+                    if self.strikes >= self.st.hub.config().rate_strikes {
+                        self.out
+                            .close(CloseCode::RateLimited, "rate limited repeatedly");
+                        return Step::End(End::Flush);
                     }
-                    continue;
+                    return Step::Read;
                 }
-                strikes = 0;
-                match to_op(*msg) {
+                self.strikes = 0;
+                match to_op(msg) {
                     Ok((req, op)) => {
-                        sending = Some(j.handle.op(j.listener, &j.user, req, op, text.as_str()));
+                        Step::Send(j.handle.op(j.listener, &j.user, req, op, text.as_str()))
                     }
-                    Err(e) => push(&out, &e.to_frame(Some(req))),
+                    Err(e) => {
+                        push(&self.out, &e.to_frame(Some(req)));
+                        Step::Read
+                    }
                 }
             }
         }
-    };
-
-    if let Some(j) = joined.take() {
-        Box::pin(j.handle.leave(j.listener)).await;
     }
-    drop(out);
-    let finish = Box::pin(finish(&mut socket, &mut rx, end, silence));
-    let _ = tokio::time::timeout(CLOSE_GRACE * 2, finish).await;
-    st.metrics.connections.dec();
 }
 
 /// Write what we were told to (up to a close frame), then read, and drop,
