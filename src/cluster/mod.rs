@@ -4,19 +4,22 @@
 //! - Any node takes any connection. Each active session has one owner
 //!   cluster-wide, the node holding its lease ([`lease`]); it runs the
 //!   session's actor, the only writer, exactly as a single hub does.
-//! - Every node with listeners of a session runs a [`relay`] for it: its
-//!   listeners' outboxes, fed by the events the owner publishes once per
-//!   update ([`wire`]), in version order, gaps filled from Postgres.
+//! - Every node with listeners of a session runs a relay for it
+//!   ([`crate::hub::relay`]): its listeners' outboxes, fed by the events the
+//!   owner publishes once per update ([`wire`]), in version order, gaps
+//!   filled from Postgres.
 //! - Ops, joins, snapshots and ends go to the owner by NATS request/reply;
 //!   a request nobody answers makes the asking node take the lease.
 //! - Nodes heartbeat; an owner removes the listeners of a node it has not
 //!   heard from in [`NODE_TIMEOUT`] from presence.
 //!
 //! Without `--nats` none of this runs: the single hub is the default.
+//!
+//! This module is the cluster's plumbing (membership, NATS, leases, the
+//! wire format) and knows nothing of sessions; the hub builds its relays
+//! and owners on it ([`crate::hub::relay`], [`crate::hub::session::owner`]).
 
 pub mod lease;
-pub mod owner;
-pub mod relay;
 pub mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,10 +35,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
-use crate::hub::registry::Registry;
 use crate::metrics::Metrics;
 use lease::Leases;
-use relay::RelayHandle;
 
 /// A node's heartbeat period.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -85,7 +86,6 @@ struct Inner {
     /// Bumped at every reconnection: relays re-check what they missed.
     reconnects: watch::Sender<u64>,
     out: mpsc::Sender<(Subject, Bytes)>,
-    relays: Registry<RelayHandle>,
     metrics: Arc<Metrics>,
 }
 
@@ -149,7 +149,6 @@ impl Cluster {
                 up_since: Mutex::new(Instant::now()),
                 reconnects: watch::Sender::new(0),
                 out,
-                relays: Registry::default(),
                 metrics,
             }),
         };
@@ -185,11 +184,6 @@ impl Cluster {
     /// The largest message the NATS server takes.
     pub fn max_payload(&self) -> usize {
         self.inner.nats.server_info().max_payload
-    }
-
-    /// This node's relays.
-    pub fn relays(&self) -> &Registry<RelayHandle> {
-        &self.inner.relays
     }
 
     pub fn is_connected(&self) -> bool {

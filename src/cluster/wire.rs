@@ -10,8 +10,6 @@ use axum::extract::ws::Utf8Bytes;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::hub::session::ListenerId;
-
 /// Where in an owner's stream of events something stands: events carry
 /// the owner's epoch and a sequence number that grows by one per event.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +23,10 @@ pub struct Mark {
     #[serde(rename = "v")]
     pub version: i64,
 }
+
+/// A listener as its node numbers it (the hub's `ListenerId`); across
+/// nodes a listener is (node, this).
+pub type ListenerId = u64;
 
 /// What the owner of a session publishes to every node with listeners.
 #[derive(Clone, Debug, PartialEq)]

@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod pipe;
 pub mod queue;
 pub mod registry;
+pub mod relay;
 pub mod session;
 pub mod snapshot;
 pub mod tracks;
@@ -30,15 +31,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::cluster::relay::{self, RelayHandle};
 use crate::cluster::wire::{decode_json, Answer, JoinReply, OpReply, Request};
-use crate::cluster::{owner, Cluster, Unanswered};
+use crate::cluster::{Cluster, Unanswered};
 use crate::config::HubConfig;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use outbox::Outbox;
 use pipe::{Forward, Pipe};
 use registry::{Handle, Registry};
+use relay::RelayHandle;
 use session::{Asks, Command, JoinRefusal, ListenerId, Op, Ownership};
 
 /// Commands waiting for one session actor at most; a connection sending
@@ -64,6 +65,8 @@ struct HubInner {
     registry: Registry<SessionHandle>,
     /// Cluster mode: this node's membership (`None`: a single hub).
     cluster: Option<Cluster>,
+    /// Cluster mode: this node's relays of sessions owned anywhere.
+    relays: Arc<Registry<RelayHandle>>,
     /// The catalog suggestions score.
     catalogs: Arc<session::upnext::Catalogs>,
     /// Loads sessions for their actors, many at once.
@@ -337,6 +340,7 @@ impl Hub {
                 config,
                 registry: Registry::default(),
                 cluster,
+                relays: Arc::default(),
                 catalogs: Arc::default(),
                 connections,
                 shutdown: CancellationToken::new(),
@@ -557,7 +561,7 @@ impl Hub {
     /// This node's relay of `session_id`, started if there is none.
     fn relay(&self, session_id: &SessionId) -> RelayHandle {
         let cluster = self.inner.cluster.as_ref().expect("cluster mode");
-        cluster.relays().get_or_start(session_id, || {
+        self.inner.relays.get_or_start(session_id, || {
             let hub = self.clone();
             let report_to: relay::ReportTo = Arc::new(move |session, report| {
                 hub.report(session, report);
@@ -569,12 +573,13 @@ impl Hub {
                 self.inner.metrics.clone(),
                 report_to,
             );
-            let (c, id, mine) = (cluster.clone(), session_id.clone(), handle.clone());
-            let span = tracing::info_span!("relay", session_id = %session_id);
-            tokio::spawn(
-                task.run(move || c.relays().remove(&id, &mine))
-                    .instrument(span),
+            let (relays, id, mine) = (
+                self.inner.relays.clone(),
+                session_id.clone(),
+                handle.clone(),
             );
+            let span = tracing::info_span!("relay", session_id = %session_id);
+            tokio::spawn(task.run(move || relays.remove(&id, &mine)).instrument(span));
             handle
         })
     }
@@ -621,7 +626,7 @@ impl Hub {
                     unreachable!()
                 };
                 ops.iter()
-                    .map(|f| owner::unavailable(f.req.as_str()))
+                    .map(|f| session::owner::unavailable(f.req.as_str()))
                     .collect()
             }
         }
@@ -681,6 +686,7 @@ impl Hub {
             Ok(Some(lost)) => {
                 let ownership = Ownership {
                     cluster: cluster.clone(),
+                    relays: self.inner.relays.clone(),
                     lost: lost.clone(),
                 };
                 let started = self.inner.registry.get(session_id).is_none();

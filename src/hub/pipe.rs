@@ -12,9 +12,9 @@ use std::time::Instant;
 use audotics_protocol::{Req, SessionId, UserId};
 use tokio::sync::{mpsc, oneshot};
 
+use super::relay::RelayHandle;
 use super::session::{ListenerId, Op};
 use super::Hub;
-use crate::cluster::relay::RelayHandle;
 
 /// Ops a connection may have queued before it waits (its own backpressure;
 /// the per-connection rate limit keeps honest clients far below it).

@@ -5,6 +5,7 @@
 //! this module knows where they go.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audotics_protocol::{CloseCode, SessionId, UserId};
@@ -16,6 +17,8 @@ use super::listeners::{
 };
 use crate::cluster::wire::{Event, Mark, OpReply, Report, Stamped};
 use crate::cluster::Cluster;
+use crate::hub::registry::Registry;
+use crate::hub::relay::RelayHandle;
 
 /// After its last event, an owner ticks this long (so a relay that missed
 /// the last update learns of it).
@@ -31,6 +34,7 @@ pub enum Audience {
 /// A session served by this node for the whole cluster.
 pub struct Owned {
     cluster: Cluster,
+    relays: Arc<Registry<RelayHandle>>,
     session: SessionId,
     subject: async_nats::Subject,
     mark: Mark,
@@ -130,10 +134,17 @@ impl Presence {
 }
 
 impl Owned {
-    pub fn new(cluster: Cluster, session: SessionId, epoch: i64, version: i64) -> Owned {
+    pub fn new(
+        cluster: Cluster,
+        relays: Arc<Registry<RelayHandle>>,
+        session: SessionId,
+        epoch: i64,
+        version: i64,
+    ) -> Owned {
         let subject = cluster.events_subject(session.as_str());
         Owned {
             cluster,
+            relays,
             session,
             subject,
             mark: Mark {
@@ -172,7 +183,7 @@ impl Owned {
         let metrics = self.cluster.metrics();
         metrics.events_published.inc();
         // This node's own relay hears it directly (NATS does not echo).
-        if let Some(relay) = self.cluster.relays().get(&self.session) {
+        if let Some(relay) = self.relays.get(&self.session) {
             relay.event(stamped.clone());
         }
         self.cluster.publish(self.subject.clone(), stamped.encode());
@@ -379,7 +390,7 @@ impl Audience {
     /// member, outside the hub), 4011 (removed by a host), 4012 (banned).
     pub fn kick(&mut self, user: &UserId, code: CloseCode) {
         match self {
-            Audience::Local(l) => l.close_user(user, code, kick_reason(code)),
+            Audience::Local(l) => l.kick(user, code),
             Audience::Cluster(o) => o.publish(Event::Kick {
                 user: user.to_string(),
                 code: code.code(),
@@ -434,15 +445,6 @@ impl Audience {
             Audience::Local(_) => None,
             Audience::Cluster(o) => Some(o),
         }
-    }
-}
-
-/// The close reason for a kick's code.
-pub fn kick_reason(code: CloseCode) -> &'static str {
-    match code {
-        CloseCode::Banned => "banned from the session",
-        CloseCode::Removed => "removed from the session",
-        _ => "no longer a member",
     }
 }
 

@@ -337,8 +337,14 @@ impl Listeners {
         self.remove(id);
     }
 
-    /// Close every listener of `user` with `code`.
-    pub fn close_user(&mut self, user: &UserId, code: CloseCode, reason: &'static str) {
+    /// Close every listener of `user` with `code`: 4003 (no longer a
+    /// member), 4011 (removed by a host) or 4012 (banned).
+    pub fn kick(&mut self, user: &UserId, code: CloseCode) {
+        let reason = match code {
+            CloseCode::Banned => "banned from the session",
+            CloseCode::Removed => "removed from the session",
+            _ => "no longer a member",
+        };
         let ids: Vec<ListenerId> = self
             .map
             .iter()

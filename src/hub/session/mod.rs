@@ -10,6 +10,7 @@ mod commit;
 pub(crate) mod join;
 pub mod listeners;
 pub mod load;
+pub mod owner;
 pub mod parse;
 pub mod party;
 mod rows;
@@ -28,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::committer::Committer;
 use super::outbox::Outbox;
+use super::registry::Registry;
+use super::relay::RelayHandle;
 use super::snapshot;
 use super::tracks::TrackCache;
 use crate::clock::now_ms;
@@ -121,6 +124,8 @@ pub enum Command {
 /// (cancelled if it is lost) and the cluster to publish to.
 pub struct Ownership {
     pub cluster: Cluster,
+    /// This node's relays: its own hears the actor's events directly.
+    pub relays: Arc<Registry<RelayHandle>>,
     pub lost: CancellationToken,
 }
 
@@ -184,7 +189,7 @@ pub async fn run(
         let subject = o.cluster.requests_subject(id.as_str());
         match o.cluster.subscribe(subject).await {
             Ok(sub) => {
-                let forward = crate::cluster::owner::forward(sub, tx, o.cluster.clone());
+                let forward = owner::forward(sub, tx, o.cluster.clone());
                 let stop = forwarding.clone();
                 tokio::spawn(async move {
                     tokio::select! {
@@ -233,7 +238,13 @@ pub async fn run(
             None,
         ),
         Some(o) => {
-            let owned = Owned::new(o.cluster.clone(), id.clone(), epoch, state.version());
+            let owned = Owned::new(
+                o.cluster.clone(),
+                o.relays.clone(),
+                id.clone(),
+                epoch,
+                state.version(),
+            );
             (Audience::Cluster(Box::new(owned)), Some(o.lost.clone()))
         }
     };

@@ -20,14 +20,14 @@ use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::wire::{Event, Mark, OpReply, Opening, Report, Stamped};
-use super::Cluster;
+use super::outbox::Outbox;
+use super::registry::Handle;
+use super::session::join::Recent;
+use super::session::listeners::{frame, Asks, ListenerId, Listeners};
+use super::snapshot;
+use crate::cluster::wire::{Event, Mark, OpReply, Opening, Report, Stamped};
+use crate::cluster::Cluster;
 use crate::db::{log, sessions};
-use crate::hub::outbox::Outbox;
-use crate::hub::registry::Handle;
-use crate::hub::session::join::Recent;
-use crate::hub::session::listeners::{frame, Asks, ListenerId, Listeners};
-use crate::hub::snapshot;
 use crate::metrics::Metrics;
 
 /// Commands waiting for a relay at most.
@@ -452,8 +452,7 @@ impl Relay {
             Event::Kick { user, code } => {
                 let user = UserId::from_stored(user);
                 let code = CloseCode::from_code(code).unwrap_or(CloseCode::Forbidden);
-                let reason = crate::hub::session::audience::kick_reason(code);
-                self.listeners.close_user(&user, code, reason);
+                self.listeners.kick(&user, code);
             }
             Event::Suggestions(f) => self.listeners.broadcast_suggestions(f),
             Event::Owner(_) | Event::Tick => self.catch_up(ev.mark.version).await,

@@ -11,12 +11,12 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::wire::{encode_json, Answer, JoinReply, OpReply, Request};
-use super::Cluster;
+use super::listeners::frame;
+use super::parse::to_op;
+use super::Command;
+use crate::cluster::wire::{encode_json, Answer, JoinReply, OpReply, Request};
+use crate::cluster::Cluster;
 use crate::error::Error;
-use crate::hub::session::listeners::frame;
-use crate::hub::session::parse::to_op;
-use crate::hub::session::Command;
 
 /// An empty answer: the owner stopped before answering (the asker tries
 /// again, and finds or becomes the next owner).
