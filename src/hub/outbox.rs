@@ -31,8 +31,11 @@ pub enum Outbound {
 }
 
 /// A drained queue keeps at most this much capacity, so one burst does not
-/// pin memory for the rest of an idle connection's life.
-const KEEP_CAPACITY: usize = 16;
+/// pin memory for the rest of an idle connection's life: `VecDeque`'s
+/// smallest allocation (4 slots, 160 bytes), enough for the one or two
+/// frames a listener usually has waiting; a queue that grew past it is
+/// given back once drained (16 slots kept ~270 bytes per idle listener).
+const KEEP_CAPACITY: usize = 4;
 
 #[derive(Debug)]
 struct Inner {
@@ -310,6 +313,24 @@ impl OutboxReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drained_queue_gives_back_what_a_burst_grew() {
+        let (tx, mut rx) = outbox(100, 1 << 20);
+        let capacity = |rx: &OutboxReceiver| rx.shared.lock().queue.capacity();
+        tx.push("a".into()).unwrap();
+        let mut out = Vec::new();
+        rx.drain_into(&mut out, 64);
+        let small = capacity(&rx);
+        assert!(small > 0 && small <= KEEP_CAPACITY, "{small}");
+        for _ in 0..40 {
+            tx.push("b".into()).unwrap();
+        }
+        assert!(capacity(&rx) >= 40);
+        rx.drain_into(&mut out, 64);
+        assert_eq!(out.len(), 41);
+        assert!(capacity(&rx) <= KEEP_CAPACITY, "{}", capacity(&rx));
+    }
 
     #[tokio::test]
     async fn the_opening_does_not_count_toward_the_limits() {
