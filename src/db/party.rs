@@ -129,18 +129,8 @@ pub async fn played_tracks_of(
 /// A stored reaction: (user, track, kind, when).
 pub type StoredReaction = (String, String, String, DateTime<Utc>);
 
-/// The session's last `limit` reactions (TrackInteraction rows it stored),
-/// oldest first.
-pub async fn reactions(
-    db: impl PgExecutor<'_>,
-    session_id: &str,
-    limit: i64,
-) -> Result<Vec<StoredReaction>> {
-    let mut of = reactions_of(db, &[session_id.to_owned()], limit).await?;
-    Ok(of.remove(session_id).unwrap_or_default())
-}
-
-/// [`reactions`] of many sessions in one query, by session (those with any).
+/// The last `limit` reactions (TrackInteraction rows each stored) of each
+/// of many sessions in one query, oldest first, by session (those with any).
 pub async fn reactions_of(
     db: impl PgExecutor<'_>,
     ids: &[String],
