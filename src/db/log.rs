@@ -357,16 +357,12 @@ pub async fn after(
 }
 
 /// When each of many sessions last changed (its newest log record), by
-/// session (those with any); `sessions` pairs each session with its
-/// playlist.
+/// session (those with any); `playlists[i]` is `ids[i]`'s playlist.
 pub async fn last_at_of(
     db: impl PgExecutor<'_>,
-    sessions: &[(String, String)],
+    ids: &[String],
+    playlists: &[String],
 ) -> Result<HashMap<String, DateTime<Utc>>> {
-    let (ids, playlists): (Vec<&str>, Vec<&str>) = sessions
-        .iter()
-        .map(|(s, p)| (s.as_str(), p.as_str()))
-        .unzip();
     let rows: Vec<(String, Option<NaiveDateTime>)> = sqlx::query_as(
         r#"SELECT s.sid, (SELECT max(at) FROM (
                SELECT max("timestamp") AS at FROM "PlaylistUpdate" WHERE "playlistId" = s.pid
@@ -374,8 +370,8 @@ pub async fn last_at_of(
                SELECT max(at) FROM hub_event WHERE session_id = s.sid) l)
            FROM unnest($1::text[], $2::text[]) AS s(sid, pid)"#,
     )
-    .bind(&ids)
-    .bind(&playlists)
+    .bind(ids)
+    .bind(playlists)
     .fetch_all(db)
     .await?;
     Ok(rows
@@ -386,11 +382,12 @@ pub async fn last_at_of(
 
 /// Every request id already applied in each of many sessions, with the
 /// version its `ack` carried: the exactly-once memory, rebuilt after a
-/// restart. By session (those with any); `sessions` pairs each session
-/// with its playlist.
+/// restart. By session (those with any); `playlists[i]` is `ids[i]`'s
+/// playlist.
 pub async fn answered_reqs_of(
     db: impl PgExecutor<'_>,
-    sessions: &[(String, String)],
+    ids: &[String],
+    playlists: &[String],
 ) -> Result<HashMap<String, HashMap<(UserId, Req), i64>>> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -399,10 +396,6 @@ pub async fn answered_reqs_of(
         req: String,
         version: i64,
     }
-    let (ids, playlists): (Vec<&str>, Vec<&str>) = sessions
-        .iter()
-        .map(|(s, p)| (s.as_str(), p.as_str()))
-        .unzip();
     let rows: Vec<Row> = sqlx::query_as(
         r#"SELECT s.sid AS session_id, a.user_id, a.req, a.version
            FROM unnest($1::text[], $2::text[]) AS s(sid, pid) CROSS JOIN LATERAL (
@@ -415,8 +408,8 @@ pub async fn answered_reqs_of(
                SELECT user_id, req, version FROM hub_event
                  WHERE session_id = s.sid AND req IS NOT NULL AND user_id IS NOT NULL) a"#,
     )
-    .bind(&ids)
-    .bind(&playlists)
+    .bind(ids)
+    .bind(playlists)
     .fetch_all(db)
     .await?;
     Ok(super::by_session(rows.into_iter().map(|r| {

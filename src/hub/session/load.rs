@@ -153,16 +153,13 @@ async fn load_many(
     if found.is_empty() {
         return Ok(HashMap::new());
     }
-    let with_playlists: Vec<(String, String)> = found
-        .iter()
-        .map(|id| (id.clone(), refs[id].1.id.clone()))
-        .collect();
+    let playlists: Vec<String> = found.iter().map(|id| refs[id].1.id.clone()).collect();
     // From here on, a hub that served the session before cannot commit.
     let mut counters = sessions::counters_of(db, &found, take_over).await?;
     let mut queues = sessions::queues_of(db, &found).await?;
     let mut members = sessions::members_of(db, &found).await?;
-    let mut answered = log::answered_reqs_of(db, &with_playlists).await?;
-    let mut last_at = log::last_at_of(db, &with_playlists).await?;
+    let mut answered = log::answered_reqs_of(db, &found, &playlists).await?;
+    let mut last_at = log::last_at_of(db, &found, &playlists).await?;
     let mut parties = crate::db::party::load_of(db, &found).await?;
     let mut history = crate::db::party::history_of(db, &found, party::HISTORY as i64).await?;
     let mut played = crate::db::party::played_tracks_of(db, &found).await?;
