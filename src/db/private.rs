@@ -310,7 +310,9 @@ impl PrivatePostgres {
         // (fsync and synchronous_commit stay on).
         o.push(("-c", "wal_compression=on".to_owned()));
         o.push(("-c", "checkpoint_timeout=15min".to_owned()));
-        o.push(("-c", "max_wal_size=2GB".to_owned()));
+        if !ephemeral {
+            o.push(("-c", "max_wal_size=2GB".to_owned()));
+        }
         // The hub's working set lives in memory: an index probe costs about
         // what a sequential page does. With the default (4) a group commit
         // of a few hundred ops hashes or scans the whole queue table instead
@@ -319,6 +321,11 @@ impl PrivatePostgres {
         if ephemeral {
             o.push(("-c", "fsync=off".to_owned()));
             o.push(("-c", "full_page_writes=off".to_owned()));
+            // Each test database is a copy of the template written whole into
+            // the WAL (~7 MB): checkpoint often enough that a test process's
+            // hundreds of them do not keep gigabytes of WAL on disk.
+            o.push(("-c", "max_wal_size=256MB".to_owned()));
+            o.push(("-c", "min_wal_size=32MB".to_owned()));
         }
         o
     }

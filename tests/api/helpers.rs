@@ -66,16 +66,50 @@ pub fn cluster_url(db: &str) -> String {
         .url(db)
 }
 
-/// A new, empty database; returns its URL.
+/// Databases of tests that have ended, to drop.
+static ENDED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The databases this test made. libtest runs each test on its own thread,
+/// so this is dropped when the test ends (passed or panicked, its runtime
+/// and every hub on it already gone), and hands them to [`ENDED`].
+struct MadeHere(Vec<String>);
+
+impl Drop for MadeHere {
+    fn drop(&mut self) {
+        if let Ok(mut ended) = ENDED.lock() {
+            ended.append(&mut self.0);
+        }
+    }
+}
+
+thread_local! {
+    static MADE_HERE: std::cell::RefCell<MadeHere> =
+        const { std::cell::RefCell::new(MadeHere(Vec::new())) };
+}
+
+/// A new, empty database; returns its URL. It lives until its test ends;
+/// a later test drops it, so a test process keeps on disk only the
+/// databases of the tests running (each is ~8 MB).
 pub async fn fresh_database() -> String {
     let admin = cluster_url("audotics");
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
         .await
         .expect("connect to the test cluster");
+    let ended = std::mem::take(&mut *ENDED.lock().unwrap());
+    for old in ended {
+        // FORCE: a connection of the ended test's hub may still be closing.
+        sqlx::Executor::execute(
+            &mut conn,
+            format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)").as_str(),
+        )
+        .await
+        .expect("drop an ended test's database");
+    }
     sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
         .await
         .expect("create test database");
+    MADE_HERE.with(|m| m.borrow_mut().0.push(name.clone()));
     cluster_url(&name)
 }
 

@@ -102,6 +102,8 @@ pub fn shared_url() -> String {
         if let Some(s) = SHARED.get() {
             if let Ok(mut s) = s.lock() {
                 s.stop();
+                // Statics are never dropped: remove the config here.
+                let _ = std::fs::remove_file(&s.conf);
             }
         }
     }
