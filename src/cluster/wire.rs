@@ -250,6 +250,11 @@ pub enum Request {
         /// A screen that watches (not made a member).
         #[serde(default)]
         watch: bool,
+        /// It asked for `suggestions` frames: only then does the opening
+        /// carry the latest one. (A node that predates the field always
+        /// got it, so absent means asked.)
+        #[serde(default = "asked")]
+        suggestions: bool,
     },
     /// `GET /v1/sessions/{id}` for `viewer`.
     Snapshot { viewer: String },
@@ -259,6 +264,10 @@ pub enum Request {
     End,
     /// A node's listeners changed (no reply).
     Presence(Report),
+}
+
+fn asked() -> bool {
+    true
 }
 
 impl Request {
@@ -402,6 +411,24 @@ mod tests {
             frame: "{\"a\":\n1}\n".into(),
         };
         assert_eq!(OpReply::decode(r.encode()).unwrap(), r);
+    }
+
+    #[test]
+    fn a_join_from_a_node_that_predates_asking_gets_suggestions() {
+        let join = |extra: &str| {
+            let json = format!(
+                r#"{{"k":"join","user":{{"id":"u","email":"u@x","name":"U","avatar":null,
+                "spotifyId":null,"createdAt":"2026-01-01T00:00:00Z"}},"since":null{extra}}}"#
+            );
+            match Request::decode(json.as_bytes()).unwrap() {
+                Request::Join {
+                    suggestions, watch, ..
+                } => (suggestions, watch),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(join(""), (true, false));
+        assert_eq!(join(r#","suggestions":false,"watch":true"#), (false, true));
     }
 
     #[test]

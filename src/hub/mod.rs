@@ -201,7 +201,7 @@ enum Ask {
     Join {
         user: User,
         since: Option<i64>,
-        watch: bool,
+        asks: Asks,
     },
     Snapshot {
         viewer: UserId,
@@ -224,10 +224,11 @@ impl Ask {
                 user: user.to_string(),
                 frames: ops.iter().map(|f| f.text.clone()).collect(),
             },
-            Ask::Join { user, since, watch } => Request::Join {
+            Ask::Join { user, since, asks } => Request::Join {
                 user: user.clone(),
                 since: *since,
-                watch: *watch,
+                watch: asks.watch,
+                suggestions: asks.suggestions,
             },
             Ask::Snapshot { viewer } => Request::Snapshot {
                 viewer: viewer.to_string(),
@@ -276,12 +277,12 @@ impl Ask {
                 }
                 Some(Got::Ops(replies))
             }
-            Ask::Join { user, since, watch } => {
+            Ask::Join { user, since, asks } => {
                 let (reply, rx) = oneshot::channel();
                 let cmd = Command::RemoteJoin {
                     user: user.clone(),
                     since: *since,
-                    watch: *watch,
+                    asks: *asks,
                     reply,
                 };
                 h.tx.send(cmd).await.ok()?;
@@ -525,8 +526,7 @@ impl Hub {
     ) -> Result<(Link, ListenerId), JoinRefusal> {
         let user_id = UserId::from_stored(user.id.clone());
         let name = user.name.clone();
-        let watch = asks.watch;
-        let ask = Ask::Join { user, since, watch };
+        let ask = Ask::Join { user, since, asks };
         for _ in 0..3 {
             let relay = self.relay(session_id);
             // Subscribed before the owner makes the opening: nothing

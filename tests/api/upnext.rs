@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use audotics_client::rest::PreferencesBody;
 use audotics_client::{msg, Ws};
+use audotics_hub::config::Config;
 use audotics_protocol::model::TrackFeatures;
 use audotics_protocol::party::Suggested;
 use audotics_protocol::ServerMsg;
@@ -162,5 +163,88 @@ async fn suggestions_follow_the_room_and_never_name_a_queued_track() {
     let eve = app.register("Eve").await;
     let err = app.as_user(&eve).suggestions(&session).await.unwrap_err();
     assert_eq!(err.status(), Some(403));
+    app.stop().await;
+}
+
+/// The join answers for `playlist` that cross NATS within `within`: whether
+/// each carried a `suggestions` frame.
+async fn joins_seen(
+    sub: &mut async_nats::Subscriber,
+    playlist: &str,
+    within: Duration,
+) -> Option<bool> {
+    use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + within;
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, sub.next()).await {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&m.payload) else {
+            continue;
+        };
+        let opening = &v["opening"];
+        if opening["playlist_id"] == playlist {
+            let carried = !opening["suggestions"].is_null();
+            eprintln!(
+                "join answer: {} bytes, suggestions {carried}",
+                m.payload.len()
+            );
+            return Some(carried);
+        }
+    }
+    None
+}
+
+/// Cluster: a joiner on a node that does not own the session is sent the
+/// latest `suggestions` frame over NATS only when it asked for them (its
+/// node would drop it).
+#[tokio::test]
+async fn a_remote_joiner_is_sent_suggestions_only_when_it_asked() {
+    let nats = crate::nats::shared_url();
+    let mut config = Config::for_database_url(fresh_database().await);
+    config.pool_size = 5;
+    unlimited(&mut config);
+    let name = format!("t{}", uuid::Uuid::new_v4().simple());
+    let app = spawn_cluster(config, &nats, &name, 2).await;
+    let ann = app.register("Ann").await;
+    let ben = app.register("Ben").await;
+    let (session, playlist) = app.create_session(&ann, "Up next, two nodes").await;
+    for i in 0..8 {
+        let t = track_meta(&format!("remote{i}"), &format!("Remote {i}"));
+        app.as_user(&ann)
+            .upsert_track(&t, Some(&features(0.9, 0.05)))
+            .await
+            .unwrap();
+    }
+    // Ann joins on the first node, which takes the session, and gets a list.
+    let mut a = Ws::connect(&app.rest.ws_url()).await;
+    a.send(&msg::join_with_suggestions(&session, &ann.token, None))
+        .await;
+    assert!(matches!(a.recv().await, ServerMsg::Snapshot(_)));
+    suggestions(&mut a, Duration::from_secs(10)).await;
+
+    // Only answers (a subscriber of the requests' subjects would count as
+    // a responder and hide a missing owner from every cluster on this NATS).
+    let watcher = async_nats::connect(nats.as_str()).await.unwrap();
+    let mut sub = watcher.subscribe("_INBOX.>").await.unwrap();
+    watcher.flush().await.unwrap();
+    let other = app.others[0].rest.ws_url();
+    // Ben joins on the other node without asking: the owner sends none.
+    let mut plain = Ws::connect(&other).await;
+    plain.join_snapshot(&session, &ben.token).await;
+    let carried = joins_seen(&mut sub, &playlist, Duration::from_secs(5)).await;
+    assert_eq!(carried, Some(false), "a join that did not ask");
+    // Asking, he gets the latest at once, carried in the join's answer.
+    let mut asking = Ws::connect(&other).await;
+    asking
+        .send(&msg::join_with_suggestions(&session, &ben.token, None))
+        .await;
+    assert!(matches!(asking.recv().await, ServerMsg::Snapshot(_)));
+    let carried = joins_seen(&mut sub, &playlist, Duration::from_secs(5)).await;
+    assert_eq!(carried, Some(true), "a join that asked");
+    suggestions(&mut asking, Duration::from_secs(5)).await;
+    while let Some(m) = plain.try_recv().await {
+        assert!(
+            !matches!(m, ServerMsg::Suggestions { .. }),
+            "a listener that did not ask got {m:?}"
+        );
+    }
     app.stop().await;
 }

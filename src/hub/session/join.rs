@@ -85,9 +85,9 @@ impl SessionActor {
         &mut self,
         user: User,
         since: Option<i64>,
-        watch: bool,
+        asks: Asks,
     ) -> JoinReply {
-        let user_id = match self.admit(user, watch).await {
+        let user_id = match self.admit(user, asks.watch).await {
             Ok(id) => id,
             Err(JoinRefusal::NotFound) => return JoinReply::NotFound,
             Err(JoinRefusal::Ended) => return JoinReply::Ended,
@@ -103,7 +103,12 @@ impl SessionActor {
             playlist_id: self.state.playlist.id.clone(),
             mark: owned.mark(),
             frames: frames.iter().map(|f| f.as_str().to_owned()).collect(),
-            suggestions: self.upnext.frame().map(|f| f.as_str().to_owned()),
+            // Only for a joiner that asked: the relay would drop it.
+            suggestions: asks
+                .suggestions
+                .then(|| self.upnext.frame())
+                .flatten()
+                .map(|f| f.as_str().to_owned()),
         })
     }
 

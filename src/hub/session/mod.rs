@@ -106,8 +106,7 @@ pub enum Command {
     RemoteJoin {
         user: User,
         since: Option<i64>,
-        /// A screen that watches: not made a member.
-        watch: bool,
+        asks: Asks,
         reply: oneshot::Sender<JoinReply>,
     },
     /// Cluster: a node's listeners changed.
@@ -709,10 +708,10 @@ impl SessionActor {
             Command::RemoteJoin {
                 user,
                 since,
-                watch,
+                asks,
                 reply,
             } => {
-                let r = self.remote_join(user, since, watch).await;
+                let r = self.remote_join(user, since, asks).await;
                 let _ = reply.send(r);
                 false
             }

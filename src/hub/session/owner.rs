@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::listeners::frame;
+use super::listeners::{frame, Asks};
 use super::parse::to_op;
 use super::Command;
 use crate::cluster::wire::{encode_json, Answer, JoinReply, OpReply, Request};
@@ -73,14 +73,20 @@ pub async fn forward(mut sub: Subscriber, actor: mpsc::WeakSender<Command>, clus
                 }));
                 sent
             }
-            Request::Join { user, since, watch } => {
+            Request::Join {
+                user,
+                since,
+                watch,
+                suggestions,
+            } => {
                 let Some(to) = reply_to else { continue };
                 let (reply, rx) = oneshot::channel();
+                let asks = Asks { suggestions, watch };
                 let sent = tx
                     .send(Command::RemoteJoin {
                         user,
                         since,
-                        watch,
+                        asks,
                         reply,
                     })
                     .await
