@@ -166,9 +166,9 @@ async fn suggestions_follow_the_room_and_never_name_a_queued_track() {
     app.stop().await;
 }
 
-/// The join answers for `playlist` that cross NATS within `within`: whether
-/// each carried a `suggestions` frame.
-async fn joins_seen(
+/// The next join answer for `playlist` to cross NATS within `within`:
+/// whether it carried a `suggestions` frame (`None`: no answer came).
+async fn next_join_answer(
     sub: &mut async_nats::Subscriber,
     playlist: &str,
     within: Duration,
@@ -229,7 +229,7 @@ async fn a_remote_joiner_is_sent_suggestions_only_when_it_asked() {
     // Ben joins on the other node without asking: the owner sends none.
     let mut plain = Ws::connect(&other).await;
     plain.join_snapshot(&session, &ben.token).await;
-    let carried = joins_seen(&mut sub, &playlist, Duration::from_secs(5)).await;
+    let carried = next_join_answer(&mut sub, &playlist, Duration::from_secs(5)).await;
     assert_eq!(carried, Some(false), "a join that did not ask");
     // Asking, he gets the latest at once, carried in the join's answer.
     let mut asking = Ws::connect(&other).await;
@@ -237,7 +237,7 @@ async fn a_remote_joiner_is_sent_suggestions_only_when_it_asked() {
         .send(&msg::join_with_suggestions(&session, &ben.token, None))
         .await;
     assert!(matches!(asking.recv().await, ServerMsg::Snapshot(_)));
-    let carried = joins_seen(&mut sub, &playlist, Duration::from_secs(5)).await;
+    let carried = next_join_answer(&mut sub, &playlist, Duration::from_secs(5)).await;
     assert_eq!(carried, Some(true), "a join that asked");
     suggestions(&mut asking, Duration::from_secs(5)).await;
     while let Some(m) = plain.try_recv().await {
